@@ -1,0 +1,226 @@
+"""The connector interface, and the plumbing every tracker shares.
+
+A connector reads one source (a tracker and a scope) and yields normalized :class:`Page`
+objects; it never imports Prefect and never touches the store. ``flows`` wrap connectors
+in tasks; :func:`flows.pipeline.sync_source` writes pages and moves the watermark.
+
+Errors are classed by how to recover::
+
+    SourceError                 every tracker problem; names the source and what to do
+    ├── RetriableError          5xx, connection reset, read timeout: retry with backoff
+    │   └── RateLimited         429 / throttled: wait at least ``retry_after`` seconds
+    └── FatalSourceError        nothing a retry can fix: bad credentials, no permission,
+        │                       a missing export file, an unknown project
+        └── AuthError           401 / 403
+
+Never branch on exception text: branch on the class.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar, Protocol, TypeVar, runtime_checkable
+
+from models.records import Page
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SourceError(Exception):
+    """A tracker problem, with the source's name and a hint for the user."""
+
+    def __init__(self, source: str, message: str, *, hint: str = "") -> None:
+        self.source = source
+        self.message = message
+        self.hint = hint
+        text = f"source '{source}': {message}"
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)
+
+
+class RetriableError(SourceError):
+    """A transient failure: the same call may succeed later."""
+
+
+class RateLimited(RetriableError):
+    """The tracker asked us to slow down; ``retry_after`` is its minimum wait in seconds."""
+
+    def __init__(self, source: str, message: str, *, retry_after: float, hint: str = "") -> None:
+        super().__init__(source, message, hint=hint)
+        self.retry_after = retry_after
+
+
+class FatalSourceError(SourceError):
+    """A failure no retry can fix: configuration, permissions, missing data."""
+
+
+class AuthError(FatalSourceError):
+    """The tracker refused the credentials (401) or the permission (403)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What a sync asks for: items updated at or after ``since`` (None: everything).
+
+    ``until`` is the run's start. Nothing after it may become a watermark, so an update
+    made while the sync runs is read again next time instead of being skipped.
+    """
+
+    since: datetime | None
+    until: datetime
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One source of one plan.
+
+    ``ordered`` says the pages come in ascending ``updated`` order, so the store may move
+    the watermark after each page; otherwise it moves only after the last page.
+    """
+
+    kind: ClassVar[str]
+    name: str
+    ordered: bool
+
+    def fetch(self, window: Window) -> Iterator[Page]:
+        """Yield the items updated in ``window``, with complete history, page by page."""
+        ...
+
+    def resolve(self, selector: dict[str, object]) -> frozenset[str] | None:
+        """Keys the tracker selects for a selector only it can evaluate (JQL), else None."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now or datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def error_for_status(
+    source: str, status: int, *, retry_after: str | None = None, what: str = "request"
+) -> SourceError | None:
+    """Class an HTTP status by how to recover (None for success)."""
+    if status < 400:
+        return None
+    if status == 429:
+        wait = parse_retry_after(retry_after)
+        return RateLimited(
+            source,
+            f"{what} was rate-limited (HTTP 429)",
+            retry_after=wait if wait is not None else 5.0,
+            hint="stratmap waits and retries; lower the source's concurrency if this persists",
+        )
+    if status in (401, 403):
+        return AuthError(
+            source,
+            f"{what} was refused (HTTP {status})",
+            hint="check the source's token/e-mail and that the account may browse the projects",
+        )
+    if status >= 500 or status in (408, 409, 425):
+        return RetriableError(source, f"{what} failed (HTTP {status})")
+    return FatalSourceError(
+        source, f"{what} failed (HTTP {status})", hint="check the source's url and scope"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter; a rate limit's ``retry_after`` is a floor."""
+
+    attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 60.0
+
+    def delay(self, attempt: int, error: RetriableError, rng: random.Random) -> float:
+        backoff = min(self.max_delay, self.base_delay * (2**attempt))
+        wait = rng.uniform(backoff / 2, backoff)
+        if isinstance(error, RateLimited):
+            # Never sooner than the tracker said: the jitter only adds.
+            wait = max(wait, error.retry_after) + rng.uniform(0, 0.25)
+        return wait
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> T:
+    """Run ``call``, retrying :class:`RetriableError` per ``policy``; re-raise the last one."""
+    rng = rng or random.Random()
+    for attempt in range(policy.attempts):
+        try:
+            return call()
+        except RetriableError as error:
+            if attempt == policy.attempts - 1:
+                raise
+            wait = policy.delay(attempt, error, rng)
+            log.warning("%s; retry %d/%d in %.1fs", error, attempt + 1, policy.attempts - 1, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class TokenPaginator:
+    """Follows an opaque next-page token, refusing one it has already seen.
+
+    A tracker that hands back the same token twice would otherwise loop forever.
+    """
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._seen: set[str] = set()
+        self.token: str | None = None
+        self.finished = False
+
+    def advance(self, next_token: str | None) -> None:
+        if not next_token:
+            self.finished = True
+            return
+        if next_token in self._seen:
+            raise FatalSourceError(
+                self._source,
+                f"the tracker repeated the page token {next_token[:16]!r}",
+                hint="this is a tracker bug; retry later",
+            )
+        self._seen.add(next_token)
+        self.token = next_token
+
+
+def at_most(until: datetime, value: datetime | None) -> datetime | None:
+    """Clamp a cursor to the run's start: a watermark never runs ahead of the run."""
+    if value is None:
+        return None
+    return min(value, until)
+
+
+def minus(value: datetime | None, overlap: timedelta) -> datetime | None:
+    """``value - overlap``, keeping None (a first, full sync)."""
+    return None if value is None else value - overlap

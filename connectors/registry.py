@@ -1,0 +1,31 @@
+"""Builds the connector for a plan's source. Trackers' modules are imported only when used."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from connectors.base import Connector, FatalSourceError
+from models.plan import ExportSource, JiraSource, Source
+
+SecretResolver = Callable[[str, str], str]
+"""(source name, env:/block: reference) -> the secret's value."""
+
+
+def build_connector(name: str, source: Source, *, plan_dir: Path,
+                    secret: SecretResolver) -> Connector:
+    """The connector for ``source``; relative export paths are read from ``plan_dir``."""
+    if isinstance(source, ExportSource):
+        from connectors.export import ExportConnector
+
+        path = Path(source.path)
+        return ExportConnector(name, path if path.is_absolute() else plan_dir / path,
+                               fmt=source.kind, status_done=source.status_done)
+    if isinstance(source, JiraSource):
+        from connectors.jira import JiraConnector
+
+        return JiraConnector(name, source, token=secret(name, source.token))
+    raise FatalSourceError(
+        name, f"this version of stratmap has no {source.kind} connector yet",
+        hint="sync it to a CSV/JSON lines export meanwhile (kind: csv or jsonl)",
+    )

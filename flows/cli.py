@@ -1,0 +1,348 @@
+"""``stratmap``: the command line.
+
+Prefect is imported only by the commands that need it (``serve``, or ``run`` with a
+Prefect API configured), so ``validate`` and an offline ``run`` start in well under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INVALID = 2
+EXIT_SOURCE = 3
+EXIT_FINDINGS = 4
+
+EXIT_CODES = """\
+exit codes:
+  0  done
+  1  an unexpected error (a bug: please report it with the message)
+  2  the plan (or the command line) is invalid: every problem is printed as
+     PLAN:LINE:COLUMN: message
+  3  a tracker could not be synced: the message names the source and what to check;
+     what was synced before the error is kept
+  4  --fail-on was given and a finding of that severity (or worse) was found
+"""
+
+STATUS_STYLE = {
+    "done": "green", "not_started": "dim", "on_track": "green", "at_risk": "yellow",
+    "off_track": "bold red",
+}
+SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+log = logging.getLogger("stratmap")
+
+
+def parse_when(text: str) -> datetime:
+    """An ISO 8601 date (midnight UTC) or datetime (UTC if no offset is given)."""
+    value = text.strip().replace("Z", "+00:00")
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date or datetime (e.g. 2027-01-20 or "
+            "2027-01-20T09:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace, console: Console) -> int:
+    target = Path(args.path)
+    if target.is_dir():
+        target = target / "plan.yaml"
+    if target.exists() and not args.force:
+        console.print(f"[red]{target} exists[/]; pass --force to overwrite it")
+        return EXIT_INVALID
+    template = resources.files("models").joinpath("templates/plan.yaml").read_text("utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(template, encoding="utf-8")
+    console.print(f"Wrote [bold]{target}[/]. Next: edit it, then "
+                  f"[bold]stratmap validate {target}[/] and [bold]stratmap run {target}[/].")
+    return EXIT_OK
+
+
+def _load(path: str, console: Console):  # type: ignore[no-untyped-def]
+    from models.planfile import PlanError, load_plan
+
+    try:
+        return load_plan(path)
+    except PlanError as error:
+        for problem in error.problems:
+            console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        console.print(f"[red]{len(error.problems)} problem(s)[/] in {path}", highlight=False)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    failed = False
+    for path in args.plans:
+        plan = _load(path, console)
+        if plan is None:
+            failed = True
+            continue
+        milestones = sum(len(g.milestones) for g in plan.goals)
+        console.print(f"{path}: [green]valid[/] — {len(plan.goals)} goals, {milestones} "
+                      f"milestones, {len(plan.people)} people, {len(plan.sources)} sources",
+                      highlight=False)
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def _sync(plan, plan_path: Path, store, console: Console, *, quiet: bool) -> int:  # type: ignore[no-untyped-def]
+    from connectors.base import SourceError
+    from flows.pipeline import sync_plan_source
+    from models.records import utcnow
+
+    started = utcnow()
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.fields[items]} items · {task.fields[requests]} requests"),
+                  TimeElapsedColumn(), console=console, transient=False,
+                  disable=quiet) as progress:
+        for name in plan.sources:
+            task = progress.add_task(f"sync {name}", total=None, items=0, requests=0)
+
+            def on_page(page, task=task):  # type: ignore[no-untyped-def]
+                progress.update(task, advance=len(page.items),
+                                items=progress.tasks[task].completed + len(page.items),
+                                requests=progress.tasks[task].fields["requests"] + page.requests)
+
+            try:
+                result = sync_plan_source(plan, name, store, plan_dir=plan_path.parent,
+                                          started=started, on_page=on_page)
+            except SourceError as error:
+                progress.stop()
+                console.print(f"[red]sync failed:[/] {error}", highlight=False)
+                return EXIT_SOURCE
+            progress.update(task, total=max(1, result.items), completed=max(1, result.items),
+                            description=f"synced {name}")
+    return EXIT_OK
+
+
+def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from models.store import Store
+
+    return Store(args.db)
+
+
+def _summary(report, console: Console) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"{report.plan} — as of {report.as_of:%Y-%m-%d %H:%M} UTC",
+                  title_justify="left")
+    for column in ("Goal / milestone", "Status", "Progress", "Items", "Due", "Owner"):
+        table.add_column(column)
+    for goal in report.goals:
+        style = STATUS_STYLE[goal.status.value]
+        table.add_row(f"[bold]{goal.title}[/] ({goal.id})", f"[{style}]{goal.status.value}[/]",
+                      f"{goal.progress:.0%}", "", "", goal.owner or "[red]—[/]")
+        for m in goal.milestones:
+            style = STATUS_STYLE[m.status.value]
+            table.add_row(f"  {m.title}", f"[{style}]{m.status.value}[/]", f"{m.progress:.0%}",
+                          f"{m.items.done}/{m.items.total}", str(m.due or ""),
+                          m.owner or "[red]—[/]")
+    console.print(table)
+    findings = Table(title=f"{len(report.findings)} findings", title_justify="left")
+    for column in ("Severity", "Kind", "Where", "Message"):
+        findings.add_column(column, overflow="fold")
+    for f in report.findings:
+        findings.add_row(f"[{SEVERITY_STYLE[f.severity.value]}]{f.severity.value}[/]",
+                         f.kind.value, f.milestone or f.goal or f.item or "", f.message)
+    if report.findings:
+        console.print(findings)
+    if report.unknown_people:
+        names = ", ".join(f"{u.source}:{u.account}" for u in report.unknown_people)
+        console.print(f"[yellow]Unknown people[/] (add them to the plan): {names}",
+                      highlight=False)
+
+
+def _fail_on(report, threshold: str | None) -> int:  # type: ignore[no-untyped-def]
+    if threshold is None:
+        return EXIT_OK
+    worst = max((SEVERITY_RANK[f.severity.value] for f in report.findings), default=-1)
+    return EXIT_FINDINGS if worst >= SEVERITY_RANK[threshold] else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from flows.pipeline import judge_plan
+    from models.records import utcnow
+
+    plan = _load(args.plan, console)
+    if plan is None:
+        return EXIT_INVALID
+    with _store(args) as store:
+        if not args.offline:
+            code = _sync(plan, Path(args.plan), store, console, quiet=args.quiet)
+            if code != EXIT_OK:
+                return code
+        report = judge_plan(plan, store, as_of=args.as_of or utcnow())
+    if args.json:
+        Path(args.json).write_text(report.to_json(), encoding="utf-8")
+    if not args.quiet:
+        _summary(report, console)
+        if args.json:
+            console.print(f"Report written to [bold]{args.json}[/]")
+    return _fail_on(report, args.fail_on)
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from flows.pipeline import judge_plan
+    from models.records import utcnow
+
+    plan = _load(args.plan, console)
+    if plan is None:
+        return EXIT_INVALID
+    with _store(args) as store:
+        report = judge_plan(plan, store, as_of=args.as_of or utcnow())
+    if args.format == "json":
+        text = report.to_json()
+    else:
+        from publish.markdown import render
+
+        text = render(report)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        console.print(f"Wrote {args.output}", highlight=False)
+    else:
+        sys.stdout.write(text)
+    return _fail_on(report, args.fail_on)
+
+
+def cmd_schema(args: argparse.Namespace, console: Console) -> int:
+    from models.schemas import schema_text
+
+    sys.stdout.write(schema_text(args.which))
+    return EXIT_OK
+
+
+# -- the parser --------------------------------------------------------------------------------
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def _db_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL",
+                        help="SQLAlchemy URL of the store (default: $STRATMAP_DB, else "
+                             "sqlite:///stratmap.db), e.g. postgresql+psycopg://host/db")
+    parser.add_argument("--as-of", type=parse_when, metavar="WHEN",
+                        help="judge the plan as it stood at WHEN (ISO 8601 date or datetime; "
+                             "default: now)")
+    parser.add_argument("--fail-on", choices=["info", "warning", "critical"],
+                        help="exit 4 when a finding of this severity or worse is found")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stratmap", formatter_class=_Formatter,
+        description=textwrap.dedent("""\
+            Tie a strategic plan to the issue trackers and judge it from evidence.
+
+            A plan file names the goals, milestones, owners and the tracker items behind
+            them; stratmap syncs the trackers, maps the items, and reports what is stalled,
+            overdue, slipping, missing senior feedback, resting on one person, or unowned."""),
+        epilog=textwrap.dedent("""\
+            first steps:
+              stratmap init plan.yaml          write a commented plan template
+              stratmap validate plan.yaml      check it (problems as FILE:LINE:COL)
+              stratmap run plan.yaml           sync the trackers, judge, print the summary
+              stratmap report plan.yaml --format md -o report.md
+
+            try the bundled sample, offline:
+              stratmap run examples/northwind/plan.yaml --as-of 2027-03-01T09:00Z
+
+            """) + EXIT_CODES,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    init = commands.add_parser("init", help="write a commented plan template",
+                               formatter_class=_Formatter,
+                               description="Write a commented plan template to fill in.",
+                               epilog="example:\n  stratmap init plans/growth.yaml")
+    init.add_argument("path", nargs="?", default="plan.yaml", help="where (default plan.yaml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=cmd_init)
+
+    validate = commands.add_parser(
+        "validate", help="check plan files", formatter_class=_Formatter,
+        description="Check plan files; print every problem as PLAN:LINE:COLUMN: message.",
+        epilog="example:\n  stratmap validate plan.yaml\n\n" + EXIT_CODES)
+    validate.add_argument("plans", nargs="+", metavar="PLAN")
+    validate.set_defaults(func=cmd_validate)
+
+    run = commands.add_parser(
+        "run", help="sync every source, judge the plan, publish", formatter_class=_Formatter,
+        description=textwrap.dedent("""\
+            Sync every source of the plan incrementally (only what changed since the last
+            run, re-reading a small overlap), judge the plan, and print the summary."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              stratmap run plan.yaml
+              stratmap run plan.yaml --json report.json --fail-on critical
+              stratmap run plan.yaml --offline --as-of 2027-01-20   # judge the past, no sync
+              STRATMAP_DB=postgresql+psycopg://localhost/stratmap stratmap run plan.yaml
+
+            """) + EXIT_CODES)
+    run.add_argument("plan", metavar="PLAN")
+    _db_options(run)
+    run.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
+    run.add_argument("--offline", action="store_true",
+                     help="skip the sync: judge what the store already holds")
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    run.set_defaults(func=cmd_run)
+
+    report = commands.add_parser(
+        "report", help="write the report from the store (no sync)", formatter_class=_Formatter,
+        description="Judge the plan from the store (no sync) and write the report.",
+        epilog=textwrap.dedent("""\
+            examples:
+              stratmap report plan.yaml --format md -o report.md
+              stratmap report plan.yaml --format json --as-of 2027-01-20 | jq .findings
+
+            """) + EXIT_CODES)
+    report.add_argument("plan", metavar="PLAN")
+    _db_options(report)
+    report.add_argument("--format", choices=["md", "json"], default="md",
+                        help="md (default) or json")
+    report.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    report.set_defaults(func=cmd_report)
+
+    schema = commands.add_parser(
+        "schema", help="print the JSON Schema of the plan file or the report",
+        description="Print a JSON Schema (for editors and for checking reports).",
+        epilog="example:\n  stratmap schema plan > plan.schema.json")
+    schema.add_argument("which", choices=["plan", "report"])
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    console = Console(stderr=args.command in ("report", "schema"))
+    try:
+        return int(args.func(args, console))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: what was synced before is kept")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

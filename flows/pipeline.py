@@ -1,0 +1,131 @@
+"""The steps of a tracking run as plain functions: sync each source, judge, publish.
+
+The Prefect flows in :mod:`flows.track` wrap these same functions in tasks; ``stratmap
+run`` calls them directly when no Prefect API is configured, so the CLI stays fast.
+
+The sync's guarantees (tested in ``tests/test_sync.py`` and the contract suite):
+
+* each run reads ``updated >= watermark - overlap``, and upserts on ``(source, key)``, so a
+  double run over overlapping data loses nothing and duplicates nothing;
+* the watermark moves only in the transaction that wrote the rows it covers, never past
+  the run's start, and never backwards;
+* a crash at any point leaves the store as it was after the last committed page.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from connectors.base import Connector, Window, at_most, minus
+from connectors.registry import build_connector
+from flows.secrets import resolve_secret
+from judgement import judge
+from models.plan import Plan, Selector
+from models.records import Page
+from models.report import Report
+from models.store import Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OVERLAP = timedelta(minutes=15)
+RECONCILE_EVERY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    source: str
+    pages: int
+    items: int
+    requests: int
+    watermark: datetime | None
+    removed: int
+    seconds: float
+
+
+PageHook = Callable[[Page], None]
+
+
+def selectors_of(plan: Plan, source: str) -> list[Selector]:
+    """Every selector of the plan that reads ``source``, once each."""
+    seen: dict[str, Selector] = {}
+    for goal in plan.goals:
+        for milestone in goal.milestones:
+            for selector in milestone.work:
+                if selector.source == source:
+                    seen.setdefault(selector.key(), selector)
+    return [seen[k] for k in sorted(seen)]
+
+
+def sync_source(connector: Connector, store: Store, *, started: datetime,
+                overlap: timedelta | None = None, selectors: list[Selector] | None = None,
+                reconcile_every: timedelta | None = RECONCILE_EVERY,
+                on_page: PageHook | None = None) -> SyncResult:
+    """Sync one source incrementally into ``store``; see the module's guarantees."""
+    clock = time.perf_counter()
+    name = connector.name
+    if overlap is None:
+        overlap = getattr(connector, "default_overlap", DEFAULT_OVERLAP)
+    store.start_sync(name, connector.kind, started)
+    previous = store.watermark(name)
+    window = Window(since=minus(previous, overlap), until=started)
+    pages = items = requests = 0
+    highest: datetime | None = None
+    for page in connector.fetch(window):
+        pages += 1
+        items += len(page.items)
+        requests += page.requests
+        cursor = at_most(started, page.cursor)
+        if cursor is not None and (highest is None or cursor > highest):
+            highest = cursor
+        # An ordered source's watermark may follow each page; an unordered one's only
+        # the last, once every row it covers is written.
+        store.write_page(page, watermark=cursor if connector.ordered else None)
+        if on_page is not None:
+            on_page(page)
+    if not connector.ordered and highest is not None:
+        store.write_page(Page(source=name), watermark=highest)
+    for selector in selectors or []:
+        keys = connector.resolve(selector.criteria())
+        if keys is not None:
+            store.replace_selection(name, selector.key(), keys)
+    removed = 0
+    reconcile = getattr(connector, "reconcile", None)
+    state = store.state(name)
+    due = reconcile_every is not None and (
+        state is None or state.last_reconciled is None
+        or started - state.last_reconciled >= reconcile_every
+    )
+    if reconcile is not None and due:
+        removed = store.mark_removed(name, reconcile(), started)
+    store.finish_sync(name, started, reconciled=bool(reconcile is not None and due))
+    return SyncResult(source=name, pages=pages, items=items, requests=requests,
+                      watermark=store.watermark(name), removed=removed,
+                      seconds=time.perf_counter() - clock)
+
+
+def connector_for(plan: Plan, name: str, *, plan_dir: Path) -> Connector:
+    return build_connector(name, plan.sources[name], plan_dir=plan_dir, secret=resolve_secret)
+
+
+def sync_plan_source(plan: Plan, name: str, store: Store, *, plan_dir: Path,
+                     started: datetime, on_page: PageHook | None = None) -> SyncResult:
+    """Build the source's connector and sync it."""
+    source = plan.sources[name]
+    connector = connector_for(plan, name, plan_dir=plan_dir)
+    try:
+        return sync_source(connector, store, started=started, overlap=source.overlap,
+                           selectors=selectors_of(plan, name), on_page=on_page,
+                           reconcile_every=getattr(source, "reconcile_every", None)
+                           or RECONCILE_EVERY)
+    finally:
+        connector.close()
+
+
+def judge_plan(plan: Plan, store: Store, *, as_of: datetime) -> Report:
+    """Judge the plan from everything stored for its sources."""
+    return judge(plan, store.evidence(plan.sources), as_of=as_of)

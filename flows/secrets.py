@@ -1,0 +1,50 @@
+"""Resolving ``env:VAR`` and ``block:NAME`` references; secrets never come from the plan."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from connectors.base import FatalSourceError
+
+
+def resolve_secret(source: str, reference: str) -> str:
+    """The secret named by ``reference`` for ``source``, or a clear error saying what to set."""
+    scheme, _, name = reference.partition(":")
+    if scheme == "env":
+        value = os.environ.get(name)
+        if not value:
+            raise FatalSourceError(
+                source, f"the environment variable {name} is not set",
+                hint=f"export {name}=... before running, or use block:NAME for a Prefect block",
+            )
+        return value
+    if scheme == "block":
+        return _from_block(source, name)
+    raise FatalSourceError(source, f"cannot resolve secret reference {reference!r}")
+
+
+def _from_block(source: str, name: str) -> str:
+    from prefect.blocks.core import Block
+
+    try:
+        block: Any = Block.load(name) if "/" in name else _load_any(name)
+    except (ValueError, RuntimeError) as error:
+        raise FatalSourceError(
+            source, f"cannot load the Prefect block {name!r}",
+            hint="create it in the Prefect UI or with `prefect block create`; names are "
+                 "type-slug/block-name, e.g. stratmap-tracker-credentials/jira",
+        ) from error
+    for attribute in ("token", "api_token", "value"):
+        value = getattr(block, attribute, None)
+        if value is not None:
+            return str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+    if hasattr(block, "get"):
+        return str(block.get())
+    raise FatalSourceError(source, f"the block {name!r} holds no token")
+
+
+def _load_any(name: str) -> Any:
+    from prefect.blocks.system import Secret
+
+    return Secret.load(name)

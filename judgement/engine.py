@@ -1,0 +1,435 @@
+"""The judgement: a plan, its evidence and a moment in, a report out.
+
+Pure: no I/O, no clock (``as_of`` is a parameter). Each rule of the contract is one
+function below, in the contract's order, so a rule reads as its definition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from judgement.evidence import EvidenceIndex, ItemId, ItemState
+from models.plan import Feedback, Goal, Milestone, Plan, Rules, format_duration
+from models.records import Evidence
+from models.report import (
+    AT_RISK_KINDS,
+    Finding,
+    GoalReport,
+    ItemCounts,
+    Kind,
+    MilestoneReport,
+    PersonReport,
+    Report,
+    Severity,
+    Status,
+    UnknownPerson,
+)
+
+MIN_FORECAST_HISTORY = timedelta(days=14)
+"""A milestone must have been active this long before ``slipping`` is forecast."""
+MIN_DONE_FOR_FORECAST = 2
+EVIDENCE_KEYS_SHOWN = 20
+
+SEVERITY = {
+    Kind.OVERDUE: Severity.CRITICAL,
+    Kind.STALLED: Severity.WARNING,
+    Kind.SLIPPING: Severity.WARNING,
+    Kind.MISSING_FEEDBACK: Severity.WARNING,
+    Kind.SINGLE_POINT_OF_FAILURE: Severity.WARNING,
+    Kind.UNOWNED: Severity.WARNING,
+    Kind.INACTIVE_OWNER: Severity.WARNING,
+    Kind.UNMAPPED_WORK: Severity.INFO,
+}
+
+
+def _days(span: timedelta) -> int:
+    return math.floor(span.total_seconds() / 86400)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _keys(states: list[ItemState]) -> list[str]:
+    return sorted(s.item.key for s in states)[:EVIDENCE_KEYS_SHOWN]
+
+
+@dataclass
+class Scope:
+    """A milestone, or a goal taken as a whole: its items and its rules."""
+
+    goal: Goal
+    milestone: Milestone | None
+    rules: Rules
+    counted: list[ItemState]
+    context: list[ItemState]
+    start: datetime | None
+    due: datetime | None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.goal.id}.{self.milestone.id}" if self.milestone else self.goal.id
+
+    @property
+    def owner(self) -> str | None:
+        return self.milestone.owner if self.milestone else self.goal.owner
+
+    def finding(self, kind: Kind, message: str, *, person: str | None = None,
+                item: str | None = None, **evidence: Any) -> Finding:
+        found = Finding(
+            kind=kind, severity=SEVERITY[kind], goal=self.goal.id,
+            milestone=self.ref if self.milestone else None, person=person, item=item,
+            message=message, evidence=evidence,
+        )
+        self.findings.append(found)
+        return found
+
+    def first_seen(self) -> datetime | None:
+        """When this scope's clock starts: its start, else its first item's creation."""
+        if self.start is not None:
+            return self.start
+        return min((s.item.created for s in self.counted), default=None)
+
+    def last_movement(self) -> datetime | None:
+        return max((s.last_change for s in self.counted if s.last_change), default=None)
+
+
+class Judgement:
+    def __init__(self, plan: Plan, evidence: Evidence, as_of: datetime) -> None:
+        self.plan = plan
+        self.as_of = as_of
+        self.index = EvidenceIndex(plan, evidence, as_of)
+        self.selected: set[ItemId] = set()
+
+    # -- scopes --------------------------------------------------------------------------
+
+    def milestone_scope(self, goal: Goal, milestone: Milestone) -> Scope:
+        counted: set[ItemId] = set()
+        context: set[ItemId] = set()
+        for selector in milestone.work:
+            chosen, around = self.index.select(selector)
+            counted |= chosen
+            context |= around
+        context -= counted
+        self.selected |= counted | context
+        return Scope(
+            goal=goal, milestone=milestone, rules=self.plan.rules_for(goal, milestone),
+            counted=[self.index.items[i] for i in sorted(counted)],
+            context=[self.index.items[i] for i in sorted(context)],
+            start=self.plan.moment(milestone.start) if milestone.start else None,
+            due=self.plan.moment(milestone.due) if milestone.due else None,
+        )
+
+    def state(self, scope: Scope) -> Status:
+        if scope.start is not None and scope.start > self.as_of:
+            return Status.NOT_STARTED
+        if scope.counted and all(s.done for s in scope.counted):
+            return Status.DONE
+        return Status.ON_TRACK
+
+    # -- the rules -----------------------------------------------------------------------
+
+    def stalled(self, scope: Scope) -> None:
+        limit = scope.rules.stall_after
+        last = scope.last_movement()
+        clock = max((m for m in (scope.start, last) if m is not None), default=None)
+        if clock is None:
+            clock = scope.first_seen()
+        if limit is None or clock is None or self.as_of - clock <= limit:
+            return
+        scope.finding(
+            Kind.STALLED,
+            f"No status change on {scope.ref} for {_days(self.as_of - clock)} days "
+            f"(limit {format_duration(limit)})",
+            last_movement=_iso(last), since=_iso(clock), stall_after=format_duration(limit),
+            items=_keys([s for s in scope.counted if not s.done]),
+        )
+
+    def overdue(self, scope: Scope) -> bool:
+        if scope.due is None or scope.due >= self.as_of:
+            return False
+        done = sum(s.done for s in scope.counted)
+        scope.finding(
+            Kind.OVERDUE,
+            f"{scope.ref} was due {scope.due.date().isoformat()}, "
+            f"{_days(self.as_of - scope.due)} days ago; {done} of {len(scope.counted)} "
+            "items done",
+            due=_iso(scope.due), open=len(scope.counted) - done,
+            items=_keys([s for s in scope.counted if not s.done]),
+        )
+        return True
+
+    def forecast(self, scope: Scope) -> tuple[bool, datetime | None]:
+        """(enough history, forecast finish); None finish means no recent rate at all."""
+        window = scope.rules.forecast_window or timedelta(days=28)
+        done_at = [s.done_at for s in scope.counted if s.done_at is not None]
+        remaining = len(scope.counted) - len(done_at)
+        began = scope.first_seen()
+        if (remaining == 0 or len(done_at) < MIN_DONE_FOR_FORECAST or began is None
+                or self.as_of - began < MIN_FORECAST_HISTORY):
+            return False, None
+        recent = sum(1 for at in done_at if at > self.as_of - window)
+        if recent == 0:
+            return True, None
+        per_item = window / recent
+        return True, self.as_of + per_item * remaining
+
+    def slipping(self, scope: Scope) -> datetime | None:
+        enough, finish = self.forecast(scope)
+        if scope.due is None or not enough:
+            return finish
+        if finish is not None and finish <= scope.due:
+            return finish
+        window = format_duration(scope.rules.forecast_window or timedelta(days=28))
+        open_count = sum(not s.done for s in scope.counted)
+        if finish is None:
+            message = (f"{scope.ref} finished no item in the last {window}; "
+                       f"{open_count} open, due {scope.due.date().isoformat()}")
+        else:
+            message = (f"{scope.ref} is forecast to finish {finish.date().isoformat()}, "
+                       f"after its due date {scope.due.date().isoformat()} "
+                       f"({open_count} open items at the last {window}'s rate)")
+        scope.finding(Kind.SLIPPING, message, forecast=_iso(finish), due=_iso(scope.due),
+                      open=open_count, window=window)
+        return finish
+
+    def missing_feedback(self, scope: Scope, rule: Feedback | None) -> None:
+        if rule is None:
+            return
+        expected = self.plan.seniors() if rule.from_ == "seniors" else list(rule.from_)
+        began = scope.first_seen()
+        if began is None or self.as_of - began < rule.every:
+            return  # the first period has not passed yet
+        since = self.as_of - rule.every
+        feedback = [
+            comment
+            for state in (*scope.counted, *scope.context)
+            for comment in state.comments
+            if self.index.person(comment.source, comment.author) in expected
+        ]
+        latest = max(feedback, key=lambda c: c.at, default=None)
+        if latest is not None and latest.at > since:
+            return
+        who = ", ".join(expected) if expected else "nobody (no senior people in the plan)"
+        scope.finding(
+            Kind.MISSING_FEEDBACK,
+            f"No feedback from {who} on {scope.ref} in the last {format_duration(rule.every)}",
+            person=expected[0] if len(expected) == 1 else None,
+            expected_from=expected, every=format_duration(rule.every),
+            last_feedback=_iso(latest.at if latest else None),
+            last_feedback_by=self.index.person(latest.source, latest.author) if latest else None,
+            item=latest.item_key if latest else None,
+        )
+
+    def unowned(self, scope: Scope) -> None:
+        if scope.owner is None:
+            what = "milestone" if scope.milestone else "goal"
+            scope.finding(Kind.UNOWNED, f"The {what} {scope.ref} has no owner",
+                          person=self.plan.leader)
+
+    def inactive_owner(self, scope: Scope) -> None:
+        owner, limit = scope.owner, scope.rules.inactive_after
+        if owner is None or limit is None:
+            return
+        last = self.index.last_activity(owner)
+        if last is not None and self.as_of - last <= limit:
+            return
+        quiet = (f"for {_days(self.as_of - last)} days" if last
+                 else "at all in the synced trackers")
+        scope.finding(
+            Kind.INACTIVE_OWNER,
+            f"{owner}, owner of {scope.ref}, has made no status change or comment {quiet} "
+            f"(limit {format_duration(limit)})",
+            person=owner, last_activity=_iso(last), inactive_after=format_duration(limit),
+        )
+
+    def single_point_of_failure(self, scope: Scope) -> None:
+        share_limit = scope.rules.single_owner_share
+        holders: Counter[str] = Counter()
+        seen: set[ItemId] = set()
+        for state in scope.counted:
+            if state.done or state.item.assignee is None or state.id in seen:
+                continue
+            seen.add(state.id)
+            person = self.index.person(state.item.source, state.item.assignee)
+            holders[person or f"{state.item.source}:{state.item.assignee}"] += 1
+        total = sum(holders.values())
+        if share_limit is None or total < 3:
+            return
+        holder, count = min(holders.items(), key=lambda kv: (-kv[1], kv[0]))
+        if count / total < share_limit:
+            return
+        known = holder in self.plan.people
+        scope.finding(
+            Kind.SINGLE_POINT_OF_FAILURE,
+            f"{holder} holds {count} of the {total} open assigned items of goal "
+            f"{scope.goal.id} ({count / total:.0%}, limit {share_limit:.0%})",
+            person=holder if known else None, share=round(count / total, 4), held=count,
+            open_assigned=total, account=None if known else holder,
+        )
+
+    def unmapped_work(self) -> list[Finding]:
+        found = []
+        for iid in sorted(set(self.index.items) - self.selected):
+            state = self.index.items[iid]
+            if state.done:
+                continue
+            found.append(Finding(
+                kind=Kind.UNMAPPED_WORK, severity=SEVERITY[Kind.UNMAPPED_WORK], goal=None,
+                milestone=None, person=self.plan.leader, item=state.item.key,
+                message=f"{state.item.key} ({state.item.title or 'untitled'}) in source "
+                        f"'{iid[0]}' belongs to no milestone",
+                evidence={"source": iid[0], "status": state.item.status,
+                          "assignee": state.item.assignee, "url": state.item.url},
+            ))
+        return found
+
+    # -- putting it together -------------------------------------------------------------
+
+    def milestone(self, scope: Scope) -> MilestoneReport:
+        assert scope.milestone is not None
+        milestone = scope.milestone
+        self.unowned(scope)
+        status = self.state(scope)
+        forecast = None
+        if status is Status.ON_TRACK:
+            self.stalled(scope)
+            if not self.overdue(scope):
+                forecast = self.slipping(scope)
+            self.missing_feedback(scope, scope.rules.feedback)
+            self.inactive_owner(scope)
+            kinds = {f.kind for f in scope.findings}
+            if Kind.OVERDUE in kinds:
+                status = Status.OFF_TRACK
+            elif kinds & AT_RISK_KINDS:
+                status = Status.AT_RISK
+        done = [s for s in scope.counted if s.done]
+        points_total = sum(s.item.points or 0.0 for s in scope.counted)
+        points_done = sum(s.item.points or 0.0 for s in done)
+        if scope.rules.progress == "points":
+            progress = points_done / points_total if points_total else 0.0
+        else:
+            progress = len(done) / len(scope.counted) if scope.counted else 0.0
+        return MilestoneReport(
+            id=scope.ref, title=milestone.title, owner=milestone.owner, status=status,
+            progress=round(progress, 4), start=milestone.start, due=milestone.due,
+            items=ItemCounts(
+                total=len(scope.counted), done=len(done),
+                points_total=round(points_total, 4) if scope.rules.progress == "points" else None,
+                points_done=round(points_done, 4) if scope.rules.progress == "points" else None,
+            ),
+            last_movement=scope.last_movement(), forecast=forecast,
+            depends_on=list(milestone.depends_on),
+        )
+
+    def goal(self, goal: Goal) -> tuple[GoalReport, list[Finding]]:
+        scopes = [self.milestone_scope(goal, m) for m in goal.milestones]
+        milestones = [self.milestone(scope) for scope in scopes]
+        whole = Scope(
+            goal=goal, milestone=None, rules=self.plan.rules_for(goal),
+            counted=_union(s.counted for s in scopes),
+            context=_union(s.context for s in scopes),
+            start=min((s.start for s in scopes if s.start), default=None), due=None,
+        )
+        statuses = [m.status for m in milestones]
+        if statuses and all(s is Status.DONE for s in statuses):
+            status = Status.DONE
+        elif statuses and all(s is Status.NOT_STARTED for s in statuses):
+            status = Status.NOT_STARTED
+        else:
+            status = max((s for s in statuses if s not in (Status.DONE, Status.NOT_STARTED)),
+                         key=_RANK.__getitem__, default=Status.ON_TRACK)
+        self.unowned(whole)
+        if status not in (Status.DONE, Status.NOT_STARTED):
+            # A goal's own feedback rule judges the goal as a whole; defaults never do.
+            self.missing_feedback(whole, goal.feedback)
+            self.single_point_of_failure(whole)
+            self.inactive_owner(whole)
+            if {f.kind for f in whole.findings} & AT_RISK_KINDS and _RANK[status] < _RANK[
+                    Status.AT_RISK]:
+                status = Status.AT_RISK
+        weights = sum(m.weight for m in goal.milestones)
+        progress = (sum(r.progress * m.weight for r, m in zip(milestones, goal.milestones,
+                                                             strict=True)) / weights
+                    if weights else 0.0)
+        findings = [f for f in whole.findings if f.kind is Kind.UNOWNED]
+        for scope in scopes:
+            findings.extend(scope.findings)
+        findings.extend(f for f in whole.findings if f.kind is not Kind.UNOWNED)
+        report = GoalReport(id=goal.id, title=goal.title, owner=goal.owner, weight=goal.weight,
+                            status=status, progress=round(progress, 4), milestones=milestones)
+        return report, findings
+
+    def people(self, goals: list[GoalReport]) -> list[PersonReport]:
+        owns: dict[str, list[str]] = {}
+        for goal in goals:
+            if goal.owner:
+                owns.setdefault(goal.owner, []).append(goal.id)
+            for milestone in goal.milestones:
+                if milestone.owner:
+                    owns.setdefault(milestone.owner, []).append(milestone.id)
+        load: Counter[str] = Counter()
+        for iid in self.selected:
+            state = self.index.items[iid]
+            person = self.index.person(state.item.source, state.item.assignee)
+            if person and not state.done:
+                load[person] += 1
+        return [
+            PersonReport(handle=handle, name=person.name, senior=person.senior,
+                         owns=owns.get(handle, []), open_items=load[handle],
+                         last_activity=self.index.last_activity(handle))
+            for handle, person in self.plan.people.items()
+        ]
+
+    def run(self) -> Report:
+        goals: list[GoalReport] = []
+        findings: list[Finding] = []
+        for goal in self.plan.goals:
+            report, found = self.goal(goal)
+            goals.append(report)
+            findings.extend(found)
+        findings.extend(self.unmapped_work())
+        weights = sum(g.weight for g in self.plan.goals)
+        progress = sum(g.progress * g.weight for g in goals) / weights if weights else 0.0
+        statuses = [g.status for g in goals]
+        if statuses and all(s is Status.DONE for s in statuses):
+            status = Status.DONE
+        else:
+            status = max(statuses, key=_RANK.__getitem__, default=Status.ON_TRACK)
+        unknown = [
+            UnknownPerson(source=source, account=account,
+                          display_name=self.index.display_names.get((source, account)),
+                          last_activity=self.index.activity.get((source, account)))
+            for source, account in self.index.unknown_accounts()
+        ]
+        flagged = sorted(f"{s.item.source}:{s.item.key}" for s in self.index.items.values()
+                         if s.item.flags)
+        return Report(
+            plan=self.plan.name, as_of=self.as_of, leader=self.plan.leader,
+            progress=round(progress, 4), status=status, goals=goals, findings=findings,
+            people=self.people(goals), unknown_people=unknown, flagged_items=flagged,
+        )
+
+
+_RANK = {Status.DONE: 0, Status.NOT_STARTED: 1, Status.ON_TRACK: 2, Status.AT_RISK: 3,
+         Status.OFF_TRACK: 4}
+
+
+def _union(groups: Any) -> list[ItemState]:
+    merged: dict[ItemId, ItemState] = {}
+    for group in groups:
+        for state in group:
+            merged[state.id] = state
+    return [merged[i] for i in sorted(merged)]
+
+
+def judge(plan: Plan, evidence: Evidence, *, as_of: datetime) -> Report:
+    """Judge ``plan`` from ``evidence`` as it stood at ``as_of`` (aware)."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    return Judgement(plan, evidence, as_of.astimezone(UTC)).run()

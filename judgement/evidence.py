@@ -1,0 +1,218 @@
+"""Indexes over the evidence, built once per judgement: who is who, what is selected,
+and what state each item was in at ``as_of``.
+
+Everything here is pure and reads no clock. History is reconstructed from status
+changes, so judging at a past ``as_of`` sees the plan as it stood then.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from models.plan import Plan, Selector
+from models.records import Comment, Evidence, StatusCategory, StatusChange, WorkItem
+
+ItemId = tuple[str, str]
+"""(source, key)"""
+
+
+@dataclass(slots=True)
+class ItemState:
+    """One item as it stood at ``as_of``."""
+
+    item: WorkItem
+    category: StatusCategory
+    done_at: datetime | None
+    """When it last became done, if it is done at ``as_of``."""
+    last_change: datetime | None
+    changes: list[StatusChange] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+
+    @property
+    def id(self) -> ItemId:
+        return (self.item.source, self.item.key)
+
+    @property
+    def done(self) -> bool:
+        return self.category is StatusCategory.DONE
+
+
+def _state(item: WorkItem, changes: list[StatusChange], comments: list[Comment],
+           as_of: datetime) -> ItemState:
+    past = [c for c in changes if c.at <= as_of]
+    if past:
+        category = past[-1].to_category
+    elif changes:
+        # Every recorded change is still to come: the item was in its first change's
+        # "from" state (or not yet started) at as_of.
+        category = changes[0].from_category or StatusCategory.TODO
+    elif item.status_category is StatusCategory.DONE and item.resolved and item.resolved > as_of:
+        category = StatusCategory.IN_PROGRESS
+    else:
+        category = item.status_category
+    done_at: datetime | None = None
+    if category is StatusCategory.DONE:
+        into_done = [c.at for c in past if c.to_category is StatusCategory.DONE]
+        done_at = into_done[-1] if into_done else (item.resolved or item.updated)
+        done_at = min(done_at, as_of)
+    return ItemState(
+        item=item,
+        category=category,
+        done_at=done_at,
+        last_change=past[-1].at if past else None,
+        changes=past,
+        comments=[c for c in comments if c.at <= as_of],
+    )
+
+
+class EvidenceIndex:
+    """The evidence as the engine asks about it."""
+
+    def __init__(self, plan: Plan, evidence: Evidence, as_of: datetime) -> None:
+        self.plan = plan
+        self.as_of = as_of
+        changes: dict[ItemId, list[StatusChange]] = defaultdict(list)
+        for change in sorted(evidence.changes, key=lambda c: (c.at, c.change_id)):
+            changes[(change.source, change.item_key)].append(change)
+        comments: dict[ItemId, list[Comment]] = defaultdict(list)
+        for comment in sorted(evidence.comments, key=lambda c: (c.at, c.comment_id)):
+            comments[(comment.source, comment.item_key)].append(comment)
+
+        self.items: dict[ItemId, ItemState] = {}
+        for item in evidence.items:
+            if item.source not in plan.sources or item.created > as_of:
+                continue
+            iid = (item.source, item.key)
+            self.items[iid] = _state(item, changes.get(iid, []), comments.get(iid, []), as_of)
+
+        self.selections = evidence.selections
+        self._by_source: dict[str, list[ItemId]] = defaultdict(list)
+        self._by_parent: dict[tuple[str, str], list[ItemId]] = defaultdict(list)
+        self._by_label: dict[tuple[str, str], list[ItemId]] = defaultdict(list)
+        self._by_container: dict[tuple[str, str], list[ItemId]] = defaultdict(list)
+        for iid, state in self.items.items():
+            source = iid[0]
+            self._by_source[source].append(iid)
+            if state.item.parent:
+                self._by_parent[(source, state.item.parent)].append(iid)
+            for label in state.item.labels:
+                self._by_label[(source, label)].append(iid)
+            if state.item.container:
+                self._by_container[(source, state.item.container)].append(iid)
+
+        self.person_of: dict[ItemId, str] = self._match_people(evidence)
+        self.display_names: dict[ItemId, str | None] = {
+            (a.source, a.account_id): a.display_name for a in evidence.accounts
+        }
+        self.activity: dict[ItemId, datetime] = self._activity()
+
+    # -- people --------------------------------------------------------------------------
+
+    def _match_people(self, evidence: Evidence) -> dict[ItemId, str]:
+        """(source, account id) -> person handle, from ``accounts`` and ``email``."""
+        kinds: dict[str, list[str]] = defaultdict(list)
+        for name, source in self.plan.sources.items():
+            kinds[source.kind].append(name)
+        matched: dict[ItemId, str] = {}
+        by_email = {
+            person.email.lower(): handle
+            for handle, person in self.plan.people.items()
+            if person.email
+        }
+        for account in evidence.accounts:
+            if account.email and account.email.lower() in by_email:
+                matched[(account.source, account.account_id)] = by_email[account.email.lower()]
+        for handle, person in self.plan.people.items():
+            for where, account_id in person.accounts.items():
+                # A source's own name wins over its kind.
+                targets = [where] if where in self.plan.sources else kinds.get(where, [])
+                for source in targets:
+                    matched[(source, account_id)] = handle
+        return matched
+
+    def person(self, source: str, account: str | None) -> str | None:
+        if account is None:
+            return None
+        return self.person_of.get((source, account))
+
+    def _activity(self) -> dict[ItemId, datetime]:
+        """The latest status change or comment of each account, up to ``as_of``."""
+        latest: dict[ItemId, datetime] = {}
+        for state in self.items.values():
+            for event in (*state.changes, *state.comments):
+                if event.author is None:
+                    continue
+                account = (event.source, event.author)
+                if account not in latest or event.at > latest[account]:
+                    latest[account] = event.at
+        return latest
+
+    def last_activity(self, handle: str) -> datetime | None:
+        moments = [at for account, at in self.activity.items()
+                   if self.person_of.get(account) == handle]
+        return max(moments, default=None)
+
+    def unknown_accounts(self) -> list[ItemId]:
+        """Accounts seen acting or assigned in the evidence that match no person."""
+        seen: set[ItemId] = set(self.activity)
+        for state in self.items.values():
+            if state.item.assignee:
+                seen.add((state.item.source, state.item.assignee))
+        return sorted(a for a in seen if a not in self.person_of)
+
+    # -- selection -----------------------------------------------------------------------
+
+    def select(self, selector: Selector) -> tuple[set[ItemId], set[ItemId]]:
+        """(counted items, context items) chosen by one selector.
+
+        Criteria in one selector are ANDed. An epic selected by ``epic:`` is context: its
+        comments count as feedback, it does not count in progress.
+        """
+        source = selector.source
+        criteria = selector.criteria()
+        if not criteria:
+            return set(), set()
+        candidates: set[ItemId] | None = None
+        context: set[ItemId] = set()
+
+        def narrow(found: Iterable[ItemId]) -> None:
+            nonlocal candidates
+            chosen = set(found)
+            candidates = chosen if candidates is None else candidates & chosen
+
+        for name, value in criteria.items():
+            if name == "epic":
+                narrow(self._by_parent.get((source, str(value)), ()))
+                if (source, str(value)) in self.items:
+                    context.add((source, str(value)))
+            elif name == "keys":
+                narrow((source, str(k)) for k in value if (source, str(k)) in self.items)
+            elif name == "labels":
+                narrow(i for label in value for i in self._by_label.get((source, str(label)), ()))
+            elif name in ("milestone", "version", "project"):
+                narrow(self._by_container.get((source, str(value)), ()))
+            elif name in ("jql", "query"):
+                keys = self.selections.get((source, selector.key()), frozenset())
+                narrow((source, k) for k in keys if (source, k) in self.items)
+            elif name == "tracker":
+                narrow(i for i in self._by_source.get(source, ())
+                       if self.items[i].item.item_type == str(value))
+            else:
+                narrow(i for i in self._by_source.get(source, ())
+                       if _column(self.items[i].item, name) == str(value))
+        counted = candidates or set()
+        return counted - context, context
+
+
+def _column(item: WorkItem, name: str) -> str | None:
+    """A CSV-style column of an item: its extra fields first, then its own attributes."""
+    if name in item.fields:
+        return item.fields[name]
+    aliases = {"type": "item_type", "category": "status_category"}
+    value = getattr(item, aliases.get(name, name), None)
+    if value is None or isinstance(value, (tuple, dict)):
+        return None
+    return str(value)

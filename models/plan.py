@@ -1,0 +1,356 @@
+"""The plan file (format version 1) as pydantic models.
+
+These models are the contract of ``shared/plan-format.md``: the names are fixed. Field
+descriptions become the JSON Schema editors use (``models/schemas/plan.schema.json``), so
+they are written for the plan's author. Cross-references (people, sources, milestones,
+cycles) are checked by :mod:`models.planfile`, which also maps every problem to
+``FILE:LINE:COLUMN``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
+
+SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``<n>m``, ``<n>h``, ``<n>d`` or ``<n>w`` as a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"a duration is written like 14d, 12h or 2w, not {value!r}")
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"a duration is written like 14d, 12h or 2w, not {value!r}")
+    amount, unit = int(match.group(1)), match.group(2)
+    return timedelta(**{_UNITS[unit]: amount})
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for suffix, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds:
+            return f"{seconds // size}{suffix}"
+    return f"{seconds // 60}m"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\d+[mhdw]$",
+            "description": "A duration: <n>m, <n>h, <n>d or <n>w (minutes, hours, days, weeks).",
+            "examples": ["14d", "2w", "12h"],
+        }
+    ),
+]
+
+SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|block:[A-Za-z0-9_./-]+)$")
+
+
+def _secret_ref(value: object) -> object:
+    if isinstance(value, str) and not SECRET_REF.match(value):
+        raise ValueError(
+            "a secret is never written in the plan: use env:VARIABLE (an environment "
+            "variable) or block:NAME (a Prefect credentials block)"
+        )
+    return value
+
+
+SecretRef = Annotated[
+    str,
+    BeforeValidator(_secret_ref),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": SECRET_REF.pattern,
+            "description": "env:VARIABLE or block:NAME; never the secret itself.",
+            "examples": ["env:JIRA_API_TOKEN", "block:jira-northwind"],
+        }
+    ),
+]
+
+Slug = Annotated[str, Field(pattern=SLUG)]
+Handle = Annotated[str, Field(min_length=1, description="A person's handle from `people`.")]
+When = date | datetime
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", coerce_numbers_to_str=True, populate_by_name=True
+    )
+
+
+class Person(_Model):
+    """A person the plan names: an owner, a senior member, a contributor."""
+
+    name: str | None = None
+    email: str | None = None
+    senior: bool = Field(False, description="Counts for `feedback: {from: seniors}`.")
+    accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Tracker accounts by source name or source kind: a Jira Cloud accountId, a Jira "
+            "Data Center username, a GitHub login, a Redmine login or id."
+        ),
+    )
+
+
+class _Source(_Model):
+    overlap: Duration | None = Field(
+        None,
+        description="How far each incremental sync re-reads before the last watermark.",
+    )
+
+
+class JiraSource(_Source):
+    """Jira Cloud (email + API token) or Data Center (personal access token)."""
+
+    kind: Literal["jira"]
+    url: str
+    email: str | None = Field(
+        None, description="Cloud basic auth; leave out for a Data Center personal access token."
+    )
+    token: SecretRef
+    scope: str = Field(description="JQL: everything this source syncs.")
+    deployment: Literal["auto", "cloud", "datacenter"] = Field(
+        "auto", description="Detected from serverInfo unless set."
+    )
+    page_size: int = Field(100, ge=1, le=5000)
+    concurrency: int = Field(4, ge=1, le=32)
+    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
+    reconcile_every: Duration | None = Field(
+        None, description="How often to look for deleted and moved issues (default 1d)."
+    )
+    points_field: str | None = Field(
+        None, description="Story points field id; discovered from /field when left out."
+    )
+
+
+class GithubSource(_Source):
+    kind: Literal["github"]
+    repo: str = Field(pattern=r"^[^/\s]+/[^/\s]+$", description="owner/name")
+    token: SecretRef | None = None
+    url: str = "https://api.github.com"
+
+
+class GitlabSource(_Source):
+    kind: Literal["gitlab"]
+    project: str = Field(description="Project path (group/name) or numeric id.")
+    token: SecretRef | None = None
+    url: str = "https://gitlab.com"
+
+
+class LinearSource(_Source):
+    kind: Literal["linear"]
+    team: str | None = None
+    token: SecretRef
+
+
+class RedmineSource(_Source):
+    kind: Literal["redmine"]
+    url: str
+    project: str | None = Field(None, description="Project identifier; all projects if left out.")
+    token: SecretRef | None = Field(None, description="The API key (X-Redmine-API-Key).")
+
+
+class ExportSource(_Source):
+    """A tracker export on disk: CSV files or JSON lines (see README, 'Export files')."""
+
+    kind: Literal["csv", "jsonl"]
+    path: str = Field(description="The export's folder or file, relative to the plan file.")
+    status_done: list[str] = Field(
+        default_factory=list, description="Extra status names that count as done."
+    )
+
+
+Source = Annotated[
+    JiraSource | GithubSource | GitlabSource | LinearSource | RedmineSource | ExportSource,
+    Field(discriminator="kind"),
+]
+
+SELECTOR_KINDS: dict[str, frozenset[str]] = {
+    "jira": frozenset({"epic", "jql", "keys", "labels"}),
+    "github": frozenset({"milestone", "labels"}),
+    "gitlab": frozenset({"milestone", "labels", "epic"}),
+    "linear": frozenset({"project", "labels"}),
+    "redmine": frozenset({"version", "tracker", "query"}),
+    "csv": frozenset(),  # column: value pairs
+    "jsonl": frozenset({"epic", "keys", "labels", "milestone"}),
+}
+
+
+class Selector(_Model):
+    """Which tracker items belong to a milestone: a source and one way of choosing.
+
+    CSV sources select by ``column: value`` pairs (all must match).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
+
+    source: str
+    epic: str | None = None
+    jql: str | None = None
+    keys: list[str] | None = None
+    labels: list[str] | None = None
+    milestone: str | None = None
+    project: str | None = None
+    version: str | None = None
+    tracker: str | None = None
+    query: str | None = None
+
+    def criteria(self) -> dict[str, Any]:
+        """The selector's choosing part: everything but ``source``, unset fields left out."""
+        data = self.model_dump(exclude_none=True)
+        data.pop("source")
+        return data
+
+    def key(self) -> str:
+        """A stable digest of the selector, naming its tracker-resolved selection."""
+        parts = [f"{name}={value!r}" for name, value in sorted(self.criteria().items())]
+        return hashlib.sha256(";".join(parts).encode()).hexdigest()
+
+
+class Feedback(_Model):
+    """Who must comment, and how often."""
+
+    from_: Literal["seniors"] | list[Handle] = Field(alias="from")
+    every: Duration
+
+
+class Rules(_Model):
+    stall_after: Duration | None = None
+    feedback: Feedback | None = None
+    single_owner_share: float | None = Field(None, gt=0, le=1)
+    inactive_after: Duration | None = None
+    progress: Literal["items", "points"] | None = None
+    forecast_window: Duration | None = Field(
+        None, description="How far back the completion rate for `slipping` is measured."
+    )
+
+
+class Milestone(Rules):
+    id: Slug
+    title: str
+    owner: Handle | None = None
+    start: When | None = None
+    due: When | None = None
+    weight: float = Field(1.0, gt=0)
+    depends_on: list[str] = Field(
+        default_factory=list, description="Other milestones, as goal.milestone."
+    )
+    work: list[Selector] = Field(default_factory=list)
+
+
+class Goal(Rules):
+    id: Slug
+    title: str
+    owner: Handle | None = None
+    weight: float = Field(1.0, gt=0)
+    milestones: list[Milestone] = Field(default_factory=list)
+
+
+class Schedule(_Model):
+    sync: str = "*/30 * * * *"
+    report: str = "0 9 * * MON"
+
+
+class AlertRoute(_Model):
+    on: list[str]
+    notify: list[Literal["owner", "leader"] | Handle] = Field(default_factory=lambda: ["leader"])
+    via: list[str]
+
+
+class Alerts(_Model):
+    channels: dict[str, str] = Field(default_factory=dict)
+    routes: list[AlertRoute] = Field(default_factory=list)
+    renotify_after: Duration | None = None
+    digest: bool = False
+
+
+DEFAULT_RULES = Rules(
+    stall_after=timedelta(days=14),
+    feedback=None,
+    single_owner_share=0.8,
+    inactive_after=timedelta(days=14),
+    progress="items",
+    forecast_window=timedelta(days=28),
+)
+
+
+class Plan(_Model):
+    """A strategic implementation plan."""
+
+    version: Literal[1]
+    name: str
+    vision: str | None = None
+    leader: Handle
+    timezone: str = "UTC"
+    people: dict[Slug, Person] = Field(default_factory=dict)
+    sources: dict[Slug, Source] = Field(default_factory=dict)
+    defaults: Rules = Field(default_factory=Rules)
+    goals: list[Goal] = Field(default_factory=list)
+    schedule: Schedule | None = None
+    alerts: Alerts | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from error
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def moment(self, value: When) -> datetime:
+        """A plan date or datetime as aware UTC: a bare date is midnight in the plan's zone."""
+        if isinstance(value, datetime):
+            aware = value if value.tzinfo else value.replace(tzinfo=self.tz)
+        else:
+            aware = datetime.combine(value, time(0, 0), tzinfo=self.tz)
+        return aware.astimezone(UTC)
+
+    def rules_for(self, goal: Goal, milestone: Milestone | None = None) -> Rules:
+        """The cascade: milestone, else goal, else defaults, else built-in defaults."""
+        layers = [layer for layer in (milestone, goal, self.defaults, DEFAULT_RULES) if layer]
+        values: dict[str, Any] = {}
+        for name in Rules.model_fields:
+            values[name] = next(
+                (getattr(layer, name) for layer in layers if getattr(layer, name) is not None),
+                None,
+            )
+        return Rules.model_validate(values)
+
+    def seniors(self) -> list[str]:
+        return [handle for handle, person in self.people.items() if person.senior]
+
+    def milestone_ids(self) -> dict[str, tuple[Goal, Milestone]]:
+        return {f"{g.id}.{m.id}": (g, m) for g in self.goals for m in g.milestones}
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)

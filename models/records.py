@@ -1,0 +1,165 @@
+"""Normalized tracker records: what every connector produces and the store keeps.
+
+Connectors turn each tracker's payloads into these frozen records; the store writes them;
+the judgement engine reads them. All datetimes are timezone-aware UTC.
+
+An item's key is the tracker's own human key (``WEB-9`` in Jira, ``site#42`` for a GitHub
+issue in the source named ``site``); ``(source, key)`` is the natural key everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+
+class StatusCategory(StrEnum):
+    """Tracker-neutral status category (Jira's statusCategory keys, mapped)."""
+
+    TODO = "todo"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Refuse naive datetimes and convert aware ones to UTC."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError("datetime must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StatusChange(_Record):
+    """One transition of an item's status, by whom and when."""
+
+    source: str
+    item_key: str
+    change_id: str
+    at: datetime
+    author: str | None = None
+    from_status: str | None = None
+    to_status: str
+    from_category: StatusCategory | None = None
+    to_category: StatusCategory
+
+    _utc = field_validator("at")(ensure_utc)
+
+
+class Comment(_Record):
+    """A comment on an item: the evidence for senior feedback and for activity."""
+
+    source: str
+    item_key: str
+    comment_id: str
+    at: datetime
+    author: str | None = None
+    body: str = ""
+
+    _utc = field_validator("at")(ensure_utc)
+
+
+class Account(_Record):
+    """A tracker account (Jira accountId or username, GitHub login, ...)."""
+
+    source: str
+    account_id: str
+    display_name: str | None = None
+    email: str | None = None
+
+
+class WorkItem(_Record):
+    """A tracker item, normalized.
+
+    ``container`` is the tracker's grouping that plans select by name: a GitHub or GitLab
+    milestone title, a Redmine version, a Linear project. ``parent`` is the epic (or parent)
+    key. ``fields`` keeps extra columns (CSV exports) that selectors may match on.
+    """
+
+    source: str
+    key: str
+    title: str = ""
+    item_type: str | None = None
+    status: str
+    status_category: StatusCategory
+    assignee: str | None = None
+    reporter: str | None = None
+    created: datetime
+    updated: datetime
+    resolved: datetime | None = None
+    due: datetime | None = None
+    parent: str | None = None
+    labels: tuple[str, ...] = ()
+    container: str | None = None
+    points: float | None = None
+    url: str | None = None
+    fields: dict[str, str] = {}
+    flags: tuple[str, ...] = ()
+    """Problems met while normalizing (payload drift): the item is kept and flagged."""
+
+    @field_validator("created", "updated")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return ensure_utc(value)
+
+    @field_validator("resolved", "due")
+    @classmethod
+    def _utc_opt(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else ensure_utc(value)
+
+
+class RawPayload(_Record):
+    """The tracker's payload for an item, with where and when it came from.
+
+    Kept so a mapping bug can be fixed by re-normalizing instead of re-fetching.
+    """
+
+    source: str
+    key: str
+    endpoint: str
+    fetched_at: datetime
+    payload: dict[str, Any]
+
+    _utc = field_validator("fetched_at")(ensure_utc)
+
+
+class Page(_Record):
+    """One page of a sync: everything learned about a batch of items.
+
+    ``cursor`` is the highest ``updated`` seen on the page: the candidate watermark.
+    ``complete_history`` lists item keys whose status changes and comments on this page are
+    the item's complete history, so the store may drop rows the tracker no longer has.
+    """
+
+    source: str
+    items: tuple[WorkItem, ...] = ()
+    changes: tuple[StatusChange, ...] = ()
+    comments: tuple[Comment, ...] = ()
+    accounts: tuple[Account, ...] = ()
+    raw: tuple[RawPayload, ...] = ()
+    cursor: datetime | None = None
+    requests: int = 0
+
+
+class Evidence(_Record):
+    """Everything the engine judges from: all stored records for the plan's sources.
+
+    ``selections`` holds the tracker-resolved selectors (a Jira JQL, a Redmine query):
+    ``{(source, selector_key): frozenset(item keys)}``.
+    """
+
+    items: tuple[WorkItem, ...] = ()
+    changes: tuple[StatusChange, ...] = ()
+    comments: tuple[Comment, ...] = ()
+    accounts: tuple[Account, ...] = ()
+    selections: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def utcnow() -> datetime:
+    """The one place the current time is read outside flows (patched in tests)."""
+    return datetime.now(UTC)

@@ -1,0 +1,135 @@
+"""The report: what stratmap answers about a plan (``--json``, ``--format json``).
+
+The names are the contract of ``shared/plan-format.md``; fields beyond it are additions
+(``title``, ``owner``, ``forecast``, ``people``, ``unknown_people``...). The JSON Schema in
+``models/schemas/report.schema.json`` is generated from these models.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+Moment = Annotated[
+    datetime,
+    PlainSerializer(lambda value: value.isoformat(), return_type=str, when_used="json"),
+]
+"""An aware datetime, written as ISO 8601 with its offset (``+00:00``)."""
+
+
+class Kind(StrEnum):
+    STALLED = "stalled"
+    OVERDUE = "overdue"
+    SLIPPING = "slipping"
+    MISSING_FEEDBACK = "missing_feedback"
+    SINGLE_POINT_OF_FAILURE = "single_point_of_failure"
+    UNOWNED = "unowned"
+    INACTIVE_OWNER = "inactive_owner"
+    UNMAPPED_WORK = "unmapped_work"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Status(StrEnum):
+    DONE = "done"
+    NOT_STARTED = "not_started"
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    OFF_TRACK = "off_track"
+
+
+AT_RISK_KINDS = frozenset(
+    {Kind.STALLED, Kind.SLIPPING, Kind.MISSING_FEEDBACK, Kind.SINGLE_POINT_OF_FAILURE,
+     Kind.INACTIVE_OWNER}
+)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Finding(_Out):
+    kind: Kind
+    severity: Severity
+    goal: str | None
+    milestone: str | None = Field(description="goal.milestone, or null for a goal-level finding")
+    person: str | None = Field(description="a plan handle")
+    item: str | None = Field(description="a tracker key such as WEB-9 or site#42")
+    message: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class ItemCounts(_Out):
+    total: int
+    done: int
+    points_total: float | None = None
+    points_done: float | None = None
+
+
+class MilestoneReport(_Out):
+    id: str = Field(description="goal.milestone")
+    title: str
+    owner: str | None
+    status: Status
+    progress: float
+    start: date | datetime | None
+    due: date | datetime | None
+    items: ItemCounts
+    last_movement: Moment | None
+    forecast: Moment | None = Field(
+        None, description="Forecast finish from the recent completion rate, where known."
+    )
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class GoalReport(_Out):
+    id: str
+    title: str
+    owner: str | None
+    weight: float
+    status: Status
+    progress: float
+    milestones: list[MilestoneReport]
+
+
+class PersonReport(_Out):
+    handle: str
+    name: str | None
+    senior: bool
+    owns: list[str] = Field(description="goal and milestone ids this person owns")
+    open_items: int = Field(description="open items assigned to this person in the plan")
+    last_activity: Moment | None
+
+
+class UnknownPerson(_Out):
+    source: str
+    account: str
+    display_name: str | None
+    last_activity: Moment | None
+
+
+class Report(_Out):
+    plan: str
+    as_of: Moment
+    leader: str
+    progress: float
+    status: Status
+    goals: list[GoalReport]
+    findings: list[Finding]
+    people: list[PersonReport] = Field(default_factory=list)
+    unknown_people: list[UnknownPerson] = Field(default_factory=list)
+    flagged_items: list[str] = Field(
+        default_factory=list,
+        description="Items stored with payload problems (source:key), judged as they are.",
+    )
+
+    def to_json(self) -> str:
+        """The canonical JSON text: stable key order, UTC offsets, two-space indent."""
+        return self.model_dump_json(indent=2) + "\n"

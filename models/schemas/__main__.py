@@ -1,0 +1,3 @@
+from models.schemas import write_all
+
+write_all()

@@ -1,0 +1,323 @@
+"""The store: normalized tracker records in SQL (SQLite by default, PostgreSQL supported).
+
+Every write is an idempotent upsert on the natural key, inside one transaction per page
+together with the watermark it justifies, so a crash at any point leaves either the page
+and its watermark or neither. An item is only overwritten by a version at least as new
+(``updated``), so re-reading an overlap window can never roll an item back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from models.records import (
+    Account,
+    Comment,
+    Evidence,
+    Page,
+    StatusCategory,
+    StatusChange,
+    WorkItem,
+)
+from models.tables import (
+    AccountRow,
+    Base,
+    CommentRow,
+    ItemRow,
+    RawPayloadRow,
+    SelectionRow,
+    SourceState,
+    StatusChangeRow,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB = "sqlite:///stratmap.db"
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def database_url(url: str | None = None) -> str:
+    """``--db``, else ``STRATMAP_DB``, else a SQLite file in the working folder."""
+    return url or os.environ.get("STRATMAP_DB") or DEFAULT_DB
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password hidden, for logs and errors."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _engine(url: str) -> Engine:
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]],
+            keys: Sequence[str], *, newer_only: bool = False) -> None:
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    stmt: Insert
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table)
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table)
+    else:  # pragma: no cover - guarded by Store.__init__
+        raise ValueError(f"unsupported database {dialect}")
+    columns = [c for c in rows[0] if c not in keys]
+    excluded = stmt.excluded  # type: ignore[attr-defined]
+    where = (table.c.updated <= excluded.updated) if newer_only else None
+    stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+        index_elements=list(keys),
+        set_={c: excluded[c] for c in columns},
+        where=where,
+    )
+    # Sorted rows take row locks in one order, so concurrent runs cannot deadlock.
+    ordered = sorted(rows, key=lambda r: tuple(str(r[k]) for k in keys))
+    connection.execute(stmt, ordered)
+
+
+def _item_row(item: WorkItem) -> dict[str, Any]:
+    row = item.model_dump()
+    row["status_category"] = item.status_category.value
+    row["labels"] = list(item.labels)
+    row["flags"] = list(item.flags)
+    row["removed"] = None
+    return row
+
+
+def _change_row(change: StatusChange) -> dict[str, Any]:
+    row = change.model_dump()
+    row["to_category"] = change.to_category.value
+    row["from_category"] = change.from_category.value if change.from_category else None
+    return row
+
+
+class Store:
+    """Records of every source, with per-source watermarks."""
+
+    def __init__(self, url: str | None = None, *, migrate_schema: bool = True) -> None:
+        self.url = database_url(url)
+        self.engine = _engine(self.url)
+        if self.engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"stratmap stores to SQLite or PostgreSQL, not {self.engine.dialect.name}"
+            )
+        if migrate_schema:
+            migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    # -- sync state -------------------------------------------------------------------
+
+    def watermark(self, source: str) -> datetime | None:
+        with self.engine.connect() as connection:
+            return connection.scalar(
+                select(SourceState.watermark).where(SourceState.source == source)
+            )
+
+    def state(self, source: str) -> SourceState | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(SourceState).where(SourceState.source == source)
+            ).first()
+            return None if row is None else SourceState(**row._asdict())
+
+    def start_sync(self, source: str, kind: str, started: datetime) -> None:
+        with self.transaction() as connection:
+            _upsert(
+                connection,
+                SourceState.__table__,
+                [{"source": source, "kind": kind, "last_sync_started": started}],
+                ["source"],
+            )
+
+    def finish_sync(self, source: str, finished: datetime, *, reconciled: bool = False) -> None:
+        values: dict[str, Any] = {"last_sync_finished": finished}
+        if reconciled:
+            values["last_reconciled"] = finished
+        with self.transaction() as connection:
+            connection.execute(
+                update(SourceState).where(SourceState.source == source).values(**values)
+            )
+
+    def write_page(self, page: Page, *, watermark: datetime | None = None) -> None:
+        """Upsert one page; move the watermark forward (never back) in the same transaction."""
+        with self.transaction() as connection:
+            self._write(connection, page)
+            if watermark is not None:
+                self._advance(connection, page.source, watermark, len(page.items))
+
+    def _write(self, connection: Connection, page: Page) -> None:
+        _upsert(connection, ItemRow.__table__, [_item_row(i) for i in page.items],
+                ["source", "key"], newer_only=True)
+        # Children of an item come only with a version of it at least as new as the
+        # stored one, so the foreign key always holds.
+        _upsert(connection, StatusChangeRow.__table__, [_change_row(c) for c in page.changes],
+                ["source", "item_key", "change_id"])
+        _upsert(connection, CommentRow.__table__, [c.model_dump() for c in page.comments],
+                ["source", "item_key", "comment_id"])
+        _upsert(connection, AccountRow.__table__, [a.model_dump() for a in page.accounts],
+                ["source", "account_id"])
+        _upsert(connection, RawPayloadRow.__table__, [r.model_dump() for r in page.raw],
+                ["source", "key"])
+
+    def _advance(self, connection: Connection, source: str, watermark: datetime,
+                 count: int) -> None:
+        current = connection.scalar(
+            select(SourceState.watermark).where(SourceState.source == source).with_for_update()
+        )
+        values: dict[str, Any] = {"items_seen": SourceState.items_seen + count}
+        if current is None or watermark > current:
+            values["watermark"] = watermark
+        connection.execute(update(SourceState).where(SourceState.source == source).values(**values))
+
+    def replace_selection(self, source: str, selector_key: str, keys: Iterable[str]) -> None:
+        """Store what the tracker selected for ``Selector.key()``, replacing the last answer."""
+        digest = selector_key
+        with self.transaction() as connection:
+            connection.execute(
+                delete(SelectionRow).where(
+                    SelectionRow.source == source, SelectionRow.selector == digest
+                )
+            )
+            rows = [{"source": source, "selector": digest, "key": k} for k in sorted(set(keys))]
+            if rows:
+                connection.execute(SelectionRow.__table__.insert(), rows)
+
+    def mark_removed(self, source: str, present: frozenset[str], when: datetime) -> int:
+        """Flag stored items the tracker no longer has in scope; return how many."""
+        with self.transaction() as connection:
+            stored = connection.scalars(
+                select(ItemRow.key).where(ItemRow.source == source, ItemRow.removed.is_(None))
+            ).all()
+            gone = sorted(set(stored) - present)
+            for start in range(0, len(gone), 500):
+                connection.execute(
+                    update(ItemRow)
+                    .where(ItemRow.source == source, ItemRow.key.in_(gone[start:start + 500]))
+                    .values(removed=when)
+                )
+            return len(gone)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def evidence(self, sources: Iterable[str]) -> Evidence:
+        """All records of the given sources, in a stable order, for the engine."""
+        names = sorted(set(sources))
+        with self.engine.connect() as connection:
+            items = tuple(
+                WorkItem(
+                    source=r.source, key=r.key, title=r.title, item_type=r.item_type,
+                    status=r.status, status_category=StatusCategory(r.status_category),
+                    assignee=r.assignee, reporter=r.reporter, created=r.created,
+                    updated=r.updated, resolved=r.resolved, due=r.due, parent=r.parent,
+                    labels=tuple(r.labels or ()), container=r.container, points=r.points,
+                    url=r.url, fields=dict(r.fields or {}), flags=tuple(r.flags or ()),
+                )
+                for r in connection.execute(
+                    select(ItemRow)
+                    .where(ItemRow.source.in_(names), ItemRow.removed.is_(None))
+                    .order_by(ItemRow.source, ItemRow.key)
+                )
+            )
+            changes = tuple(
+                StatusChange(
+                    source=r.source, item_key=r.item_key, change_id=r.change_id, at=r.at,
+                    author=r.author, from_status=r.from_status, to_status=r.to_status,
+                    from_category=StatusCategory(r.from_category) if r.from_category else None,
+                    to_category=StatusCategory(r.to_category),
+                )
+                for r in connection.execute(
+                    select(StatusChangeRow)
+                    .where(StatusChangeRow.source.in_(names))
+                    .order_by(StatusChangeRow.source, StatusChangeRow.item_key,
+                              StatusChangeRow.at, StatusChangeRow.change_id)
+                )
+            )
+            comments = tuple(
+                Comment(source=r.source, item_key=r.item_key, comment_id=r.comment_id,
+                        at=r.at, author=r.author, body=r.body)
+                for r in connection.execute(
+                    select(CommentRow)
+                    .where(CommentRow.source.in_(names))
+                    .order_by(CommentRow.source, CommentRow.item_key, CommentRow.at,
+                              CommentRow.comment_id)
+                )
+            )
+            accounts = tuple(
+                Account(source=r.source, account_id=r.account_id,
+                        display_name=r.display_name, email=r.email)
+                for r in connection.execute(
+                    select(AccountRow)
+                    .where(AccountRow.source.in_(names))
+                    .order_by(AccountRow.source, AccountRow.account_id)
+                )
+            )
+            selections: dict[tuple[str, str], set[str]] = {}
+            for r in connection.execute(select(SelectionRow).where(SelectionRow.source.in_(names))):
+                selections.setdefault((r.source, r.selector), set()).add(r.key)
+        return Evidence(
+            items=items, changes=changes, comments=comments, accounts=accounts,
+            selections={k: frozenset(v) for k, v in selections.items()},
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per table (for tests, benchmarks and `stratmap status`)."""
+        from sqlalchemy import func
+
+        with self.engine.connect() as connection:
+            return {
+                table.__tablename__: int(
+                    connection.scalar(select(func.count()).select_from(table)) or 0
+                )
+                for table in (ItemRow, StatusChangeRow, CommentRow, AccountRow, RawPayloadRow)
+            }
+
+
+__all__ = ["DEFAULT_DB", "Base", "Store", "database_url", "migrate", "redact_url"]

@@ -1,0 +1,149 @@
+"""SQLAlchemy 2 tables of the store.
+
+Natural keys throughout: an item is ``(source, key)``, a status change ``(source,
+item_key, change_id)``. Datetimes are stored as UTC and always read back aware, on SQLite as
+well as PostgreSQL. The schema is created and evolved by Alembic (``models/migrations``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKeyConstraint, Index, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        # SQLite keeps no offset: store naive UTC there.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class SourceState(Base):
+    """Per-source sync state: the watermark moves only after the rows are written."""
+
+    __tablename__ = "sources"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    watermark: Mapped[datetime | None]
+    last_sync_started: Mapped[datetime | None]
+    last_sync_finished: Mapped[datetime | None]
+    last_reconciled: Mapped[datetime | None]
+    items_seen: Mapped[int] = mapped_column(default=0)
+
+
+class ItemRow(Base):
+    __tablename__ = "items"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    item_type: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(200))
+    status_category: Mapped[str] = mapped_column(String(20))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    reporter: Mapped[str | None] = mapped_column(String(200))
+    created: Mapped[datetime]
+    updated: Mapped[datetime]
+    resolved: Mapped[datetime | None]
+    due: Mapped[datetime | None]
+    parent: Mapped[str | None] = mapped_column(String(200))
+    labels: Mapped[list[str]] = mapped_column(default=list)
+    container: Mapped[str | None] = mapped_column(String(500))
+    points: Mapped[float | None] = mapped_column(Float)
+    url: Mapped[str | None] = mapped_column(Text)
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    flags: Mapped[list[str]] = mapped_column(default=list)
+    removed: Mapped[datetime | None]
+    """Set when reconciliation finds the item deleted or moved out of scope."""
+
+    __table_args__ = (Index("ix_items_source_updated", "source", "updated"),)
+
+
+class StatusChangeRow(Base):
+    __tablename__ = "status_changes"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    change_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime]
+    author: Mapped[str | None] = mapped_column(String(200))
+    from_status: Mapped[str | None] = mapped_column(String(200))
+    to_status: Mapped[str] = mapped_column(String(200))
+    from_category: Mapped[str | None] = mapped_column(String(20))
+    to_category: Mapped[str] = mapped_column(String(20))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["source", "item_key"], ["items.source", "items.key"]),
+    )
+
+
+class CommentRow(Base):
+    __tablename__ = "comments"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    comment_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime]
+    author: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        ForeignKeyConstraint(["source", "item_key"], ["items.source", "items.key"]),
+    )
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(500))
+    email: Mapped[str | None] = mapped_column(String(500))
+
+
+class RawPayloadRow(Base):
+    """The tracker's own payload per item, with provenance, for re-normalizing."""
+
+    __tablename__ = "raw_payloads"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+
+
+class SelectionRow(Base):
+    """Keys a tracker returned for a selector only it can evaluate (a JQL)."""
+
+    __tablename__ = "selections"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    selector: Mapped[str] = mapped_column(String(2000), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)

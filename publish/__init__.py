@@ -1,0 +1,1 @@
+"""Publishers: turn a report into what people read (Markdown, JSON, HTML, artifacts)."""
