@@ -158,7 +158,7 @@ class ExportConnector:
                 parent=row.get("parent") or None,
                 labels=tuple(labels),
                 container=row.get("milestone") or None,
-                points=None if _blank(points) else float(points),
+                points=None if points is None or _blank(points) else float(points),
                 url=row.get("url") or None,
                 fields={k: str(v) for k, v in fields.items()},
             )

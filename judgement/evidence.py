@@ -129,8 +129,8 @@ class EvidenceIndex:
             for where, account_id in person.accounts.items():
                 # A source's own name wins over its kind.
                 targets = [where] if where in self.plan.sources else kinds.get(where, [])
-                for source in targets:
-                    matched[(source, account_id)] = handle
+                for source_name in targets:
+                    matched[(source_name, account_id)] = handle
         return matched
 
     def person(self, source: str, account: str | None) -> str | None:
@@ -142,7 +142,8 @@ class EvidenceIndex:
         """The latest status change or comment of each account, up to ``as_of``."""
         latest: dict[ItemId, datetime] = {}
         for state in self.items.values():
-            for event in (*state.changes, *state.comments):
+            events: list[StatusChange | Comment] = [*state.changes, *state.comments]
+            for event in events:
                 if event.author is None:
                     continue
                 account = (event.source, event.author)

@@ -148,12 +148,10 @@ def _resolve(data: Any, loc: Iterable[str | int]) -> tuple[Path_, list[type[Base
     current: Any = data
     candidates: list[Any] = [Plan]
     for segment in loc:
-        if isinstance(current, dict) and segment in current:
-            current = current[segment]
-            candidates = _step(candidates, segment, current)
-            path.append(segment)
-        elif isinstance(current, list) and isinstance(segment, int) and segment < len(current):
-            current = current[segment]
+        if (isinstance(current, dict) and segment in current) or (
+            isinstance(current, list) and isinstance(segment, int) and segment < len(current)
+        ):
+            current = current[segment]  # type: ignore[index]
             candidates = _step(candidates, segment, current)
             path.append(segment)
         elif isinstance(segment, str) and (

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -98,9 +98,9 @@ def _upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]],
     else:  # pragma: no cover - guarded by Store.__init__
         raise ValueError(f"unsupported database {dialect}")
     columns = [c for c in rows[0] if c not in keys]
-    excluded = stmt.excluded  # type: ignore[attr-defined]
+    excluded = stmt.excluded
     where = (table.c.updated <= excluded.updated) if newer_only else None
-    stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+    stmt = stmt.on_conflict_do_update(
         index_elements=list(keys),
         set_={c: excluded[c] for c in columns},
         where=where,
@@ -228,7 +228,7 @@ class Store:
             )
             rows = [{"source": source, "selector": digest, "key": k} for k in sorted(set(keys))]
             if rows:
-                connection.execute(SelectionRow.__table__.insert(), rows)
+                connection.execute(insert(SelectionRow), rows)
 
     def mark_removed(self, source: str, present: frozenset[str], when: datetime) -> int:
         """Flag stored items the tracker no longer has in scope; return how many."""

@@ -29,7 +29,7 @@ def _reset_postgres(url: str) -> None:
 def _postgres_or_skip() -> str:
     try:
         _reset_postgres(PG_URL)
-    except Exception as error:  # noqa: BLE001 - any failure to connect means "no server"
+    except Exception as error:
         if os.environ.get("STRATMAP_REQUIRE_PG"):
             pytest.fail(f"PostgreSQL is required here but unreachable at {PG_URL}: {error}")
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
