@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -73,14 +84,35 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+_MIGRATE_LOCK = threading.Lock()
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(_MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+    """Bring the schema to the newest Alembic revision (a no-op when it is there)."""
     from alembic import command
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
 
+    with engine.connect() as connection:
+        if MigrationContext.configure(connection).get_current_revision() == _head():
+            return
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as connection:
+    # Alembic's environment is module-global: one migration at a time in a process.
+    with _MIGRATE_LOCK, engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Another process may be migrating the same database: queue behind it.
+            connection.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
+            if MigrationContext.configure(connection).get_current_revision() == _head():
+                return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -1,0 +1,35 @@
+# The two commands of the README:
+#   make demo   set up, then run the bundled sample offline on SQLite (no server, no network)
+#   make test   set up, then lint, type-check and run the tests on SQLite and PostgreSQL
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAMPLE := examples/northwind/plan.yaml
+SAMPLE_AS_OF := 2027-03-01T09:00Z
+
+.PHONY: setup demo test lint types pytest bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/stratmap run $(SAMPLE) --db sqlite:///northwind.db --as-of $(SAMPLE_AS_OF) --json northwind-report.json
+
+lint: setup
+	$(BIN)/ruff check .
+
+types: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint types pytest
+
+clean:
+	rm -rf $(VENV) northwind.db northwind-report.json .pytest_cache .mypy_cache .ruff_cache
