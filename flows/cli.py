@@ -187,6 +187,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             code = _sync(plan, Path(args.plan), store, console, quiet=args.quiet)
             if code != EXIT_OK:
                 return code
+        else:
+            never = [name for name in plan.sources if store.state(name) is None]
+            if never:
+                console.print(f"[yellow]warning:[/] never synced: {', '.join(never)}; "
+                              "--offline judges only what the store holds (run once without "
+                              "--offline, or check --db)", highlight=False)
         report = judge_plan(plan, store, as_of=args.as_of or utcnow())
     if args.json:
         Path(args.json).write_text(report.to_json(), encoding="utf-8")

@@ -106,6 +106,10 @@ class Judgement:
         self.index = EvidenceIndex(plan, evidence, as_of)
         self.selected: set[ItemId] = set()
 
+    def day(self, moment: datetime) -> str:
+        """A moment as a date in the plan's time zone, for messages."""
+        return moment.astimezone(self.plan.tz).date().isoformat()
+
     # -- scopes --------------------------------------------------------------------------
 
     def milestone_scope(self, goal: Goal, milestone: Milestone) -> Scope:
@@ -156,7 +160,7 @@ class Judgement:
         done = sum(s.done for s in scope.counted)
         scope.finding(
             Kind.OVERDUE,
-            f"{scope.ref} was due {scope.due.date().isoformat()}, "
+            f"{scope.ref} was due {self.day(scope.due)}, "
             f"{_days(self.as_of - scope.due)} days ago; {done} of {len(scope.counted)} "
             "items done",
             due=_iso(scope.due), open=len(scope.counted) - done,
@@ -189,10 +193,10 @@ class Judgement:
         open_count = sum(not s.done for s in scope.counted)
         if finish is None:
             message = (f"{scope.ref} finished no item in the last {window}; "
-                       f"{open_count} open, due {scope.due.date().isoformat()}")
+                       f"{open_count} open, due {self.day(scope.due)}")
         else:
-            message = (f"{scope.ref} is forecast to finish {finish.date().isoformat()}, "
-                       f"after its due date {scope.due.date().isoformat()} "
+            message = (f"{scope.ref} is forecast to finish {self.day(finish)}, "
+                       f"after its due date {self.day(scope.due)} "
                        f"({open_count} open items at the last {window}'s rate)")
         scope.finding(Kind.SLIPPING, message, forecast=_iso(finish), due=_iso(scope.due),
                       open=open_count, window=window)

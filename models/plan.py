@@ -45,7 +45,7 @@ def parse_duration(value: object) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     seconds = int(value.total_seconds())
-    for suffix, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+    for suffix, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0 and seconds:
             return f"{seconds // size}{suffix}"
     return f"{seconds // 60}m"
