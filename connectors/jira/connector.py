@@ -1,0 +1,416 @@
+"""The Jira connector: Cloud (``/rest/api/3/search/jql``), Data Center (``/rest/api/2/search``).
+
+Each fetch reads the site's fields and statuses once, then pages through
+``(<scope>) AND updated >= <since> ORDER BY updated ASC`` and completes every issue's
+history (:mod:`connectors.jira.history`) before yielding its page.
+
+Cloud search is eventually consistent and never reports a total: it pages by
+``nextPageToken``. Data Center reports a total, so its remaining pages are read
+concurrently; offset paging over a moving result set can skip an issue, so when the
+count does not add up the window is listed again (keys and stamps only) and whatever the
+first pass missed is read by key.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar, Literal
+
+from jira import JIRA
+
+from connectors.base import (
+    AuthError,
+    FatalSourceError,
+    RetryPolicy,
+    TokenPaginator,
+    Window,
+)
+from connectors.jira.history import HistoryReader, Searched
+from connectors.jira.jql import jql_problem, jql_quote, selector_jql, window_jql
+from connectors.jira.payloads import (
+    Site,
+    discover_fields,
+    normalize_issue,
+    status_categories,
+)
+from connectors.jira.transport import (
+    AUTH_HINT,
+    RequestCount,
+    SessionFactory,
+    Transport,
+)
+from models.plan import JiraSource
+from models.records import Account, Comment, Page, RawPayload, StatusChange, WorkItem, utcnow
+
+log = logging.getLogger(__name__)
+
+CLOUD_SEARCH = "/rest/api/3/search/jql"
+DC_SEARCH = "/rest/api/2/search"
+CLOUD_KEYS_PAGE = 5000
+DC_KEYS_PAGE = 1000
+CLOUD_OVERLAP = timedelta(minutes=15)
+DC_OVERLAP = timedelta(minutes=5)
+
+Deployment = Literal["cloud", "datacenter"]
+
+
+@dataclass
+class _Batch:
+    issues: list[Searched]
+    count: RequestCount
+    total: int | None = None
+
+
+class JiraConnector:
+    """Reads one Jira source: a site and a JQL scope.
+
+    ``token`` is the resolved secret (an API token with ``config.email`` on Cloud, a
+    personal access token on Data Center). ``sleep``, ``clock`` and ``rng`` drive the
+    retry waits and exist to be replaced in tests.
+    """
+
+    kind: ClassVar[str] = "jira"
+    ordered: bool = True
+
+    def __init__(
+        self,
+        name: str,
+        config: JiraSource,
+        *,
+        token: str,
+        session_factory: SessionFactory | None = None,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        if not token:
+            raise AuthError(name, "no token was given", hint=AUTH_HINT)
+        problem = jql_problem(config.scope)
+        if problem:
+            raise FatalSourceError(
+                name, f"the scope JQL cannot be used: {problem}", hint="check the source's scope"
+            )
+        self._base = config.url.rstrip("/")
+        self._deployment: Deployment | None = (
+            None if config.deployment == "auto" else config.deployment
+        )
+        auth: dict[str, Any] = (
+            {"basic_auth": (config.email, token)} if config.email else {"token_auth": token}
+        )
+        client = (session_factory or JIRA)(
+            server=self._base,
+            timeout=config.timeout,
+            max_retries=0,
+            get_server_info=False,
+            validate=False,
+            options={"check_update": False},
+            **auth,
+        )
+        self._http = Transport(
+            name,
+            client,
+            self._base,
+            policy=retry_policy or RetryPolicy(),
+            sleep=sleep,
+            clock=clock,
+            rng=rng or random.Random(),
+            pool_size=config.concurrency,
+        )
+        self._history = HistoryReader(name, self._http)
+        self._closed = False
+
+    # -- the Connector protocol ---------------------------------------------------------
+
+    def fetch(self, window: Window) -> Iterator[Page]:
+        """Issues updated since ``window.since`` (all on a full sync), oldest first."""
+        count = RequestCount()
+        site = self._site(count)
+        jql = window_jql(self.config.scope, window.since)
+        log.info("source '%s': searching %s", self.name, jql)
+        endpoint = CLOUD_SEARCH if site.cloud else DC_SEARCH
+        batches = (
+            self._cloud_batches(site, jql, count)
+            if site.cloud
+            else self._dc_batches(site, jql, count)
+        )
+        for batch in batches:
+            yield self._page(site, batch, endpoint)
+
+    def resolve(self, selector: Mapping[str, object]) -> frozenset[str] | None:
+        """Keys for a ``jql`` selector, limited to the scope; None for the others.
+
+        ``epic``, ``keys`` and ``labels`` are evaluated from stored fields by the engine.
+        """
+        jql = selector.get("jql")
+        if jql is None:
+            return None
+        if not isinstance(jql, str) or jql_problem(jql):
+            problem = jql_problem(jql) if isinstance(jql, str) else "it is not text"
+            raise FatalSourceError(
+                self.name,
+                f"the selector jql {jql!r} cannot be used: {problem}",
+                hint="write one JQL condition, without ORDER BY",
+            )
+        count = RequestCount()
+        cloud = self.deployment == "cloud"
+        try:
+            return self._keys(selector_jql(self.config.scope, jql), cloud, count)
+        except FatalSourceError as error:
+            if type(error) is not FatalSourceError:  # auth, or a wrong url: not the selector
+                raise
+            raise FatalSourceError(
+                self.name, error.message, hint=f"check the selector's jql: {jql}"
+            ) from error
+
+    def reconcile(self) -> frozenset[str]:
+        """Every key now in scope, so the store can drop issues deleted or moved out."""
+        count = RequestCount()
+        cloud = self.deployment == "cloud"
+        return self._keys(f"({self.config.scope})", cloud, count)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._http.close()
+
+    def __enter__(self) -> JiraConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the site ------------------------------------------------------------------------
+
+    @property
+    def deployment(self) -> Deployment:
+        """``cloud`` or ``datacenter``: from the config, else asked once of ``serverInfo``."""
+        if self._deployment is None:
+            self._deployment = self._detect(RequestCount())
+        return self._deployment
+
+    @property
+    def default_overlap(self) -> timedelta:
+        """How far each incremental sync re-reads before the watermark.
+
+        Cloud search is eventually consistent (an update can appear minutes after its
+        ``updated`` stamp), hence 15 minutes there. May ask ``serverInfo`` once.
+        """
+        if self.config.overlap is not None:
+            return self.config.overlap
+        return CLOUD_OVERLAP if self.deployment == "cloud" else DC_OVERLAP
+
+    def _detect(self, count: RequestCount) -> Deployment:
+        info = self._http.get("/rest/api/2/serverInfo", count=count)
+        kind = info.get("deploymentType") if isinstance(info, dict) else None
+        log.info("source '%s': Jira deploymentType %s", self.name, kind)
+        return "cloud" if kind == "Cloud" else "datacenter"
+
+    def _site(self, count: RequestCount) -> Site:
+        if self._deployment is None:
+            self._deployment = self._detect(count)
+        cloud = self._deployment == "cloud"
+        fields = self._http.get(f"/rest/api/{3 if cloud else 2}/field", count=count)
+        points, epic_link = discover_fields(fields if isinstance(fields, list) else [])
+        statuses = self._http.get("/rest/api/2/status", count=count)
+        return Site(
+            cloud=cloud,
+            base_url=self._base,
+            points_field=self.config.points_field or points,
+            epic_link_field=None if cloud else epic_link,
+            status_categories=status_categories(statuses if isinstance(statuses, list) else []),
+        )
+
+    # -- searching -----------------------------------------------------------------------
+
+    def _cloud_batches(self, site: Site, jql: str, count: RequestCount) -> Iterator[_Batch]:
+        pages = TokenPaginator(self.name)
+        with ThreadPoolExecutor(self.config.concurrency, "jira-" + self.name) as pool:
+            while not pages.finished:
+                body: dict[str, object] = {
+                    "jql": jql,
+                    "fields": site.search_fields(),
+                    "expand": "changelog",
+                    "maxResults": self.config.page_size,
+                }
+                if pages.token:
+                    body["nextPageToken"] = pages.token
+                data = self._http.post(CLOUD_SEARCH, body, count=count)
+                pages.advance(None if data.get("isLast") else data.get("nextPageToken"))
+                issues = [Searched(dict(i)) for i in data.get("issues") or []]
+                if issues:
+                    self._history.complete(site, issues, count, pool)
+                    yield _Batch(issues, count)
+                    count = RequestCount()
+
+    def _dc_batch(self, site: Site, jql: str, start: int, size: int) -> _Batch:
+        """One Data Center search page, completed; runs on a worker thread."""
+        count = RequestCount()
+        data = self._dc_page(site, jql, start, size, count)
+        issues = [Searched(dict(i)) for i in data.get("issues") or []]
+        self._history.complete(site, issues, count, None)
+        return _Batch(issues, count, int(data.get("total") or 0))
+
+    def _dc_page(
+        self, site: Site, jql: str, start: int, size: int, count: RequestCount
+    ) -> dict[str, Any]:
+        body = {
+            "jql": jql,
+            "startAt": start,
+            "maxResults": size,
+            "fields": site.search_fields(),
+            "expand": ["changelog"],
+        }
+        data: dict[str, Any] = self._http.post(DC_SEARCH, body, count=count)
+        return data
+
+    def _dc_batches(self, site: Site, jql: str, count: RequestCount) -> Iterator[_Batch]:
+        first = self._dc_page(site, jql, 0, self.config.page_size, count)
+        total = int(first.get("total") or 0)
+        step = int(first.get("maxResults") or self.config.page_size) or 1
+        issues = [Searched(dict(i)) for i in first.get("issues") or []]
+        seen: dict[str, str] = {}
+        moved = False
+        with ThreadPoolExecutor(self.config.concurrency, "jira-" + self.name) as pool:
+            if issues:
+                self._history.complete(site, issues, count, pool)
+                seen.update((i.key, _updated(i)) for i in issues)
+                yield _Batch(issues, count, total)
+            offsets = iter(range(step, total, step)) if issues else iter(())
+            running: list[Future[_Batch]] = []
+            try:
+                while True:
+                    while len(running) < self.config.concurrency:
+                        start = next(offsets, None)
+                        if start is None:
+                            break
+                        running.append(pool.submit(self._dc_batch, site, jql, start, step))
+                    if not running:
+                        break
+                    batch = running.pop(0).result()
+                    moved = moved or batch.total != total
+                    if batch.issues:
+                        seen.update((i.key, _updated(i)) for i in batch.issues)
+                        yield batch
+            finally:
+                for future in running:
+                    future.cancel()
+        if moved or len(seen) < total:
+            log.warning(
+                "source '%s': the result set moved while paging (%d of %d seen); re-reading",
+                self.name,
+                len(seen),
+                total,
+            )
+            yield from self._dc_sweep(site, jql, seen, step)
+
+    def _dc_sweep(self, site: Site, jql: str, seen: dict[str, str], size: int) -> Iterator[_Batch]:
+        """Re-list the window cheaply (keys and stamps), then read what the first pass missed."""
+        missed = [
+            str(i["key"])
+            for i in self._scan(jql, cloud=False, fields=["updated"], count=RequestCount())
+            if seen.get(str(i.get("key"))) != str((i.get("fields") or {}).get("updated"))
+        ]
+        for offset in range(0, len(missed), size):
+            keys = ", ".join(jql_quote(key) for key in missed[offset : offset + size])
+            batch = self._dc_batch(
+                site, f"({self.config.scope}) AND key in ({keys}) ORDER BY updated ASC", 0, size
+            )
+            if batch.issues:
+                yield batch
+
+    def _keys(self, jql: str, cloud: bool, count: RequestCount) -> frozenset[str]:
+        issues = self._scan(jql, cloud=cloud, fields=["key"], count=count)
+        return frozenset(str(i["key"]) for i in issues if i.get("key"))
+
+    def _scan(
+        self, jql: str, *, cloud: bool, fields: list[str], count: RequestCount
+    ) -> Iterator[dict[str, Any]]:
+        """A light search (a few fields, the largest pages), serially to the end."""
+        if cloud:
+            pages = TokenPaginator(self.name)
+            while not pages.finished:
+                body: dict[str, object] = {
+                    "jql": jql,
+                    "fields": fields,
+                    "maxResults": CLOUD_KEYS_PAGE,
+                }
+                if pages.token:
+                    body["nextPageToken"] = pages.token
+                data = self._http.post(CLOUD_SEARCH, body, count=count)
+                yield from data.get("issues") or []
+                pages.advance(None if data.get("isLast") else data.get("nextPageToken"))
+            return
+        start = 0
+        while True:
+            body = {"jql": jql, "fields": fields, "startAt": start, "maxResults": DC_KEYS_PAGE}
+            data = self._http.post(DC_SEARCH, body, count=count)
+            issues = data.get("issues") or []
+            yield from issues
+            start += len(issues)
+            if not issues or start >= int(data.get("total") or 0):
+                return
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def _page(self, site: Site, batch: _Batch, endpoint: str) -> Page:
+        fetched_at = utcnow()
+        items: list[WorkItem] = []
+        changes: list[StatusChange] = []
+        comments: list[Comment] = []
+        accounts: dict[str, Account] = {}
+        raw: list[RawPayload] = []
+        for issue in batch.issues:
+            raw.append(
+                RawPayload(
+                    source=self.name,
+                    key=issue.key,
+                    endpoint=endpoint,
+                    fetched_at=fetched_at,
+                    payload=issue.completed_payload(),
+                )
+            )
+            try:
+                records = normalize_issue(
+                    self.name,
+                    issue.payload,
+                    site,
+                    histories=issue.histories,
+                    comments=issue.comments,
+                    flags=issue.flags,
+                )
+            except (KeyError, TypeError, ValueError) as error:
+                log.warning("source '%s': cannot read issue %s: %s", self.name, issue.key, error)
+                continue
+            items.append(records.item)
+            changes.extend(records.changes)
+            comments.extend(records.comments)
+            for record in records.accounts:
+                known = accounts.get(record.account_id)
+                if known is None or (not known.email and record.email):
+                    accounts[record.account_id] = record
+        log.info(
+            "source '%s': page of %d issues, %d requests", self.name, len(items), batch.count.value
+        )
+        return Page(
+            source=self.name,
+            items=tuple(items),
+            changes=tuple(changes),
+            comments=tuple(comments),
+            accounts=tuple(accounts.values()),
+            raw=tuple(raw),
+            cursor=max((item.updated for item in items), default=None),
+            requests=batch.count.value,
+        )
+
+
+def _updated(issue: Searched) -> str:
+    return str((issue.payload.get("fields") or {}).get("updated"))

@@ -1,0 +1,346 @@
+"""Jira payloads (Cloud v3 and Data Center v2) to normalized records.
+
+Pure functions over the raw JSON dicts: no I/O, so every mapping rule is a unit test and a
+mapping bug can be fixed by re-normalizing stored payloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from models.records import Account, Comment, StatusCategory, StatusChange, WorkItem
+
+CATEGORIES: dict[str, StatusCategory] = {
+    "new": StatusCategory.TODO,
+    "indeterminate": StatusCategory.IN_PROGRESS,
+    "done": StatusCategory.DONE,
+}
+"""Jira's ``statusCategory.key`` to ours. ``undefined`` (No Category) is deliberately absent."""
+
+BASE_FIELDS = (
+    "summary",
+    "status",
+    "issuetype",
+    "assignee",
+    "reporter",
+    "created",
+    "updated",
+    "resolutiondate",
+    "duedate",
+    "labels",
+    "parent",
+    "fixVersions",
+    "comment",
+)
+
+POINTS_FIELD_NAMES = ("story points", "story point estimate")
+EPIC_LINK_SCHEMA = "com.pyxis.greenhopper.jira:gh-epic-link"
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What a sync learns about a Jira site before reading issues."""
+
+    cloud: bool
+    base_url: str
+    points_field: str | None = None
+    epic_link_field: str | None = None
+    status_categories: Mapping[str, str] = field(default_factory=dict)
+    """Status id to ``statusCategory.key``, from ``/rest/api/2/status``."""
+
+    def search_fields(self) -> list[str]:
+        extra = [f for f in (self.points_field, self.epic_link_field) if f]
+        return [*BASE_FIELDS, *extra]
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRecords:
+    item: WorkItem
+    changes: tuple[StatusChange, ...]
+    comments: tuple[Comment, ...]
+    accounts: tuple[Account, ...]
+
+
+def discover_fields(fields: Iterable[Mapping[str, Any]]) -> tuple[str | None, str | None]:
+    """The story points and Epic Link field ids of a site, from ``/rest/api/N/field``."""
+    points: str | None = None
+    epic_link: str | None = None
+    for entry in fields:
+        name = str(entry.get("name") or "").strip().lower()
+        schema = entry.get("schema") or {}
+        if points is None and name in POINTS_FIELD_NAMES:
+            points = str(entry["id"])
+        if epic_link is None and (schema.get("custom") == EPIC_LINK_SCHEMA or name == "epic link"):
+            epic_link = str(entry["id"])
+    return points, epic_link
+
+
+def status_categories(statuses: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Status id to category key, from ``/rest/api/2/status``."""
+    table: dict[str, str] = {}
+    for status in statuses:
+        key = (status.get("statusCategory") or {}).get("key")
+        if status.get("id") is not None and key:
+            table[str(status["id"])] = str(key)
+    return table
+
+
+def parse_time(value: object) -> datetime | None:
+    """A Jira timestamp (``2024-05-01T10:02:03.000+0200`` or epoch ms) as aware UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if not isinstance(value, str):
+        raise ValueError(f"not a Jira timestamp: {value!r}")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def parse_day(value: object) -> datetime | None:
+    """A Jira date (``duedate``: ``2024-05-01``) as midnight UTC."""
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.combine(date.fromisoformat(value[:10]), time(0, 0), tzinfo=UTC)
+
+
+def account_id(user: object, *, cloud: bool) -> str | None:
+    """Cloud: the ``accountId``. Data Center: the username (``name``), else the user ``key``."""
+    if not isinstance(user, Mapping):
+        return None
+    keys = ("accountId",) if cloud else ("name", "key")
+    for key in keys:
+        if user.get(key):
+            return str(user[key])
+    return None
+
+
+def account(source: str, user: object, *, cloud: bool) -> Account | None:
+    ident = account_id(user, cloud=cloud)
+    if ident is None or not isinstance(user, Mapping):
+        return None
+    return Account(
+        source=source,
+        account_id=ident,
+        display_name=user.get("displayName") or None,
+        email=user.get("emailAddress") or None,
+    )
+
+
+_CONTAINERS = frozenset(
+    {
+        "doc",
+        "bulletList",
+        "orderedList",
+        "blockquote",
+        "panel",
+        "expand",
+        "nestedExpand",
+        "table",
+        "tableRow",
+        "tableCell",
+        "tableHeader",
+        "layoutSection",
+        "layoutColumn",
+    }
+)
+_SKIPPED = frozenset({"rule", "mediaSingle", "mediaGroup", "media"})
+
+
+def adf_text(node: object) -> str:
+    """Atlassian Document Format flattened to plain text: blocks on their own lines."""
+    lines: list[str] = []
+    _adf_blocks(node, lines)
+    return "\n".join(line.rstrip() for line in lines).strip()
+
+
+def _adf_inline(node: Mapping[str, Any]) -> str:
+    kind = node.get("type")
+    attrs = node.get("attrs") or {}
+    if kind == "text":
+        return str(node.get("text", ""))
+    if kind == "hardBreak":
+        return "\n"
+    if kind == "mention":
+        return str(attrs.get("text") or "@" + str(attrs.get("id", "")))
+    if kind == "emoji":
+        return str(attrs.get("text") or attrs.get("shortName") or "")
+    if kind in ("inlineCard", "blockCard", "embedCard"):
+        return str(attrs.get("url") or "")
+    if kind in ("status", "placeholder"):
+        return str(attrs.get("text") or "")
+    if kind == "date":
+        return str(attrs.get("timestamp") or "")
+    return "".join(_adf_inline(c) for c in node.get("content") or [] if isinstance(c, Mapping))
+
+
+def _adf_blocks(node: object, lines: list[str]) -> None:
+    if isinstance(node, list):
+        for child in node:
+            _adf_blocks(child, lines)
+        return
+    if not isinstance(node, Mapping):
+        return
+    kind = node.get("type")
+    if kind in _CONTAINERS:
+        _adf_blocks(node.get("content") or [], lines)
+    elif kind == "listItem":
+        start = len(lines)
+        _adf_blocks(node.get("content") or [], lines)
+        if len(lines) > start:
+            lines[start] = "- " + lines[start]
+    elif kind not in _SKIPPED:
+        text = _adf_inline(node)
+        if text:
+            lines.extend(text.split("\n"))
+
+
+def body_text(body: object) -> str:
+    """A comment or description body: ADF on v3, wiki text on v2."""
+    if body is None:
+        return ""
+    if isinstance(body, Mapping):
+        return adf_text(body)
+    return str(body)
+
+
+def _category(key: object, flags: list[str], what: str) -> StatusCategory:
+    mapped = CATEGORIES.get(str(key)) if key is not None else None
+    if mapped is None:
+        flags.append(f"unknown_status_category:{what}={key}")
+        return StatusCategory.IN_PROGRESS
+    return mapped
+
+
+def _points(value: object, flags: list[str]) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        flags.append("unreadable_story_points")
+        return None
+
+
+def _key_of(value: object) -> str | None:
+    if isinstance(value, Mapping):
+        return str(value["key"]) if value.get("key") else None
+    if isinstance(value, str) and value:
+        return value
+    return None
+
+
+def history_order(history: Mapping[str, Any]) -> tuple[datetime, int, str]:
+    """Histories sort by time, then numerically by id (ids grow with time within a site)."""
+    ident = str(history.get("id", ""))
+    when = parse_time(history.get("created")) or datetime.min.replace(tzinfo=UTC)
+    return when, int(ident) if ident.isdigit() else 0, ident
+
+
+def normalize_issue(
+    source: str,
+    issue: Mapping[str, Any],
+    site: Site,
+    *,
+    histories: Iterable[Mapping[str, Any]],
+    comments: Iterable[Mapping[str, Any]],
+    flags: Iterable[str] = (),
+) -> IssueRecords:
+    """One issue, with its complete histories and comments, as records."""
+    key = str(issue["key"])
+    fields: Mapping[str, Any] = issue.get("fields") or {}
+    found = list(flags)
+    accounts: dict[str, Account] = {}
+
+    def remember(user: object) -> str | None:
+        record = account(source, user, cloud=site.cloud)
+        if record is None:
+            return None
+        known = accounts.get(record.account_id)
+        if known is None or (not known.email and record.email):
+            accounts[record.account_id] = record
+        return record.account_id
+
+    status = fields.get("status") or {}
+    category = _category((status.get("statusCategory") or {}).get("key"), found, "status")
+    changes: list[StatusChange] = []
+    for history in sorted(histories, key=history_order):
+        at = parse_time(history.get("created"))
+        status_items = [i for i in history.get("items") or [] if i.get("field") == "status"]
+        if at is None or not status_items:
+            continue
+        author = remember(history.get("author"))
+        for index, entry in enumerate(status_items):
+            change_id = str(history.get("id"))
+            if index:
+                change_id += f":{index}"
+            from_id, to_id = entry.get("from"), entry.get("to")
+            changes.append(
+                StatusChange(
+                    source=source,
+                    item_key=key,
+                    change_id=change_id,
+                    at=at,
+                    author=author,
+                    from_status=entry.get("fromString"),
+                    to_status=str(entry.get("toString") or ""),
+                    from_category=None
+                    if from_id is None
+                    else _category(site.status_categories.get(str(from_id)), found, "from"),
+                    to_category=_category(site.status_categories.get(str(to_id)), found, "to"),
+                )
+            )
+
+    notes: list[Comment] = []
+    for entry in comments:
+        at = parse_time(entry.get("created"))
+        if at is None:
+            continue
+        notes.append(
+            Comment(
+                source=source,
+                item_key=key,
+                comment_id=str(entry.get("id")),
+                at=at,
+                author=remember(entry.get("author")),
+                body=body_text(entry.get("body")),
+            )
+        )
+    notes.sort(key=lambda c: (c.at, c.comment_id))
+
+    parent = _key_of(fields.get("parent"))
+    if parent is None and site.epic_link_field:
+        parent = _key_of(fields.get(site.epic_link_field))
+    versions = [v for v in fields.get("fixVersions") or [] if isinstance(v, Mapping)]
+    created = parse_time(fields.get("created"))
+    updated = parse_time(fields.get("updated"))
+    if created is None or updated is None:
+        raise ValueError(f"issue {key} has no created/updated time")
+    item = WorkItem(
+        source=source,
+        key=key,
+        title=str(fields.get("summary") or ""),
+        item_type=(fields.get("issuetype") or {}).get("name"),
+        status=str(status.get("name") or ""),
+        status_category=category,
+        assignee=remember(fields.get("assignee")),
+        reporter=remember(fields.get("reporter")),
+        created=created,
+        updated=updated,
+        resolved=parse_time(fields.get("resolutiondate")),
+        due=parse_day(fields.get("duedate")),
+        parent=parent,
+        labels=tuple(str(label) for label in fields.get("labels") or ()),
+        container=str(versions[0]["name"]) if versions and versions[0].get("name") else None,
+        points=_points(fields.get(site.points_field), found) if site.points_field else None,
+        url=f"{site.base_url}/browse/{key}",
+        flags=tuple(dict.fromkeys(found)),
+    )
+    return IssueRecords(item, tuple(changes), tuple(notes), tuple(accounts.values()))
