@@ -6,7 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connectors.base import Connector, FatalSourceError
-from models.plan import ExportSource, JiraSource, Source
+from models.plan import (
+    ExportSource,
+    GithubSource,
+    GitlabSource,
+    JiraSource,
+    RedmineSource,
+    Source,
+)
 
 SecretResolver = Callable[[str, str], str]
 """(source name, env:/block: reference) -> the secret's value."""
@@ -25,6 +32,21 @@ def build_connector(name: str, source: Source, *, plan_dir: Path,
         from connectors.jira import JiraConnector
 
         return JiraConnector(name, source, token=secret(name, source.token))
+    if isinstance(source, RedmineSource):
+        from connectors.redmine import RedmineConnector
+
+        token = secret(name, source.token) if source.token else None
+        return RedmineConnector(name, source, token=token)
+    if isinstance(source, GithubSource):
+        from connectors.github import GithubConnector
+
+        return GithubConnector(
+            name, source, token=secret(name, source.token) if source.token else None)
+    if isinstance(source, GitlabSource):
+        from connectors.gitlab import GitlabConnector
+
+        return GitlabConnector(
+            name, source, token=secret(name, source.token) if source.token else None)
     raise FatalSourceError(
         name, f"this version of stratmap has no {source.kind} connector yet",
         hint="sync it to a CSV/JSON lines export meanwhile (kind: csv or jsonl)",

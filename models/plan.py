@@ -151,14 +151,40 @@ class GithubSource(_Source):
     kind: Literal["github"]
     repo: str = Field(pattern=r"^[^/\s]+/[^/\s]+$", description="owner/name")
     token: SecretRef | None = None
-    url: str = "https://api.github.com"
+    url: str = Field(
+        "https://api.github.com",
+        description="The REST API's root; GitHub Enterprise Server: https://HOST/api/v3.",
+    )
+    in_progress_labels: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Labels that mark an open issue as in progress (any case). Adding or removing "
+            "one is a status change; GitHub itself only has open and closed."
+        ),
+    )
+    page_size: int = Field(100, ge=1, le=100)
+    concurrency: int = Field(
+        1, ge=1, le=8,
+        description="Issues read at once; GitHub asks for serial requests, so keep 1.",
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
 
 
 class GitlabSource(_Source):
     kind: Literal["gitlab"]
     project: str = Field(description="Project path (group/name) or numeric id.")
     token: SecretRef | None = None
-    url: str = "https://gitlab.com"
+    url: str = Field("https://gitlab.com", description="The GitLab instance's root URL.")
+    in_progress_labels: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Labels that mark an open issue as in progress (any case), e.g. "
+            "workflow::doing. Adding or removing one is a status change."
+        ),
+    )
+    page_size: int = Field(100, ge=1, le=100)
+    concurrency: int = Field(4, ge=1, le=16, description="Issues read at once.")
+    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
 
 
 class LinearSource(_Source):
@@ -170,8 +196,22 @@ class LinearSource(_Source):
 class RedmineSource(_Source):
     kind: Literal["redmine"]
     url: str
-    project: str | None = Field(None, description="Project identifier; all projects if left out.")
-    token: SecretRef | None = Field(None, description="The API key (X-Redmine-API-Key).")
+    project: str | None = Field(
+        None,
+        description="Project identifier (with its subprojects, as Redmine lists them); all "
+                    "projects the key can see if left out.",
+    )
+    token: SecretRef | None = Field(
+        None,
+        description="The API key (X-Redmine-API-Key; My account -> API access key). With an "
+                    "administrator's key people are matched by login, else by numeric user id.",
+    )
+    page_size: int = Field(100, ge=1, le=100, description="Issues per request (Redmine's limit "
+                                                           "is 100).")
+    concurrency: int = Field(
+        4, ge=1, le=16, description="Issues whose journals are read at the same time."
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
 
 
 class ExportSource(_Source):

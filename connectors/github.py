@@ -1,0 +1,375 @@
+"""GitHub Issues (source kind ``github``): one repository's issues, with history and comments.
+
+Endpoints (REST, ``X-GitHub-Api-Version: 2022-11-28``)::
+
+    GET /repos/{owner}/{repo}/issues?state=all&sort=updated&direction=asc&per_page=100
+        &since=<ISO>                      the window; pull requests (a ``pull_request``
+                                          key) are dropped
+    GET /repos/{owner}/{repo}/issues/{number}/timeline?per_page=100
+                                          state changes and comments of one issue, in one
+                                          list (``closed``/``reopened``/``labeled``/
+                                          ``unlabeled``/``commented``)
+
+The issue list is read by :func:`connectors.http.sweep_updated` (``since`` moves to each
+page's highest ``updated_at``; ``Link: rel="next"`` only inside one second), so an issue
+updated mid-sync cannot shift another past the watermark. GitHub asks that one client's
+requests be made serially, so ``concurrency`` defaults to 1.
+
+Statuses: an open issue is ``open`` (todo), a closed one ``closed`` (done, whatever its
+``state_reason``). An open issue carrying one of the source's ``in_progress_labels`` is in
+progress, and adding or removing such a label is a status change: GitHub has no other
+in-progress state. The item's ``container`` is its milestone's title; the milestone's
+``due_on`` is kept in ``fields["milestone_due"]``.
+
+Rate limits: a 403 or 429 with ``x-ratelimit-remaining: 0`` waits until
+``x-ratelimit-reset`` (epoch seconds); a ``retry-after`` is honoured, never undercut; a
+secondary limit without either waits a minute, as GitHub's documentation asks.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from connectors.base import (
+    AuthError,
+    FatalSourceError,
+    RateLimited,
+    RetryPolicy,
+    SourceError,
+    Window,
+    error_for_status,
+    parse_retry_after,
+)
+from connectors.http import (
+    Classify,
+    JsonApi,
+    Listing,
+    Params,
+    RequestCount,
+    Row,
+    fan_out,
+    iso_seconds,
+    parse_moment,
+    sweep_updated,
+)
+from models.plan import GithubSource
+from models.records import (
+    Account,
+    Comment,
+    Page,
+    RawPayload,
+    StatusCategory,
+    StatusChange,
+    WorkItem,
+)
+
+API_VERSION = "2022-11-28"
+SECONDARY_WAIT = 60.0
+"""GitHub: without retry-after or x-ratelimit-reset, wait at least a minute."""
+
+Status = tuple[str, StatusCategory]
+OPEN: Status = ("open", StatusCategory.TODO)
+CLOSED: Status = ("closed", StatusCategory.DONE)
+STATE_EVENTS = frozenset({"closed", "reopened", "labeled", "unlabeled"})
+
+
+def classify(source: str) -> Classify:
+    """GitHub's reading of a response (see the module docstring for the rate limits)."""
+
+    def read(response: httpx.Response, *, what: str, now: float) -> SourceError | None:
+        status = response.status_code
+        if status < 400:
+            return None
+        headers = response.headers
+        if status in (403, 429):
+            retry_after = parse_retry_after(headers.get("retry-after"))
+            wait: float | None = retry_after
+            if headers.get("x-ratelimit-remaining") == "0":
+                reset = _float(headers.get("x-ratelimit-reset"))
+                until_reset = max(0.0, reset - now) if reset is not None else SECONDARY_WAIT
+                wait = max(until_reset, retry_after or 0.0)
+            elif wait is None and (status == 429 or _says_rate_limit(response)):
+                wait = SECONDARY_WAIT
+            if wait is not None:
+                return RateLimited(
+                    source, f"{what} was rate-limited by GitHub (HTTP {status})",
+                    retry_after=wait,
+                    hint="stratmap waits and retries; a token raises the limit from 60 to "
+                         "5,000 requests an hour",
+                )
+        if status == 401:
+            return AuthError(
+                source, f"{what} was refused: GitHub did not accept the token (HTTP 401)",
+                hint="check the source's token; a fine-grained token needs 'Issues: read'",
+            )
+        if status == 403:
+            return AuthError(
+                source, f"{what} was forbidden (HTTP 403)",
+                hint="the token may not read this repository's issues",
+            )
+        if status == 404:
+            return FatalSourceError(
+                source, f"{what} found nothing (HTTP 404)",
+                hint="check repo (owner/name); a private repository needs a token with access",
+            )
+        if status == 410:
+            return FatalSourceError(
+                source, f"{what}: issues are disabled for this repository (HTTP 410)",
+            )
+        return error_for_status(source, status, retry_after=headers.get("retry-after"),
+                                what=what)
+
+    return read
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
+
+
+def _says_rate_limit(response: httpx.Response) -> bool:
+    """A secondary rate limit's 403 without headers says so only in its message."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    message = body.get("message") if isinstance(body, dict) else None
+    return isinstance(message, str) and "rate limit" in message.lower()
+
+
+def _login(user: Any) -> str | None:
+    if isinstance(user, dict) and isinstance(user.get("login"), str):
+        return str(user["login"])
+    return None
+
+
+class GithubConnector:
+    """One GitHub repository's issues as a stratmap source."""
+
+    kind: ClassVar[str] = "github"
+    ordered = True
+    default_overlap = timedelta(minutes=15)
+
+    def __init__(
+        self,
+        name: str,
+        source: GithubSource,
+        *,
+        token: str | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.repo = source.repo
+        self.base = f"{source.url.rstrip('/')}/repos/{source.repo}"
+        self.page_size = source.page_size
+        self.concurrency = source.concurrency
+        self.in_progress = {label.casefold() for label in source.in_progress_labels}
+        self.clock = clock
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "stratmap",
+        }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.api = JsonApi(name, headers=headers, classify=classify(name), timeout=source.timeout,
+                           policy=policy, sleep=sleep, clock=clock, rng=rng,
+                           max_connections=max(1, source.concurrency))
+
+    # -- the Connector protocol ----------------------------------------------------------
+
+    def fetch(self, window: Window) -> Iterator[Page]:
+        for listing in self._issues(window.since):
+            issues = [row for row in listing.rows if "pull_request" not in row]
+            count = RequestCount(listing.requests)
+            timelines = fan_out(functools.partial(self._timeline, count=count), issues,
+                                workers=self.concurrency)
+            yield self._page(issues, timelines, listing, count.value)
+
+    def resolve(self, selector: dict[str, object]) -> frozenset[str] | None:
+        return None  # milestone and labels are matched on the stored items
+
+    def reconcile(self) -> frozenset[str]:
+        """Every issue the repository has now, so the store can hide deleted ones."""
+        return frozenset(
+            self.key(row) for listing in self._issues(None) for row in listing.rows
+            if "pull_request" not in row
+        )
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _issues(self, since: datetime | None) -> Iterator[Listing]:
+        def params(start: datetime | None) -> Params:
+            query: dict[str, str | int] = {"state": "all", "sort": "updated",
+                                           "direction": "asc", "per_page": self.page_size}
+            if start is not None:
+                query["since"] = iso_seconds(start)
+            return query
+
+        return sweep_updated(
+            self.api, f"{self.base}/issues", params=params, since=since,
+            updated=lambda row: parse_moment(str(row["updated_at"])),
+            identity=lambda row: str(row["number"]),
+            slack=timedelta(seconds=1),
+            what=f"listing the issues of {self.repo}",
+        )
+
+    def _timeline(self, issue: Row, count: RequestCount) -> list[Row]:
+        number = issue["number"]
+        return self.api.collect(
+            f"{self.base}/issues/{number}/timeline", params={"per_page": 100}, count=count,
+            what=f"reading the timeline of {self.repo}#{number}",
+        )
+
+    # -- normalizing ---------------------------------------------------------------------
+
+    def key(self, issue: Row) -> str:
+        return f"{self.name}#{issue['number']}"
+
+    def status_of(self, closed: bool, labels: Iterable[str]) -> Status:
+        if closed:
+            return CLOSED
+        marks = sorted(label for label in labels if label.casefold() in self.in_progress)
+        return (marks[0], StatusCategory.IN_PROGRESS) if marks else OPEN
+
+    def _page(self, issues: list[Row], timelines: list[list[Row]], listing: Listing,
+              requests: int) -> Page:
+        fetched_at = datetime.fromtimestamp(self.clock(), UTC)
+        items: list[WorkItem] = []
+        changes: list[StatusChange] = []
+        comments: list[Comment] = []
+        logins: set[str] = set()
+        raw: list[RawPayload] = []
+        for issue, timeline in zip(issues, timelines, strict=True):
+            item = self.item(issue)
+            history, notes, actors = self.history(item.key, timeline)
+            if (history[-1].to_category if history else OPEN[1]) != item.status_category:
+                item = item.model_copy(update={
+                    "flags": (*item.flags, "the timeline does not end in the current status"),
+                })
+            items.append(item)
+            changes.extend(history)
+            comments.extend(notes)
+            logins.update(actors)
+            logins.update(login for login in (item.assignee, item.reporter) if login)
+            logins.update(filter(None, (_login(a) for a in issue.get("assignees") or [])))
+            raw.append(RawPayload(source=self.name, key=item.key, endpoint=listing.endpoint,
+                                  fetched_at=fetched_at,
+                                  payload={"issue": issue, "timeline": timeline}))
+        return Page(
+            source=self.name, items=tuple(items), changes=tuple(changes),
+            comments=tuple(comments),
+            accounts=tuple(Account(source=self.name, account_id=login)
+                           for login in sorted(logins)),
+            raw=tuple(raw), cursor=max((i.updated for i in items), default=None),
+            requests=requests,
+        )
+
+    def item(self, issue: Row) -> WorkItem:
+        """An issue of the list endpoint as a WorkItem."""
+        try:
+            labels = tuple(
+                str(label["name"]) if isinstance(label, dict) else str(label)
+                for label in issue.get("labels") or []
+            )
+            closed = issue["state"] == "closed"
+            status, category = self.status_of(closed, labels)
+            assignees = [_login(a) for a in issue.get("assignees") or []]
+            assignee = next(filter(None, assignees), None) or _login(issue.get("assignee"))
+            milestone = issue.get("milestone") or {}
+            fields: dict[str, str] = {}
+            if issue.get("state_reason"):
+                fields["state_reason"] = str(issue["state_reason"])
+            if milestone.get("due_on"):
+                fields["milestone_due"] = str(milestone["due_on"])
+            kind = issue.get("type")
+            return WorkItem(
+                source=self.name,
+                key=self.key(issue),
+                title=str(issue.get("title") or ""),
+                item_type=str(kind["name"]) if isinstance(kind, dict) and kind.get("name")
+                else None,
+                status=status,
+                status_category=category,
+                assignee=assignee,
+                reporter=_login(issue.get("user")),
+                created=parse_moment(str(issue["created_at"])),
+                updated=parse_moment(str(issue["updated_at"])),
+                resolved=parse_moment(str(issue["closed_at"]))
+                if closed and issue.get("closed_at") else None,
+                labels=labels,
+                container=str(milestone["title"]) if milestone.get("title") else None,
+                url=str(issue["html_url"]) if issue.get("html_url") else None,
+                fields=fields,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise FatalSourceError(
+                self.name, f"issue {issue.get('number')!r} of {self.repo} is not as expected "
+                f"({type(error).__name__}: {error})",
+                hint="GitHub's payload changed; report it with the issue's raw payload",
+            ) from error
+
+    def history(self, key: str, timeline: list[Row]) -> tuple[list[StatusChange],
+                                                              list[Comment], set[str]]:
+        """Status changes (replayed from open), comments and the accounts acting in them."""
+        changes: list[StatusChange] = []
+        comments: list[Comment] = []
+        actors: set[str] = set()
+        closed = False
+        marks: set[str] = set()
+        state = OPEN
+        relevant = [e for e in timeline if e.get("event") in STATE_EVENTS | {"commented"}]
+        for event in sorted(relevant, key=lambda e: parse_moment(str(e["created_at"]))):
+            kind = event.get("event")
+            if kind == "commented":
+                author = _login(event.get("user")) or _login(event.get("actor"))
+                comments.append(Comment(
+                    source=self.name, item_key=key, comment_id=str(event["id"]),
+                    at=parse_moment(str(event["created_at"])), author=author,
+                    body=str(event.get("body") or ""),
+                ))
+                if author:
+                    actors.add(author)
+                continue
+            if kind == "closed":
+                closed = True
+            elif kind == "reopened":
+                closed = False
+            else:
+                label = str((event.get("label") or {}).get("name") or "")
+                if label.casefold() not in self.in_progress:
+                    continue
+                if kind == "labeled":
+                    marks.add(label)
+                else:
+                    marks.discard(label)
+            new = self.status_of(closed, marks)
+            if new == state:
+                continue
+            author = _login(event.get("actor"))
+            if author:
+                actors.add(author)
+            changes.append(StatusChange(
+                source=self.name, item_key=key, change_id=str(event["id"]),
+                at=parse_moment(str(event["created_at"])), author=author,
+                from_status=state[0], to_status=new[0], from_category=state[1],
+                to_category=new[1],
+            ))
+            state = new
+        return changes, comments, actors

@@ -1,0 +1,405 @@
+"""GitLab issues (source kind ``gitlab``): one project's issues, with history and comments.
+
+Endpoints (REST v4, ``PRIVATE-TOKEN`` header when a token is set)::
+
+    GET /api/v4/projects/{id or url-encoded path}/issues?scope=all&order_by=updated_at
+        &sort=asc&per_page=100&updated_after=<ISO>&pagination=keyset
+    GET .../issues/{iid}/resource_state_events      closed / reopened
+    GET .../issues/{iid}/resource_label_events      only with ``in_progress_labels``
+    GET .../issues/{iid}/notes?sort=asc&order_by=created_at
+                                                    comments; ``system`` notes skipped,
+                                                    and not asked for when
+                                                    ``user_notes_count`` is 0
+
+Keyset pagination for project issues came in GitLab 18.3: ``Link: rel="next"`` then
+carries a cursor on ``(updated_at, id)``, which no concurrent update can disturb. An older
+instance answers 405 (501 before 13.x), and the list is then read by
+:func:`connectors.http.sweep_updated` with offset links only inside one second.
+
+Statuses: ``opened`` (todo) and ``closed`` (done); an open issue carrying one of the
+source's ``in_progress_labels`` (e.g. a board's ``workflow::doing``) is in progress, and
+adding or removing such a label is a status change. ``container`` is the milestone's
+title (its ``due_date`` in ``fields["milestone_due"]``), ``parent`` the epic's iid (for
+the ``epic:`` selector), ``points`` the weight, ``due`` the issue's own due date.
+
+Rate limits: 429 waits for ``Retry-After``, else until ``RateLimit-Reset`` (epoch seconds).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from connectors.base import (
+    AuthError,
+    FatalSourceError,
+    RateLimited,
+    RetryPolicy,
+    SourceError,
+    Window,
+    error_for_status,
+    parse_retry_after,
+)
+from connectors.http import (
+    Classify,
+    JsonApi,
+    Listing,
+    Params,
+    RequestCount,
+    Row,
+    fan_out,
+    iso_seconds,
+    parse_moment,
+    sweep_updated,
+)
+from models.plan import GitlabSource
+from models.records import (
+    Account,
+    Comment,
+    Page,
+    RawPayload,
+    StatusCategory,
+    StatusChange,
+    WorkItem,
+)
+
+DEFAULT_WAIT = 60.0
+
+Status = tuple[str, StatusCategory]
+OPEN: Status = ("opened", StatusCategory.TODO)
+CLOSED: Status = ("closed", StatusCategory.DONE)
+
+
+class KeysetUnavailable(FatalSourceError):
+    """The instance cannot page project issues by keyset (before GitLab 18.3)."""
+
+
+def classify(source: str) -> Classify:
+    """GitLab's reading of a response."""
+
+    def read(response: httpx.Response, *, what: str, now: float) -> SourceError | None:
+        status = response.status_code
+        if status < 400:
+            return None
+        headers = response.headers
+        if status == 429:
+            wait = parse_retry_after(headers.get("retry-after"))
+            if wait is None:
+                reset = _float(headers.get("ratelimit-reset"))
+                wait = max(0.0, reset - now) if reset is not None else DEFAULT_WAIT
+            return RateLimited(
+                source, f"{what} was rate-limited by GitLab (HTTP 429)", retry_after=wait,
+                hint="stratmap waits and retries; lower the source's concurrency if this "
+                     "persists",
+            )
+        if status in (405, 501) and response.request.url.params.get("pagination") == "keyset":
+            return KeysetUnavailable(source, f"{what}: no keyset pagination (HTTP {status})")
+        if status == 401:
+            return AuthError(
+                source, f"{what} was refused: GitLab did not accept the token (HTTP 401)",
+                hint="check the source's token (a personal, project or group access token "
+                     "with read_api)",
+            )
+        if status == 403:
+            return AuthError(
+                source, f"{what} was forbidden (HTTP 403)",
+                hint="the token's user may not read this project's issues",
+            )
+        if status == 404:
+            return FatalSourceError(
+                source, f"{what} found nothing (HTTP 404)",
+                hint="check project (group/name or id) and url; a private project needs a "
+                     "token",
+            )
+        return error_for_status(source, status, retry_after=headers.get("retry-after"),
+                                what=what)
+
+    return read
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
+
+
+def _username(user: Any) -> str | None:
+    if isinstance(user, dict) and isinstance(user.get("username"), str):
+        return str(user["username"])
+    return None
+
+
+def _day(value: str) -> datetime:
+    """A GitLab date (``2026-10-01``) as midnight UTC."""
+    return datetime.combine(date.fromisoformat(value), clock_time(0, 0), tzinfo=UTC)
+
+
+class GitlabConnector:
+    """One GitLab project's issues as a stratmap source."""
+
+    kind: ClassVar[str] = "gitlab"
+    ordered = True
+    default_overlap = timedelta(minutes=15)
+
+    def __init__(
+        self,
+        name: str,
+        source: GitlabSource,
+        *,
+        token: str | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.source = source
+        self.project = source.project
+        self.base = (f"{source.url.rstrip('/')}/api/v4/projects/"
+                     f"{quote(source.project, safe='')}")
+        self.page_size = source.page_size
+        self.concurrency = source.concurrency
+        self.in_progress = {label.casefold() for label in source.in_progress_labels}
+        self.clock = clock
+        self.keyset: bool | None = None
+        """Whether the instance pages issues by keyset; None until the first listing."""
+        headers = {"Accept": "application/json", "User-Agent": "stratmap"}
+        if token:
+            headers["PRIVATE-TOKEN"] = token
+        self.api = JsonApi(name, headers=headers, classify=classify(name), timeout=source.timeout,
+                           policy=policy, sleep=sleep, clock=clock, rng=rng,
+                           max_connections=max(1, source.concurrency))
+
+    # -- the Connector protocol ----------------------------------------------------------
+
+    def fetch(self, window: Window) -> Iterator[Page]:
+        for listing in self._issues(window.since):
+            count = RequestCount(listing.requests)
+            details = fan_out(functools.partial(self._details, count=count), listing.rows,
+                              workers=self.concurrency)
+            yield self._page(listing.rows, details, listing, count.value)
+
+    def resolve(self, selector: dict[str, object]) -> frozenset[str] | None:
+        return None  # milestone, labels and epic are matched on the stored items
+
+    def reconcile(self) -> frozenset[str]:
+        """Every issue the project has now, so the store can hide deleted or moved ones."""
+        return frozenset(self.key(row) for listing in self._issues(None)
+                         for row in listing.rows)
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _params(self, since: datetime | None, *, keyset: bool) -> Params:
+        query: dict[str, str | int] = {"scope": "all", "order_by": "updated_at", "sort": "asc",
+                                       "per_page": self.page_size}
+        if since is not None:
+            query["updated_after"] = iso_seconds(since)
+        if keyset:
+            query["pagination"] = "keyset"
+        return query
+
+    def _issues(self, since: datetime | None) -> Iterator[Listing]:
+        url = f"{self.base}/issues"
+        what = f"listing the issues of {self.project}"
+        count = RequestCount()
+        if self.keyset is not False:
+            pages = self.api.follow(url, params=self._params(since, keyset=True), count=count,
+                                    what=what)
+            try:
+                first = next(pages)
+            except KeysetUnavailable:
+                self.keyset = False
+            else:
+                self.keyset = True
+                for response, rows in itertools.chain([first], pages):
+                    yield Listing(rows=rows, endpoint=str(response.url), requests=count.value)
+                    count.value = 0
+                return
+        yield from sweep_updated(
+            self.api, url, params=lambda start: self._params(start, keyset=False), since=since,
+            updated=lambda row: parse_moment(str(row["updated_at"])),
+            identity=lambda row: str(row["iid"]), slack=timedelta(0), what=what,
+            spent=count.value,
+        )
+
+    def _details(self, issue: Row, count: RequestCount) -> dict[str, list[Row]]:
+        iid = issue["iid"]
+        url = f"{self.base}/issues/{iid}"
+        ref = f"{self.project}#{iid}"
+        details = {
+            "resource_state_events": self.api.collect(
+                f"{url}/resource_state_events", params={"per_page": 100}, count=count,
+                what=f"reading the state events of {ref}"),
+            "resource_label_events": [],
+            "notes": [],
+        }
+        if self.in_progress:
+            details["resource_label_events"] = self.api.collect(
+                f"{url}/resource_label_events", params={"per_page": 100}, count=count,
+                what=f"reading the label events of {ref}")
+        if issue.get("user_notes_count", 1):
+            details["notes"] = self.api.collect(
+                f"{url}/notes", params={"sort": "asc", "order_by": "created_at",
+                                        "per_page": 100},
+                count=count, what=f"reading the notes of {ref}")
+        return details
+
+    # -- normalizing ---------------------------------------------------------------------
+
+    def key(self, issue: Row) -> str:
+        return f"{self.name}#{issue['iid']}"
+
+    def status_of(self, closed: bool, labels: Iterable[str]) -> Status:
+        if closed:
+            return CLOSED
+        marks = sorted(label for label in labels if label.casefold() in self.in_progress)
+        return (marks[0], StatusCategory.IN_PROGRESS) if marks else OPEN
+
+    def _page(self, issues: list[Row], details: list[dict[str, list[Row]]], listing: Listing,
+              requests: int) -> Page:
+        fetched_at = datetime.fromtimestamp(self.clock(), UTC)
+        items: list[WorkItem] = []
+        changes: list[StatusChange] = []
+        comments: list[Comment] = []
+        people: dict[str, str | None] = {}
+        raw: list[RawPayload] = []
+        for issue, detail in zip(issues, details, strict=True):
+            item = self.item(issue)
+            history, notes = self.history(item.key, detail, people)
+            if (history[-1].to_category if history else OPEN[1]) != item.status_category:
+                item = item.model_copy(update={
+                    "flags": (*item.flags, "the events do not end in the current status"),
+                })
+            items.append(item)
+            changes.extend(history)
+            comments.extend(notes)
+            for user in (issue.get("author"), issue.get("assignee"),
+                         *(issue.get("assignees") or [])):
+                _meet(people, user)
+            raw.append(RawPayload(source=self.name, key=item.key, endpoint=listing.endpoint,
+                                  fetched_at=fetched_at, payload={"issue": issue, **detail}))
+        return Page(
+            source=self.name, items=tuple(items), changes=tuple(changes),
+            comments=tuple(comments),
+            accounts=tuple(Account(source=self.name, account_id=username, display_name=name)
+                           for username, name in sorted(people.items())),
+            raw=tuple(raw), cursor=max((i.updated for i in items), default=None),
+            requests=requests,
+        )
+
+    def item(self, issue: Row) -> WorkItem:
+        """An issue of the list endpoint as a WorkItem."""
+        try:
+            labels = tuple(
+                str(label["name"]) if isinstance(label, dict) else str(label)
+                for label in issue.get("labels") or []
+            )
+            closed = issue["state"] == "closed"
+            status, category = self.status_of(closed, labels)
+            assignees = [_username(a) for a in issue.get("assignees") or []]
+            assignee = next(filter(None, assignees), None) or _username(issue.get("assignee"))
+            milestone = issue.get("milestone") or {}
+            epic = issue.get("epic") or {}
+            epic_iid = epic.get("iid") if isinstance(epic, dict) else None
+            if epic_iid is None:
+                epic_iid = issue.get("epic_iid")
+            fields: dict[str, str] = {}
+            if milestone.get("due_date"):
+                fields["milestone_due"] = str(milestone["due_date"])
+            weight = issue.get("weight")
+            kind = issue.get("issue_type") or issue.get("type")
+            return WorkItem(
+                source=self.name,
+                key=self.key(issue),
+                title=str(issue.get("title") or ""),
+                item_type=str(kind).lower() if kind else None,
+                status=status,
+                status_category=category,
+                assignee=assignee,
+                reporter=_username(issue.get("author")),
+                created=parse_moment(str(issue["created_at"])),
+                updated=parse_moment(str(issue["updated_at"])),
+                resolved=parse_moment(str(issue["closed_at"]))
+                if closed and issue.get("closed_at") else None,
+                due=_day(str(issue["due_date"])) if issue.get("due_date") else None,
+                parent=str(epic_iid) if epic_iid is not None else None,
+                labels=labels,
+                container=str(milestone["title"]) if milestone.get("title") else None,
+                points=float(weight) if isinstance(weight, int | float) else None,
+                url=str(issue["web_url"]) if issue.get("web_url") else None,
+                fields=fields,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise FatalSourceError(
+                self.name, f"issue {issue.get('iid')!r} of {self.project} is not as expected "
+                f"({type(error).__name__}: {error})",
+                hint="GitLab's payload changed; report it with the issue's raw payload",
+            ) from error
+
+    def history(self, key: str, detail: dict[str, list[Row]],
+                people: dict[str, str | None]) -> tuple[list[StatusChange], list[Comment]]:
+        """Status changes (replayed from open) and comments; meets the people acting."""
+        comments = []
+        for note in detail["notes"]:
+            if note.get("system"):
+                continue
+            _meet(people, note.get("author"))
+            comments.append(Comment(
+                source=self.name, item_key=key, comment_id=str(note["id"]),
+                at=parse_moment(str(note["created_at"])), author=_username(note.get("author")),
+                body=str(note.get("body") or ""),
+            ))
+        events = [("state", e) for e in detail["resource_state_events"]]
+        events += [("label", e) for e in detail["resource_label_events"]]
+        # At one moment, the state first: a board that closes an issue and drops its
+        # "doing" label in one move is one change (to closed), not two.
+        events.sort(key=lambda pair: (parse_moment(str(pair[1]["created_at"])),
+                                      pair[0] != "state", int(pair[1].get("id") or 0)))
+        changes: list[StatusChange] = []
+        closed = False
+        marks: set[str] = set()
+        state = OPEN
+        for source, event in events:
+            if source == "state":
+                closed = event.get("state") == "closed"
+            else:
+                label = str((event.get("label") or {}).get("name") or "")
+                if label.casefold() not in self.in_progress:
+                    continue
+                if event.get("action") == "add":
+                    marks.add(label)
+                else:
+                    marks.discard(label)
+            new = self.status_of(closed, marks)
+            if new == state:
+                continue
+            _meet(people, event.get("user"))
+            changes.append(StatusChange(
+                source=self.name, item_key=key, change_id=f"{source}-{event['id']}",
+                at=parse_moment(str(event["created_at"])), author=_username(event.get("user")),
+                from_status=state[0], to_status=new[0], from_category=state[1],
+                to_category=new[1],
+            ))
+            state = new
+        return changes, comments
+
+
+def _meet(people: dict[str, str | None], user: Any) -> None:
+    username = _username(user)
+    if username is not None:
+        name = user.get("name") if isinstance(user, dict) else None
+        people[username] = str(name) if name else people.get(username)
+

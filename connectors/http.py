@@ -1,0 +1,276 @@
+"""JSON over HTTP on httpx, for the trackers with a REST API (GitHub, GitLab).
+
+Every request goes through :func:`connectors.base.with_retries`. Each tracker passes its
+own ``classify`` (response -> an error of :mod:`connectors.base`, or None), because each
+signals rate limits in its own headers. A rate limit seen by one thread holds back every
+thread of the same :class:`JsonApi` until the wait has passed.
+
+Paging: :meth:`JsonApi.follow` walks ``Link: rel="next"`` to the end, refusing a link it
+has already seen. :func:`sweep_updated` reads a list sorted by ``updated`` ascending
+without trusting page offsets: an item updated while the sync pages would move to the end
+of the list and shift every later item back by one, so offset paging skips one item per
+update, and an ordered source's watermark then passes it for good. The sweep re-asks from
+the last page's highest ``updated`` instead, and follows the offset link only while a page
+cannot move the window forward (a bulk edit: a whole page updated in the same second).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+import httpx
+
+from connectors.base import (
+    FatalSourceError,
+    RateLimited,
+    RetriableError,
+    RetryPolicy,
+    SourceError,
+    TokenPaginator,
+    with_retries,
+)
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+Params = Mapping[str, str | int]
+Row = dict[str, Any]
+
+
+class Classify(Protocol):
+    """A tracker's reading of a response: None for success, else the error to raise."""
+
+    def __call__(self, response: httpx.Response, *, what: str, now: float) -> SourceError | None:
+        ...
+
+
+class RequestCount:
+    """HTTP requests made on behalf of one page; every attempt counts."""
+
+    def __init__(self, value: int = 0) -> None:
+        self._lock = threading.Lock()
+        self.value = value
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.value += n
+
+
+def parse_moment(value: str) -> datetime:
+    """An ISO 8601 timestamp from a tracker (``Z`` or an offset) as aware UTC."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def iso_seconds(moment: datetime) -> str:
+    """``2026-09-01T09:00:00Z``: floored to the second, so a filter never starts late."""
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def next_url(response: httpx.Response) -> str | None:
+    """The ``Link: <...>; rel="next"`` target, if any."""
+    link = response.links.get("next")
+    return link.get("url") if link else None
+
+
+class JsonApi:
+    """GETs JSON from one tracker with retries, a shared rate-limit hold, request counting.
+
+    The httpx client is made on the first request, so a connector that is built and never
+    used holds no connection.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        headers: Mapping[str, str],
+        classify: Classify,
+        timeout: float = 30.0,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        max_connections: int = 4,
+    ) -> None:
+        self.source = source
+        self.headers = dict(headers)
+        self.classify = classify
+        self.timeout = timeout
+        self.policy = policy or RetryPolicy()
+        self.sleep = sleep
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.max_connections = max_connections
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+        self._resume_at = 0.0
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    headers=self.headers,
+                    timeout=self.timeout,
+                    follow_redirects=True,  # a renamed repository answers 301
+                    limits=httpx.Limits(max_connections=self.max_connections),
+                )
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _hold(self) -> None:
+        """Wait out a rate limit another thread has met."""
+        with self._lock:
+            wait = self._resume_at - self.clock()
+        if wait > 0:
+            self.sleep(wait)
+
+    def _held_until(self, error: RateLimited) -> None:
+        with self._lock:
+            self._resume_at = max(self._resume_at, self.clock() + error.retry_after)
+
+    def get(self, url: str, *, params: Params | None = None, count: RequestCount,
+            what: str) -> httpx.Response:
+        """One GET, retried per the policy; raises the tracker's classified error."""
+
+        def attempt() -> httpx.Response:
+            self._hold()
+            count.add()
+            try:
+                response = self._http().get(url, params=params)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                raise RetriableError(self.source, f"{what} failed ({type(exc).__name__})") from exc
+            except httpx.HTTPError as exc:
+                raise FatalSourceError(
+                    self.source, f"{what} failed ({type(exc).__name__}: {exc})",
+                    hint="check the source's url",
+                ) from exc
+            error = self.classify(response, what=what, now=self.clock())
+            if error is not None:
+                if isinstance(error, RateLimited):
+                    self._held_until(error)
+                raise error
+            return response
+
+        return with_retries(attempt, policy=self.policy, sleep=self.sleep, rng=self.rng)
+
+    def rows(self, response: httpx.Response, *, what: str) -> list[Row]:
+        """The JSON array of objects a list endpoint answers."""
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise FatalSourceError(
+                self.source, f"{what} answered something that is not JSON",
+                hint="check the source's url: it must be the tracker's API",
+            ) from exc
+        if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+            raise FatalSourceError(
+                self.source, f"{what} answered {type(data).__name__}, not a list of objects",
+                hint="check the source's url: it must be the tracker's API",
+            )
+        return data
+
+    def follow(self, url: str, *, params: Params | None = None, count: RequestCount,
+               what: str) -> Iterator[tuple[httpx.Response, list[Row]]]:
+        """Every page of a list, following ``rel="next"`` links to the end."""
+        paginator = TokenPaginator(self.source)
+        response = self.get(url, params=params, count=count, what=what)
+        while True:
+            yield response, self.rows(response, what=what)
+            paginator.advance(next_url(response))
+            if paginator.finished or paginator.token is None:
+                return
+            response = self.get(paginator.token, count=count, what=what)
+
+    def collect(self, url: str, *, params: Params | None = None, count: RequestCount,
+                what: str) -> list[Row]:
+        """A whole (short) list: an issue's events or comments."""
+        return [row for _, rows in self.follow(url, params=params, count=count, what=what)
+                for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """New rows from one or more list requests, and what it cost to get them."""
+
+    rows: list[Row]
+    endpoint: str
+    requests: int
+
+
+def sweep_updated(
+    api: JsonApi,
+    url: str,
+    *,
+    params: Callable[[datetime | None], Params],
+    since: datetime | None,
+    updated: Callable[[Row], datetime],
+    identity: Callable[[Row], str],
+    slack: timedelta,
+    what: str,
+    spent: int = 0,
+) -> Iterator[Listing]:
+    """Rows of a list sorted by ``updated`` ascending, from ``since`` on, each version once.
+
+    ``params(since)`` builds the query for a window starting at ``since`` (inclusive, or
+    ``slack`` before it for trackers whose filter may be exclusive). Every listing holds
+    only rows not yet yielded at that ``updated``; one that would be empty is merged into
+    the next, and the last is yielded even when empty (so its requests are counted).
+    ``spent`` requests made before (a refused first try) are counted with the first.
+    """
+    seen: dict[str, datetime] = {}
+    query_since = since
+    paginator = TokenPaginator(api.source)
+    count = RequestCount(spent)
+    response = api.get(url, params=params(query_since), count=count, what=what)
+    while True:
+        rows = api.rows(response, what=what)
+        fresh = []
+        for row in rows:
+            key, moment = identity(row), updated(row)
+            if seen.get(key) != moment:
+                seen[key] = moment
+                fresh.append(row)
+        link = next_url(response)
+        if fresh or link is None:
+            yield Listing(rows=fresh, endpoint=str(response.url), requests=count.value)
+            count = RequestCount()
+        if link is None:
+            return
+        top = max((updated(row) for row in rows), default=None)
+        restart = None if top is None else top.replace(microsecond=0) - slack
+        if restart is None or (query_since is not None and restart <= query_since):
+            # The whole page sits at the window's start: only the offset link moves on.
+            paginator.advance(link)
+            if paginator.token is None:  # pragma: no cover - advance() raised or finished
+                return
+            response = api.get(paginator.token, count=count, what=what)
+            continue
+        query_since = restart
+        paginator = TokenPaginator(api.source)
+        response = api.get(url, params=params(query_since), count=count, what=what)
+
+
+def fan_out(call: Callable[[A], R], items: Sequence[A], *, workers: int) -> list[R]:
+    """``[call(i) for i in items]``, on up to ``workers`` threads; the first error wins."""
+    if workers <= 1 or len(items) <= 1:
+        return [call(item) for item in items]
+    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="stratmap-http") as pool:
+        return list(pool.map(call, items))
