@@ -175,25 +175,68 @@ def _fail_on(report, threshold: str | None) -> int:  # type: ignore[no-untyped-d
     return EXIT_FINDINGS if worst >= SEVERITY_RANK[threshold] else EXIT_OK
 
 
+def prefect_api_configured() -> bool:
+    """Whether a Prefect API is set, read without importing Prefect (which is slow)."""
+    import os
+    import tomllib
+
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))
+    try:
+        profiles = tomllib.loads((home / "profiles.toml").read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    return bool(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+
+
+def _run_with_prefect(args: argparse.Namespace, console: Console) -> int:
+    from flows.track import SyncFailed, track_plan
+
+    try:
+        track_plan(str(Path(args.plan).resolve()), db=args.db, as_of=args.as_of,
+                   offline=args.offline)
+    except SyncFailed as error:
+        console.print(f"[red]sync failed:[/] {error}", highlight=False)
+        return EXIT_SOURCE
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from flows.pipeline import judge_plan
+    from judgement import judge
+    from models.history import record_run
     from models.records import utcnow
 
     plan = _load(args.plan, console)
     if plan is None:
         return EXIT_INVALID
+    use_prefect = args.prefect if args.prefect is not None else prefect_api_configured()
+    if use_prefect:
+        code = _run_with_prefect(args, console)
+        if code != EXIT_OK:
+            return code
+        args.offline = True  # synced by the flow: what follows only prints the summary
+    elif plan.alerts and plan.alerts.routes and not args.quiet:
+        console.print("[dim]alerts and events are sent by the Prefect flow: set PREFECT_API_URL "
+                      "(or pass --prefect) to publish them[/]")
     with _store(args) as store:
         if not args.offline:
             code = _sync(plan, Path(args.plan), store, console, quiet=args.quiet)
             if code != EXIT_OK:
                 return code
-        else:
+        elif not use_prefect:
             never = [name for name in plan.sources if store.state(name) is None]
             if never:
                 console.print(f"[yellow]warning:[/] never synced: {', '.join(never)}; "
                               "--offline judges only what the store holds (run once without "
                               "--offline, or check --db)", highlight=False)
-        report = judge_plan(plan, store, as_of=args.as_of or utcnow())
+        # -- progress history (issue 6): judge from the evidence once, then store the
+        # run's snapshots and reconstruct the past weeks none covers (the first run's backfill).
+        evidence = store.evidence(plan.sources)
+        report = judge(plan, evidence, as_of=args.as_of or utcnow())
+        record_run(store, plan, report, evidence=evidence)
+        # -- end progress history
     if args.json:
         Path(args.json).write_text(report.to_json(), encoding="utf-8")
     if not args.quiet:
@@ -212,8 +255,14 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         return EXIT_INVALID
     with _store(args) as store:
         report = judge_plan(plan, store, as_of=args.as_of or utcnow())
+        if args.format == "html":  # issue 6: one self-contained page, with history and map
+            from publish.html import render_from_store
+
+            html_text = render_from_store(plan, store, report)
     if args.format == "json":
         text = report.to_json()
+    elif args.format == "html":
+        text = html_text
     else:
         from publish.markdown import render
 
@@ -224,6 +273,22 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     else:
         sys.stdout.write(text)
     return _fail_on(report, args.fail_on)
+
+
+def cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    plan = _load(args.plan, console)
+    if plan is None:
+        return EXIT_INVALID
+    from prefect import serve
+
+    from flows.deploy import deployments_for
+
+    deployments = deployments_for(plan, plan_path=args.plan, db=args.db)
+    for deployment in deployments:
+        console.print(f"serving [bold]{deployment.name}[/] on {deployment.schedules[0].schedule.cron} "
+                      f"({plan.timezone})", highlight=False)
+    serve(*deployments)
+    return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace, console: Console) -> int:
@@ -310,7 +375,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--offline", action="store_true",
                      help="skip the sync: judge what the store already holds")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("--prefect", action=argparse.BooleanOptionalAction, default=None,
+                     help="run as a Prefect flow (runs, artifacts, events and alerts in the "
+                          "Prefect UI); default: when a Prefect API is configured "
+                          "(PREFECT_API_URL), else the fast local path")
     run.set_defaults(func=cmd_run)
+
+    serve = commands.add_parser(
+        "serve", help="run the plan's scheduled deployments", formatter_class=_Formatter,
+        description=textwrap.dedent("""\
+            Serve the plan's deployments from this process: track-<plan> on the plan's
+            schedule.sync cron (default every 30 minutes) and report-<plan> on
+            schedule.report (default Monday 09:00), both in the plan's time zone.
+            Needs a Prefect API (PREFECT_API_URL, e.g. a `prefect server start`)."""),
+        epilog="example:\n  PREFECT_API_URL=http://127.0.0.1:4200/api stratmap serve plan.yaml")
+    serve.add_argument("plan", metavar="PLAN")
+    serve.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the store")
+    serve.set_defaults(func=cmd_serve)
 
     report = commands.add_parser(
         "report", help="write the report from the store (no sync)", formatter_class=_Formatter,
@@ -318,13 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=textwrap.dedent("""\
             examples:
               stratmap report plan.yaml --format md -o report.md
+              stratmap report plan.yaml --format html -o report.html
               stratmap report plan.yaml --format json --as-of 2027-01-20 | jq .findings
 
             """) + EXIT_CODES)
     report.add_argument("plan", metavar="PLAN")
     _db_options(report)
-    report.add_argument("--format", choices=["md", "json"], default="md",
-                        help="md (default) or json")
+    report.add_argument("--format", choices=["md", "html", "json"], default="md",
+                        help="md (default), html (one self-contained page: map, burn-up "
+                             "charts, findings, people; the map needs Graphviz's `dot`, "
+                             "else it is a list) or json")
     report.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     report.set_defaults(func=cmd_report)
 

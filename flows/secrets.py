@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from connectors.base import FatalSourceError
+from flows import redact
 
 
 def resolve_secret(source: str, reference: str) -> str:
@@ -18,10 +19,12 @@ def resolve_secret(source: str, reference: str) -> str:
                 source, f"the environment variable {name} is not set",
                 hint=f"export {name}=... before running, or use block:NAME for a Prefect block",
             )
-        return value
-    if scheme == "block":
-        return _from_block(source, name)
-    raise FatalSourceError(source, f"cannot resolve secret reference {reference!r}")
+    elif scheme == "block":
+        value = _from_block(source, name)
+    else:
+        raise FatalSourceError(source, f"cannot resolve secret reference {reference!r}")
+    redact.register(value)
+    return value
 
 
 def _from_block(source: str, name: str) -> str:
@@ -45,6 +48,12 @@ def _from_block(source: str, name: str) -> str:
 
 
 def _load_any(name: str) -> Any:
+    """A bare block name: stratmap's own credentials block, else a Secret block."""
     from prefect.blocks.system import Secret
 
-    return Secret.load(name)
+    from flows.blocks import TrackerCredentials
+
+    try:
+        return TrackerCredentials.load(name)
+    except ValueError:
+        return Secret.load(name)

@@ -87,12 +87,10 @@ def _engine(url: str) -> Engine:
 _MIGRATE_LOCK = threading.Lock()
 
 
-def _head() -> str:
+def _heads() -> set[str]:
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory(str(_MIGRATIONS)).get_current_head()
-    assert head is not None
-    return head
+    return set(ScriptDirectory(str(_MIGRATIONS)).get_heads())
 
 
 def migrate(engine: Engine) -> None:
@@ -102,7 +100,7 @@ def migrate(engine: Engine) -> None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
-        if MigrationContext.configure(connection).get_current_revision() == _head():
+        if set(MigrationContext.configure(connection).get_current_heads()) == _heads():
             return
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -111,13 +109,13 @@ def migrate(engine: Engine) -> None:
         if connection.dialect.name == "postgresql":
             # Another process may be migrating the same database: queue behind it.
             connection.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
-            if MigrationContext.configure(connection).get_current_revision() == _head():
+            if set(MigrationContext.configure(connection).get_current_heads()) == _heads():
                 return
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
 
 
-def _upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]],
+def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]],
             keys: Sequence[str], *, newer_only: bool = False) -> None:
     if not rows:
         return
@@ -202,7 +200,7 @@ class Store:
 
     def start_sync(self, source: str, kind: str, started: datetime) -> None:
         with self.transaction() as connection:
-            _upsert(
+            upsert(
                 connection,
                 SourceState.__table__,
                 [{"source": source, "kind": kind, "last_sync_started": started}],
@@ -226,17 +224,17 @@ class Store:
                 self._advance(connection, page.source, watermark, len(page.items))
 
     def _write(self, connection: Connection, page: Page) -> None:
-        _upsert(connection, ItemRow.__table__, [_item_row(i) for i in page.items],
+        upsert(connection, ItemRow.__table__, [_item_row(i) for i in page.items],
                 ["source", "key"], newer_only=True)
         # Children of an item come only with a version of it at least as new as the
         # stored one, so the foreign key always holds.
-        _upsert(connection, StatusChangeRow.__table__, [_change_row(c) for c in page.changes],
+        upsert(connection, StatusChangeRow.__table__, [_change_row(c) for c in page.changes],
                 ["source", "item_key", "change_id"])
-        _upsert(connection, CommentRow.__table__, [c.model_dump() for c in page.comments],
+        upsert(connection, CommentRow.__table__, [c.model_dump() for c in page.comments],
                 ["source", "item_key", "comment_id"])
-        _upsert(connection, AccountRow.__table__, [a.model_dump() for a in page.accounts],
+        upsert(connection, AccountRow.__table__, [a.model_dump() for a in page.accounts],
                 ["source", "account_id"])
-        _upsert(connection, RawPayloadRow.__table__, [r.model_dump() for r in page.raw],
+        upsert(connection, RawPayloadRow.__table__, [r.model_dump() for r in page.raw],
                 ["source", "key"])
 
     def _advance(self, connection: Connection, source: str, watermark: datetime,

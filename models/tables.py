@@ -147,3 +147,32 @@ class SelectionRow(Base):
     source: Mapped[str] = mapped_column(String(100), primary_key=True)
     selector: Mapped[str] = mapped_column(String(2000), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class SnapshotRow(Base):
+    """A goal's or milestone's judged state at one moment: the progress history.
+
+    One row per ``(plan, entity, as_of)``: ``entity`` is a goal id, ``goal.milestone``, or
+    ``*`` for the plan as a whole. Written by every run and, for the weeks before the first
+    run, reconstructed from the status changes (``origin = 'backfill'``).
+    """
+
+    __tablename__ = "snapshots"
+
+    plan: Mapped[str] = mapped_column(String(500), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(300), primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    progress: Mapped[float] = mapped_column(Float)
+    items_total: Mapped[int]
+    items_done: Mapped[int]
+    points_total: Mapped[float | None] = mapped_column(Float)
+    points_done: Mapped[float | None] = mapped_column(Float)
+    forecast: Mapped[datetime | None]
+    findings: Mapped[int]
+    finding_kinds: Mapped[dict[str, Any]]
+    """Findings on this entity by kind: ``{"stalled": 1, ...}``."""
+    origin: Mapped[str] = mapped_column(String(20))
+    """``run`` (judged by a run at ``as_of``) or ``backfill`` (reconstructed later)."""
+    recorded_at: Mapped[datetime]

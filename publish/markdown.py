@@ -47,12 +47,82 @@ def where(finding: Finding) -> str:
     return finding.milestone or finding.goal or (finding.item or "plan")
 
 
+MERMAID_CLASS = {
+    Status.DONE: ("status_done", "fill:#dafbe1,stroke:#2f7d4a,color:#1f2328"),
+    Status.NOT_STARTED: ("status_not_started", "fill:#eef1f4,stroke:#7a828a,color:#1f2328"),
+    Status.ON_TRACK: ("status_on_track", "fill:#dafbe1,stroke:#2f7d4a,color:#1f2328"),
+    Status.AT_RISK: ("status_at_risk", "fill:#fff1c7,stroke:#b7791f,color:#1f2328"),
+    Status.OFF_TRACK: ("status_off_track", "fill:#ffdcd7,stroke:#c0392b,color:#1f2328"),
+}
+_MERMAID_PLAIN = frozenset(" .,:-/()+%'")
+
+
+def mermaid_text(value: object) -> str:
+    """Text made safe inside a quoted Mermaid label: anything but letters, digits and
+    plain punctuation becomes an entity code (``#60;``), so no quote, bracket, backtick,
+    ``<`` or ``#`` of a title can end the label, start markup or close the code fence."""
+    text = " ".join(("" if value is None else str(value)).split())
+    return "".join(char if char.isalnum() or char in _MERMAID_PLAIN else f"#{ord(char)};"
+                   for char in text)
+
+
+def _node(name: str, title: str, *facts: str) -> str:
+    label = mermaid_text(title)
+    if facts:
+        label += "<br/>" + " · ".join(mermaid_text(fact) for fact in facts)
+    return f'    {name}["{label}"]'
+
+
+def strategic_map(report: Report) -> list[str]:
+    """The plan → goals → milestones as a Mermaid flowchart, coloured by status.
+
+    Node names are generated (``g1``, ``g1m2``), never taken from the plan; ``depends_on``
+    is a dotted arrow from a milestone to the one it depends on.
+    """
+    lines = ["```mermaid", "flowchart LR",
+             _node("plan", report.plan, STATUS_LABEL[report.status], pct(report.progress))]
+    classes: dict[Status, list[str]] = {s: [] for s in MERMAID_CLASS}
+    classes[report.status].append("plan")
+    names: dict[str, str] = {}
+    for g_number, goal in enumerate(report.goals, start=1):
+        goal_node = f"g{g_number}"
+        lines.append(_node(goal_node, goal.title, STATUS_LABEL[goal.status],
+                           pct(goal.progress)))
+        lines.append(f"    plan --> {goal_node}")
+        classes[goal.status].append(goal_node)
+        for m_number, m in enumerate(goal.milestones, start=1):
+            node = f"{goal_node}m{m_number}"
+            names[m.id] = node
+            work = (f"{m.items.points_done:g}/{m.items.points_total:g} points"
+                    if m.items.points_total is not None and m.items.points_done is not None
+                    else f"{m.items.done}/{m.items.total} items")
+            facts = [STATUS_LABEL[m.status], work] + ([f"due {m.due}"] if m.due else [])
+            lines.append(_node(node, m.title, *facts))
+            lines.append(f"    {goal_node} --> {node}")
+            classes[m.status].append(node)
+    for goal in report.goals:
+        for m in goal.milestones:
+            for needed in m.depends_on:
+                if needed in names:
+                    lines.append(f"    {names[m.id]} -. depends on .-> {names[needed]}")
+    for state, (name, style) in MERMAID_CLASS.items():
+        lines.append(f"    classDef {name} {style}")
+        if classes[state]:
+            lines.append(f"    class {','.join(classes[state])} {name}")
+    lines.append("```")
+    return lines
+
+
 def render(report: Report) -> str:
     lines = [
         f"# {cell(report.plan)}",
         "",
         f"Judged at {report.as_of.isoformat()} · overall {status(report.status)} · "
         f"progress {pct(report.progress)} · leader {cell(report.leader)}",
+        "",
+        "## Strategic map",
+        "",
+        *strategic_map(report),
         "",
         "## Goals",
         "",

@@ -1,0 +1,61 @@
+"""Keeps secret values out of logs.
+
+Prefect does not scrub a secret's raw value from log messages, so every secret resolved
+for a source is registered here, and a filter on the handlers of the root and Prefect
+loggers (the API log handler included) replaces it with ``***`` before it is written or
+shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+MASK = "***"
+_MIN_LENGTH = 4
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def register(value: str) -> None:
+    """Remember a secret so no log line will ever show it."""
+    if len(value) >= _MIN_LENGTH:
+        with _lock:
+            _secrets.add(value)
+    install()
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class SecretFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _secrets:
+            return True
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_FILTER = SecretFilter()
+
+
+def install() -> None:
+    """Put the filter on every handler of the root and ``prefect*`` loggers (idempotent)."""
+    loggers = [logging.getLogger()] + [
+        logger for name, logger in list(logging.Logger.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and (name == "prefect" or
+                                                    name.startswith(("prefect.", "stratmap")))
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if _FILTER not in handler.filters:
+                handler.addFilter(_FILTER)

@@ -1,0 +1,206 @@
+"""The HTML report: one self-contained page, checked as a person sees it, in Chromium.
+
+The browser tests skip only when Chromium is not installed (``apt-get install chromium``);
+CI sets ``STRATMAP_REQUIRE_BROWSER`` so that a missing browser fails instead.
+``STRATMAP_UPDATE_GOLDEN=1`` also rewrites ``docs/report.png`` from the sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.cli import main
+from models.report import Kind
+from publish.html import item_links, render, safe_url
+from tests import hostile
+from tests.browser import Browser, Tab, chromium, required
+from tests.conftest import EXAMPLES
+
+SAMPLE = EXAMPLES / "northwind" / "plan.yaml"
+AS_OF = "2027-03-01T09:00Z"
+DOCS_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "report.png"
+
+NOTHING_RAN = """(() => ({
+  pwned: typeof window.__pwned,
+  scripts: document.scripts.length,
+  handlers: [...document.querySelectorAll('*')].flatMap(e => [...e.attributes]
+      .filter(a => a.name.toLowerCase().startsWith('on')).map(a => e.tagName + ' ' + a.name)),
+  links: [...document.querySelectorAll('a[href], body [*|href]')]
+      .map(e => e.getAttribute('href') || e.getAttributeNS('http://www.w3.org/1999/xlink', 'href'))
+      .filter(h => !(h.startsWith('#') || /^https?:\\/\\//.test(h))),
+  embeds: document.querySelectorAll('iframe, object, embed, img, script, link[rel=stylesheet]').length,
+}))()"""
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    executable = chromium()
+    if executable is None:
+        if required():
+            pytest.fail("Chromium is required here (STRATMAP_REQUIRE_BROWSER) but not installed")
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    opened = Browser(executable, tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def open_page(browser: Browser, path: Path) -> Tab:
+    tab = browser.tab()
+    tab.open(path.resolve().as_uri())
+    return tab
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    """The sample, run (recording its history) and reported as HTML and JSON."""
+    folder = tmp_path_factory.mktemp("sample")
+    db = f"sqlite:///{folder / 's.db'}"
+    assert main(["run", str(SAMPLE), "--db", db, "--as-of", AS_OF, "-q"]) == 0
+    page, data = folder / "report.html", folder / "report.json"
+    for fmt, out in (("html", page), ("json", data)):
+        assert main(["report", str(SAMPLE), "--db", db, "--as-of", AS_OF, "--format", fmt,
+                     "-o", str(out)]) == 0
+    return page, json.loads(data.read_text())
+
+
+# -- in the browser ----------------------------------------------------------------------------
+
+
+def test_the_sample_page_shows_map_charts_findings_and_people(
+        browser: Browser, sample: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
+    page, report = sample
+    tab = open_page(browser, page)
+    milestones = [m for g in report["goals"] for m in g["milestones"]]  # type: ignore[attr-defined]
+
+    seen = tab.evaluate("""(() => {
+      const box = e => e ? e.getBoundingClientRect() : null;
+      const map = document.querySelector('#map svg');
+      return {
+        map: box(map) && box(map).width,
+        mapNodes: [...document.querySelectorAll('#map g.node[id^="map-ms-"]')].map(n => ({
+            id: n.id, fill: n.querySelector('path, polygon').getAttribute('fill'),
+            text: n.textContent.replace(/\\s+/g, ' ')})),
+        dependsOn: document.querySelectorAll('#map g.edge.depends-on').length,
+        charts: [...document.querySelectorAll('figure.burnup svg')].map(s => ({
+            width: box(s).width, lines: s.querySelectorAll('path').length})),
+        trend: !!document.querySelector('#summary figure.trend svg'),
+        findings: [...document.querySelectorAll('#findings tr.finding')].map(r => r.className),
+        trackerLinks: [...document.querySelectorAll('#findings a[href^="https://"]')]
+            .map(a => a.getAttribute('href')),
+        people: [...document.querySelectorAll('#people tr.person')].map(r => r.innerText),
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+        text: document.body.innerText,
+      };
+    })()""")
+
+    assert tab.errors == []
+    assert tab.evaluate(NOTHING_RAN) == {"pwned": "undefined", "scripts": 0, "handlers": [],
+                                         "links": [], "embeds": 0}
+    # The strategic map: every milestone, coloured by its status, with depends_on arrows.
+    assert seen["map"] > 600
+    assert len(seen["mapNodes"]) == len(milestones) == 10
+    fills = {n["id"]: n["fill"] for n in seen["mapNodes"]}
+    assert fills["map-ms-crm-migration"] == "#ffdcd7"  # off track
+    assert fills["map-ms-eu-payments"] == "#fff1c7"  # at risk
+    assert fills["map-ms-brand-campaign"] == "#eef1f4"  # not started
+    assert any("26/38 items" in n["text"] for n in seen["mapNodes"])
+    assert seen["dependsOn"] == sum(len(m["depends_on"]) for m in milestones) == 5
+    # A burn-up chart per milestone, drawn (not an empty box), and the trend.
+    assert len(seen["charts"]) == 10
+    assert all(c["width"] > 300 and c["lines"] > 10 for c in seen["charts"])
+    assert seen["trend"]
+    # Every finding, with links to the tracker items behind it.
+    assert len(seen["findings"]) == len(report["findings"])  # type: ignore[arg-type]
+    assert {k.value for k in Kind} <= {c.split("kind-")[1] for c in seen["findings"]}
+    assert "https://northwind.atlassian.net/browse/CRM-2" in seen["trackerLinks"]
+    assert "https://github.com/northwind/website/issues/139" in seen["trackerLinks"]
+    # People: who owns what, their load, and the feedback they owe.
+    assert len(seen["people"]) == 9
+    helen = next(row for row in seen["people"] if row.startswith("Helen"))
+    assert "eu" in helen and "crm.training" in helen
+    assert "Unknown people" in seen["text"] and "Needs attention" in seen["text"]
+    assert seen["overflow"] <= 0, "the page scrolls sideways at 1280 px"
+
+    shot = tab.screenshot(tmp_path / "report.png")
+    assert shot.stat().st_size > 50_000
+    if os.environ.get("STRATMAP_UPDATE_GOLDEN"):
+        tab.screenshot(DOCS_SCREENSHOT, height=2400)
+
+
+def test_hostile_tracker_text_is_shown_as_text_and_never_runs(
+        browser: Browser, tmp_path: Path) -> None:
+    plan, evidence, report, past = hostile.report_and_history()
+    page = tmp_path / "hostile.html"
+    page.write_text(render(report, history=past, links=item_links(evidence), plan=plan),
+                    encoding="utf-8")
+    tab = open_page(browser, page)
+
+    assert tab.evaluate(NOTHING_RAN) == {"pwned": "undefined", "scripts": 0, "handlers": [],
+                                         "links": [], "embeds": 0}
+    assert tab.errors == []  # a blocked inline script would have logged a CSP error
+    text = tab.evaluate("document.body.innerText")
+    for payload in hostile.PAYLOADS:
+        assert payload in text
+    assert "| broken | table | # heading" in text
+    assert "U-2\"><script>window.__pwned=1</script>" in text
+    # The map draws hostile titles as characters too (wrapped over lines).
+    drawn = tab.evaluate("[...document.querySelectorAll('#map svg text')]"
+                         ".map(t => t.textContent).join('')")
+    assert hostile.SCRIPT in drawn.replace(" ", "")
+    assert '"]) --> x["``` end \\N $x^2$' in tab.evaluate(
+        "[...document.querySelectorAll('#map svg text')].map(t => t.textContent).join(' ')")
+    # Only the http(s) item URLs became links.
+    links = tab.evaluate("[...document.links].map(a => a.getAttribute('href'))")
+    external = {href for href in links if not href.startswith("#")}
+    assert external == {"https://tracker.example/U-2?q=<script>"}
+    evidence_text = tab.evaluate("document.querySelector('#findings').textContent")
+    assert "A-1" in evidence_text and "A-3" in evidence_text  # javascript: URLs: plain text
+
+
+# -- without a browser -------------------------------------------------------------------------
+
+
+def test_the_page_is_self_contained_with_unique_ids(
+        sample: tuple[Path, dict[str, object]]) -> None:
+    text = sample[0].read_text(encoding="utf-8")
+    assert "<script" not in text.lower()
+    assert re.findall(r"""\b(?:src|srcset)\s*=\s*["'](?!data:)""", text) == []
+    assert "@import" not in text and "url(http" not in text
+    assert re.findall(r"""(?:xlink:)?href="(?!#|https?://|data:,")""", text) == []
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    assert duplicates == []
+    assert len(text) < 600_000
+
+
+def test_without_graphviz_the_map_is_a_list(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` on it
+    plan, evidence, report, past = hostile.report_and_history()
+    text = render(report, history=past, links=item_links(evidence), plan=plan)
+    assert "The diagram needs Graphviz" in text and "apt-get install graphviz" in text
+    assert 'class="map-list"' in text and "<svg" in text  # the charts are still there
+
+
+@pytest.mark.parametrize(("url", "safe"), [
+    ("https://x.example/a?b=1", True),
+    ("http://x.example", True),
+    ("javascript:alert(1)", False),
+    (" JaVaScRiPt:alert(1)", False),
+    ("java\tscript:alert(1)", False),
+    ("data:text/html,hi", False),
+    ("//x.example/a", False),
+    ("https:///nohost", False),
+    ("https://x.example/a b", False),
+    (None, False),
+])
+def test_only_http_urls_become_links(url: str | None, safe: bool) -> None:
+    assert (safe_url(url) is not None) is safe
