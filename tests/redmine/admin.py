@@ -159,6 +159,14 @@ class RedmineAdmin:
                               "journalized_id = ? ORDER BY id", (issue_id,)).fetchall()
         return [int(r[0]) for r in rows]
 
+    def journal_time(self, journal_id: int) -> datetime:
+        """When Redmine stamped a journal (the server runs with TZ=UTC)."""
+        with self._db() as db:
+            (text,) = db.execute("SELECT created_on FROM journals WHERE id = ?",
+                                 (journal_id,)).fetchone()
+        # The API reports whole seconds, as the connector reads them.
+        return datetime.fromisoformat(str(text)).replace(tzinfo=UTC, microsecond=0)
+
     def backdate(self, issue_id: int, *, created: datetime | None = None,
                  updated: datetime | None = None, closed: datetime | None = None,
                  journals: dict[int, datetime] | None = None) -> None:
