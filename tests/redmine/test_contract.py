@@ -11,8 +11,9 @@ Redmine stamps every write with its own clock, while the suite's moments are fix
   server's database (see ``admin.py``): every contract test holds, and the window, the
   watermark clamp and the double run are exercised at the moments the suite intends.
 * :class:`TestRedmineContractRealClock` does not backdate: Redmine's stamps are real. It
-  shows the contract holds with real clocks too (the suite follows the tracker's clock)
-  (strict), with the reason. Only SQLite here: the store is not what it tests.
+  shows the contract holds with real clocks too: the suite follows the tracker's clock
+  (``tracker_now``) and a second of overlap. Only SQLite here: the store is not what it
+  tests.
 
 429, 5xx and 401 answers are injected in front of the real server (an httpx transport),
 as Redmine gives none of them on demand; a real 401 (a wrong key) is tested in
