@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set up, then run the bundled sample offline on SQLite (no server, no network)
 #   make test   set up, then lint, type-check and run the tests on SQLite and PostgreSQL
+#   make bench  the benchmarks, side by side (benchmarks/README.md); about 7 minutes
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -31,5 +32,10 @@ pytest: setup
 
 test: lint types pytest
 
+# The peers (Perceval, the jira library) go into benchmarks/.venv-peers, never into $(VENV).
+bench: setup
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) northwind.db northwind-report.json .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) northwind.db northwind-report.json .pytest_cache .mypy_cache .ruff_cache \
+		benchmarks/.venv-peers

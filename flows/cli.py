@@ -166,6 +166,10 @@ def _summary(report, console: Console) -> None:  # type: ignore[no-untyped-def]
         names = ", ".join(f"{u.source}:{u.account}" for u in report.unknown_people)
         console.print(f"[yellow]Unknown people[/] (add them to the plan): {names}",
                       highlight=False)
+    if report.flagged_items:
+        console.print(f"[yellow]Items with payload problems[/] (stored and judged as they are; "
+                      f"see their flags in the store): {', '.join(report.flagged_items)}",
+                      highlight=False)
 
 
 def _fail_on(report, threshold: str | None) -> int:  # type: ignore[no-untyped-def]

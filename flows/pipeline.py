@@ -14,9 +14,12 @@ The sync's guarantees (tested in ``tests/test_sync.py`` and the contract suite):
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,6 +69,15 @@ def sync_source(connector: Connector, store: Store, *, started: datetime,
                 reconcile_every: timedelta | None = RECONCILE_EVERY,
                 on_page: PageHook | None = None) -> SyncResult:
     """Sync one source incrementally into ``store``; see the module's guarantees."""
+    with _fewer_collections():
+        return _sync_source(connector, store, started=started, overlap=overlap,
+                            selectors=selectors, reconcile_every=reconcile_every,
+                            on_page=on_page)
+
+
+def _sync_source(connector: Connector, store: Store, *, started: datetime,
+                 overlap: timedelta | None, selectors: list[Selector] | None,
+                 reconcile_every: timedelta | None, on_page: PageHook | None) -> SyncResult:
     clock = time.perf_counter()
     name = connector.name
     if overlap is None:
@@ -106,6 +118,38 @@ def sync_source(connector: Connector, store: Store, *, started: datetime,
     return SyncResult(source=name, pages=pages, items=items, requests=requests,
                       watermark=store.watermark(name), removed=removed,
                       seconds=time.perf_counter() - clock)
+
+
+YOUNG_COLLECTION_EVERY = 20_000
+"""Allocations between young-generation collections while a sync runs (Python's default: 700)."""
+_gc_lock = threading.Lock()
+_gc_syncs = 0
+_gc_default: tuple[int, int, int] | None = None
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Let Python's cyclic garbage collector run less often while syncing.
+
+    A page of JSON is some 100,000 fresh dicts and lists that live until the page is
+    written, so at the default threshold every page sets off dozens of collections that free
+    nothing: a quarter of a sync's CPU. Cycles are still collected, only less often. Syncs on
+    several threads share the setting; the last one to finish puts the default back.
+    """
+    global _gc_syncs, _gc_default
+    with _gc_lock:
+        if _gc_syncs == 0:
+            _gc_default = gc.get_threshold()
+            young, *older = _gc_default
+            gc.set_threshold(max(young, YOUNG_COLLECTION_EVERY), *older)
+        _gc_syncs += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_syncs -= 1
+            if _gc_syncs == 0 and _gc_default is not None:
+                gc.set_threshold(*_gc_default)
 
 
 def connector_for(plan: Plan, name: str, *, plan_dir: Path) -> Connector:

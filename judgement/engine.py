@@ -6,8 +6,11 @@ function below, in the contract's order, so a rule reads as its definition.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -210,11 +213,13 @@ class Judgement:
         if began is None or self.as_of - began < rule.every:
             return  # the first period has not passed yet
         since = self.as_of - rule.every
+        person_of = self.index.person_of
         feedback = [
             comment
             for state in (*scope.counted, *scope.context)
             for comment in state.comments
-            if self.index.person(comment.source, comment.author) in expected
+            if comment.author is not None
+            and person_of.get((comment.source, comment.author)) in expected
         ]
         latest = max(feedback, key=lambda c: c.at, default=None)
         if latest is not None and latest.at > since:
@@ -378,11 +383,13 @@ class Judgement:
                 if milestone.owner:
                     owns.setdefault(milestone.owner, []).append(milestone.id)
         load: Counter[str] = Counter()
+        items, person_of = self.index.items, self.index.person_of
         for iid in self.selected:
-            state = self.index.items[iid]
-            person = self.index.person(state.item.source, state.item.assignee)
-            if person and not state.done:
-                load[person] += 1
+            state = items[iid]
+            if not state.done and state.item.assignee is not None:
+                person = person_of.get((iid[0], state.item.assignee))
+                if person:
+                    load[person] += 1
         return [
             PersonReport(handle=handle, name=person.name, senior=person.senior,
                          owns=owns.get(handle, []), open_items=load[handle],
@@ -436,4 +443,23 @@ def judge(plan: Plan, evidence: Evidence, *, as_of: datetime) -> Report:
     """Judge ``plan`` from ``evidence`` as it stood at ``as_of`` (aware)."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
-    return Judgement(plan, evidence, as_of.astimezone(UTC)).run()
+    with _collector_paused():
+        return Judgement(plan, evidence, as_of.astimezone(UTC)).run()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while judging.
+
+    Judging makes a few hundred thousand short-lived objects beside the evidence's millions
+    of long-lived ones, and each full collection they trigger re-scans all the evidence
+    (over a second at 100,000 items) to free nothing: the engine makes no reference cycles,
+    and reference counting frees what it makes. The report is the same either way.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -8,9 +8,11 @@ changes, so judging at a past ``as_of`` sees the plan as it stood then.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
+from typing import Any
 
 from models.plan import Plan, Selector
 from models.records import Comment, Evidence, StatusCategory, StatusChange, WorkItem
@@ -30,19 +32,22 @@ class ItemState:
     last_change: datetime | None
     changes: list[StatusChange] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
+    id: ItemId = field(init=False)
+    done: bool = field(init=False)
+    """Whether it is done at ``as_of``. ``id`` and ``done`` are asked for so often that
+    they are computed once."""
 
-    @property
-    def id(self) -> ItemId:
-        return (self.item.source, self.item.key)
-
-    @property
-    def done(self) -> bool:
-        return self.category is StatusCategory.DONE
+    def __post_init__(self) -> None:
+        self.id = (self.item.source, self.item.key)
+        self.done = self.category is StatusCategory.DONE
 
 
 def _state(item: WorkItem, changes: list[StatusChange], comments: list[Comment],
            as_of: datetime) -> ItemState:
-    past = [c for c in changes if c.at <= as_of]
+    # ``changes`` and ``comments`` are in time order and this item's own: when all of them
+    # are past, they are kept as they are instead of copied.
+    past = changes if not changes or changes[-1].at <= as_of else [
+        c for c in changes if c.at <= as_of]
     if past:
         category = past[-1].to_category
     elif changes:
@@ -64,8 +69,26 @@ def _state(item: WorkItem, changes: list[StatusChange], comments: list[Comment],
         done_at=done_at,
         last_change=past[-1].at if past else None,
         changes=past,
-        comments=[c for c in comments if c.at <= as_of],
+        comments=comments if not comments or comments[-1].at <= as_of else [
+            c for c in comments if c.at <= as_of],
     )
+
+
+def _by_item(records: Iterable[StatusChange] | Iterable[Comment],
+             order: Callable[[Any], tuple[datetime, str]]) -> dict[ItemId, list[Any]]:
+    """Records grouped by item, each group in ``order`` (ties keep their given order).
+
+    Grouping first and sorting the small groups is several times faster than sorting every
+    record at once, with the same result.
+    """
+    groups: dict[ItemId, list[Any]] = defaultdict(list)
+    for record in records:
+        groups[(record.source, record.item_key)].append(record)
+    for group in groups.values():
+        # Strictly increasing times are in order whatever the ids: the usual case.
+        if len(group) > 1 and not all(a.at < b.at for a, b in pairwise(group)):
+            group.sort(key=order)
+    return groups
 
 
 class EvidenceIndex:
@@ -74,40 +97,41 @@ class EvidenceIndex:
     def __init__(self, plan: Plan, evidence: Evidence, as_of: datetime) -> None:
         self.plan = plan
         self.as_of = as_of
-        changes: dict[ItemId, list[StatusChange]] = defaultdict(list)
-        for change in sorted(evidence.changes, key=lambda c: (c.at, c.change_id)):
-            changes[(change.source, change.item_key)].append(change)
-        comments: dict[ItemId, list[Comment]] = defaultdict(list)
-        for comment in sorted(evidence.comments, key=lambda c: (c.at, c.comment_id)):
-            comments[(comment.source, comment.item_key)].append(comment)
+        changes: dict[ItemId, list[StatusChange]] = _by_item(
+            evidence.changes, lambda c: (c.at, c.change_id))
+        comments: dict[ItemId, list[Comment]] = _by_item(
+            evidence.comments, lambda c: (c.at, c.comment_id))
+        none: list[Any] = []  # shared by every item without records: never mutated
 
         self.items: dict[ItemId, ItemState] = {}
-        for item in evidence.items:
-            if item.source not in plan.sources or item.created > as_of:
-                continue
-            iid = (item.source, item.key)
-            self.items[iid] = _state(item, changes.get(iid, []), comments.get(iid, []), as_of)
-
         self.selections = evidence.selections
         self._by_source: dict[str, list[ItemId]] = defaultdict(list)
         self._by_parent: dict[tuple[str, str], list[ItemId]] = defaultdict(list)
         self._by_label: dict[tuple[str, str], list[ItemId]] = defaultdict(list)
         self._by_container: dict[tuple[str, str], list[ItemId]] = defaultdict(list)
-        for iid, state in self.items.items():
-            source = iid[0]
+        self.activity: dict[ItemId, datetime] = {}
+        """The latest status change or comment of each account, up to ``as_of``."""
+        sources = plan.sources
+        for item in evidence.items:
+            source = item.source
+            if source not in sources or item.created > as_of:
+                continue
+            iid = (source, item.key)
+            state = _state(item, changes.get(iid, none), comments.get(iid, none), as_of)
+            self.items[iid] = state
             self._by_source[source].append(iid)
-            if state.item.parent:
-                self._by_parent[(source, state.item.parent)].append(iid)
-            for label in state.item.labels:
+            if item.parent:
+                self._by_parent[(source, item.parent)].append(iid)
+            for label in item.labels:
                 self._by_label[(source, label)].append(iid)
-            if state.item.container:
-                self._by_container[(source, state.item.container)].append(iid)
+            if item.container:
+                self._by_container[(source, item.container)].append(iid)
+            self._note_activity(state)
 
         self.person_of: dict[ItemId, str] = self._match_people(evidence)
         self.display_names: dict[ItemId, str | None] = {
             (a.source, a.account_id): a.display_name for a in evidence.accounts
         }
-        self.activity: dict[ItemId, datetime] = self._activity()
 
     # -- people --------------------------------------------------------------------------
 
@@ -138,18 +162,16 @@ class EvidenceIndex:
             return None
         return self.person_of.get((source, account))
 
-    def _activity(self) -> dict[ItemId, datetime]:
-        """The latest status change or comment of each account, up to ``as_of``."""
-        latest: dict[ItemId, datetime] = {}
-        for state in self.items.values():
-            events: list[StatusChange | Comment] = [*state.changes, *state.comments]
+    def _note_activity(self, state: ItemState) -> None:
+        latest = self.activity
+        for events in (state.changes, state.comments):
             for event in events:
                 if event.author is None:
                     continue
                 account = (event.source, event.author)
-                if account not in latest or event.at > latest[account]:
+                known = latest.get(account)
+                if known is None or event.at > known:
                     latest[account] = event.at
-        return latest
 
     def last_activity(self, handle: str) -> datetime | None:
         moments = [at for account, at in self.activity.items()

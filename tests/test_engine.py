@@ -458,3 +458,38 @@ def test_invariants(world: tuple[Evidence, datetime]) -> None:
         comments=(*ev.comments, comment("E-1", as_of + DAY, "acc-alice")),
     )
     assert judge(p, future, as_of=as_of) == report
+
+
+# -- the evidence in any order ------------------------------------------------------------------
+
+
+def test_the_order_records_arrive_in_changes_nothing() -> None:
+    """The engine groups changes and comments by item and orders each group itself (also
+    the same change time, told apart by id), so a shuffled evidence is judged the same."""
+    at = START + 3 * DAY
+    items = [item(f"A-{n}") for n in range(1, 6)]
+    changes = [change(f"A-{n}", at + k * DAY, to)
+               for n in range(1, 6)
+               for k, to in enumerate([StatusCategory.IN_PROGRESS, StatusCategory.DONE,
+                                       StatusCategory.IN_PROGRESS][: n % 4])]
+    changes.append(StatusChange(source="jira", item_key="A-3", change_id="A-3-z", at=at,
+                                to_status="Done", to_category=StatusCategory.DONE))
+    comments = [comment(f"A-{n}", at + n * DAY, "acc-alice") for n in range(1, 6)]
+    as_of = at + 30 * DAY
+    ordered = judge(plan(), evidence(items, changes, comments), as_of=as_of)
+    shuffled = judge(plan(), evidence(items[::-1], changes[::-1], comments[::-1]), as_of=as_of)
+    assert shuffled == ordered
+
+
+def test_judging_leaves_the_garbage_collector_as_it_found_it() -> None:
+    import gc
+
+    assert gc.isenabled()
+    judge(plan(), evidence([item("A-1")]), as_of=START + DAY)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        judge(plan(), evidence([item("A-1")]), as_of=START + DAY)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

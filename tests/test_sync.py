@@ -140,3 +140,19 @@ def test_reconciliation_hides_items_gone_from_the_tracker(store: Store) -> None:
     assert result.removed == 2
     assert sorted(items_of(store)) == ["T-0", "T-1", "T-2"]
     assert store.counts()["items"] == 5  # kept, flagged: nothing is lost
+
+
+def test_a_sync_puts_the_collectors_threshold_back(store: Store) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    class Watching(ListConnector):
+        def fetch(self, window: Window) -> Iterator[Page]:
+            seen.append(gc.get_threshold())
+            yield from super().fetch(window)
+
+    sync_source(Watching([item(1, updated=T0)]), store, started=T0 + timedelta(days=1))
+    assert seen[0][0] >= 20_000  # collected less often while syncing
+    assert gc.get_threshold() == before

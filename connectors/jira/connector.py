@@ -14,7 +14,9 @@ first pass missed is read by key.
 from __future__ import annotations
 
 import logging
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,6 +58,8 @@ CLOUD_KEYS_PAGE = 5000
 DC_KEYS_PAGE = 1000
 CLOUD_OVERLAP = timedelta(minutes=15)
 DC_OVERLAP = timedelta(minutes=5)
+PREFETCH = 2
+"""Cloud search pages read ahead of the one being written."""
 
 Deployment = Literal["cloud", "datacenter"]
 
@@ -232,31 +236,88 @@ class JiraConnector:
     # -- searching -----------------------------------------------------------------------
 
     def _cloud_batches(self, site: Site, jql: str, count: RequestCount) -> Iterator[_Batch]:
-        pages = TokenPaginator(self.name)
-        with ThreadPoolExecutor(self.config.concurrency, "jira-" + self.name) as pool:
-            while not pages.finished:
-                body: dict[str, object] = {
-                    "jql": jql,
-                    "fields": site.search_fields(),
-                    "expand": "changelog",
-                    "maxResults": self.config.page_size,
-                }
-                if pages.token:
-                    body["nextPageToken"] = pages.token
-                data = self._http.post(CLOUD_SEARCH, body, count=count)
-                pages.advance(None if data.get("isLast") else data.get("nextPageToken"))
-                issues = [Searched(dict(i)) for i in data.get("issues") or []]
-                if issues:
-                    self._history.complete(site, issues, count, pool)
-                    yield _Batch(issues, count)
-                    count = RequestCount()
+        """Search pages in order, read ahead.
 
-    def _dc_batch(self, site: Site, jql: str, start: int, size: int) -> _Batch:
-        """One Data Center search page, completed; runs on a worker thread."""
+        The cursor is sequential, so a walker thread fetches the next pages while this one's
+        history is completed and the caller writes the one before: at most ``PREFETCH`` pages
+        wait, so memory stays bounded however large the window.
+        """
+        ahead: queue.Queue[Future[_Batch] | BaseException | None] = queue.Queue(PREFETCH)
+        stop = threading.Event()
+
+        def offer(entry: Future[_Batch] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    ahead.put(entry, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def walk(pool: ThreadPoolExecutor, completer: ThreadPoolExecutor) -> None:
+            pages = TokenPaginator(self.name)
+            page_count = count
+            try:
+                while not pages.finished and not stop.is_set():
+                    body: dict[str, object] = {
+                        "jql": jql,
+                        "fields": site.search_fields(),
+                        "expand": "changelog",
+                        "maxResults": self.config.page_size,
+                    }
+                    if pages.token:
+                        body["nextPageToken"] = pages.token
+                    data = self._http.post(CLOUD_SEARCH, body, count=page_count)
+                    pages.advance(None if data.get("isLast") else data.get("nextPageToken"))
+                    issues = [Searched(dict(i)) for i in data.get("issues") or []]
+                    if issues:
+                        completed = completer.submit(self._completed, site, issues, page_count, pool)
+                        if not offer(completed):
+                            return
+                        page_count = RequestCount()
+                offer(None)
+            except BaseException as error:  # handed to the caller's thread
+                offer(error)
+
+        with (
+            ThreadPoolExecutor(self.config.concurrency, "jira-" + self.name) as pool,
+            ThreadPoolExecutor(PREFETCH, "jira-page-" + self.name) as completer,
+        ):
+            walker = threading.Thread(
+                target=walk, args=(pool, completer), name="jira-cursor-" + self.name, daemon=True
+            )
+            walker.start()
+            try:
+                while (entry := ahead.get()) is not None:
+                    if isinstance(entry, BaseException):
+                        raise entry
+                    yield entry.result()
+            finally:
+                stop.set()
+                walker.join()
+
+    def _completed(
+        self, site: Site, issues: list[Searched], count: RequestCount, pool: ThreadPoolExecutor
+    ) -> _Batch:
+        self._history.complete(site, issues, count, pool)
+        return _Batch(issues, count)
+
+    def _dc_batch(
+        self, site: Site, jql: str, start: int, size: int, pool: ThreadPoolExecutor | None = None
+    ) -> _Batch:
+        """One Data Center search page, completed.
+
+        With ``pool``, runs on a page thread and makes every request through ``pool``, so the
+        requests in flight never pass the source's concurrency while a page's issues are
+        completed at once rather than one after another.
+        """
         count = RequestCount()
-        data = self._dc_page(site, jql, start, size, count)
+        if pool is None:
+            data = self._dc_page(site, jql, start, size, count)
+        else:
+            data = pool.submit(self._dc_page, site, jql, start, size, count).result()
         issues = [Searched(dict(i)) for i in data.get("issues") or []]
-        self._history.complete(site, issues, count, None)
+        self._history.complete(site, issues, count, pool)
         return _Batch(issues, count, int(data.get("total") or 0))
 
     def _dc_page(
@@ -279,7 +340,10 @@ class JiraConnector:
         issues = [Searched(dict(i)) for i in first.get("issues") or []]
         seen: dict[str, str] = {}
         moved = False
-        with ThreadPoolExecutor(self.config.concurrency, "jira-" + self.name) as pool:
+        with (
+            ThreadPoolExecutor(self.config.concurrency, "jira-" + self.name) as pool,
+            ThreadPoolExecutor(self.config.concurrency, "jira-page-" + self.name) as pages,
+        ):
             if issues:
                 self._history.complete(site, issues, count, pool)
                 seen.update((i.key, _updated(i)) for i in issues)
@@ -292,7 +356,9 @@ class JiraConnector:
                         start = next(offsets, None)
                         if start is None:
                             break
-                        running.append(pool.submit(self._dc_batch, site, jql, start, step))
+                        running.append(
+                            pages.submit(self._dc_batch, site, jql, start, step, pool)
+                        )
                     if not running:
                         break
                     batch = running.pop(0).result()
@@ -387,7 +453,8 @@ class JiraConnector:
                     comments=issue.comments,
                     flags=issue.flags,
                 )
-            except (KeyError, TypeError, ValueError) as error:
+            except (AttributeError, KeyError, TypeError, ValueError) as error:
+                # Beyond drift (which is stored and flagged): kept only as a raw payload.
                 log.warning("source '%s': cannot read issue %s: %s", self.name, issue.key, error)
                 continue
             items.append(records.item)

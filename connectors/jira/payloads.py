@@ -37,6 +37,10 @@ BASE_FIELDS = (
 )
 
 POINTS_FIELD_NAMES = ("story points", "story point estimate")
+MAX_COMMENT = 65_536
+"""Characters of a comment body kept in the normalized record (the raw payload keeps all)."""
+UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+"""An issue with neither ``created`` nor ``updated`` is stored (flagged) as this old."""
 EPIC_LINK_SCHEMA = "com.pyxis.greenhopper.jira:gh-epic-link"
 
 
@@ -161,9 +165,9 @@ def adf_text(node: object) -> str:
 
 def _adf_inline(node: Mapping[str, Any]) -> str:
     kind = node.get("type")
-    attrs = node.get("attrs") or {}
     if kind == "text":
         return str(node.get("text", ""))
+    attrs = node.get("attrs") or {}
     if kind == "hardBreak":
         return "\n"
     if kind == "mention":
@@ -176,7 +180,11 @@ def _adf_inline(node: Mapping[str, Any]) -> str:
         return str(attrs.get("text") or "")
     if kind == "date":
         return str(attrs.get("timestamp") or "")
-    return "".join(_adf_inline(c) for c in node.get("content") or [] if isinstance(c, Mapping))
+    return "".join(_adf_inline(c) for c in node.get("content") or [] if _is_mapping(c))
+
+
+def _is_mapping(node: object) -> bool:
+    return type(node) is dict or isinstance(node, Mapping)  # the ABC check is slow
 
 
 def _adf_blocks(node: object, lines: list[str]) -> None:
@@ -184,8 +192,9 @@ def _adf_blocks(node: object, lines: list[str]) -> None:
         for child in node:
             _adf_blocks(child, lines)
         return
-    if not isinstance(node, Mapping):
+    if not _is_mapping(node):
         return
+    assert isinstance(node, Mapping)
     kind = node.get("type")
     if kind in _CONTAINERS:
         _adf_blocks(node.get("content") or [], lines)
@@ -237,6 +246,18 @@ def _key_of(value: object) -> str | None:
     return None
 
 
+def _moment(fields: Mapping[str, Any], name: str, flags: list[str]) -> datetime | None:
+    """A timestamp field, or None with a flag when it is missing or unreadable."""
+    try:
+        moment = parse_time(fields.get(name))
+    except (TypeError, ValueError):
+        flags.append(f"unreadable_{name}")
+        return None
+    if moment is None:
+        flags.append(f"missing_{name}")
+    return moment
+
+
 def history_order(history: Mapping[str, Any]) -> tuple[datetime, int, str]:
     """Histories sort by time, then numerically by id (ids grow with time within a site)."""
     ident = str(history.get("id", ""))
@@ -260,15 +281,26 @@ def normalize_issue(
     accounts: dict[str, Account] = {}
 
     def remember(user: object) -> str | None:
-        record = account(source, user, cloud=site.cloud)
-        if record is None:
+        ident = account_id(user, cloud=site.cloud)
+        if ident is None or not isinstance(user, Mapping):
+            if user is not None:  # a user without an id: deleted, anonymized, or drifted
+                found.append("unreadable_user")
             return None
-        known = accounts.get(record.account_id)
-        if known is None or (not known.email and record.email):
-            accounts[record.account_id] = record
-        return record.account_id
+        known = accounts.get(ident)
+        # The same people appear on every history and comment: build each record once.
+        if known is None or (not known.email and user.get("emailAddress")):
+            accounts[ident] = Account(
+                source=source,
+                account_id=ident,
+                display_name=user.get("displayName") or None,
+                email=user.get("emailAddress") or None,
+            )
+        return ident
 
-    status = fields.get("status") or {}
+    status = fields.get("status")
+    if not isinstance(status, Mapping) or not status:
+        found.append("missing_status")
+        status = {}
     category = _category((status.get("statusCategory") or {}).get("key"), found, "status")
     changes: list[StatusChange] = []
     for history in sorted(histories, key=history_order):
@@ -303,6 +335,10 @@ def normalize_issue(
         at = parse_time(entry.get("created"))
         if at is None:
             continue
+        body = body_text(entry.get("body"))
+        if len(body) > MAX_COMMENT:
+            found.append("comment_truncated")
+            body = body[:MAX_COMMENT]
         notes.append(
             Comment(
                 source=source,
@@ -310,7 +346,7 @@ def normalize_issue(
                 comment_id=str(entry.get("id")),
                 at=at,
                 author=remember(entry.get("author")),
-                body=body_text(entry.get("body")),
+                body=body,
             )
         )
     notes.sort(key=lambda c: (c.at, c.comment_id))
@@ -319,10 +355,12 @@ def normalize_issue(
     if parent is None and site.epic_link_field:
         parent = _key_of(fields.get(site.epic_link_field))
     versions = [v for v in fields.get("fixVersions") or [] if isinstance(v, Mapping)]
-    created = parse_time(fields.get("created"))
-    updated = parse_time(fields.get("updated"))
-    if created is None or updated is None:
-        raise ValueError(f"issue {key} has no created/updated time")
+    created = _moment(fields, "created", found)
+    updated = _moment(fields, "updated", found)
+    # Kept rather than dropped: without ``updated`` an issue counts as no newer than its
+    # creation, so it can never move the watermark past anything unread.
+    created = created or updated or UNKNOWN_TIME
+    updated = updated or created
     item = WorkItem(
         source=source,
         key=key,

@@ -142,7 +142,7 @@ class Fault:
     method: str | None = None
     status: int | None = None
     retry_after: str | None = None
-    action: Literal["respond", "reset", "truncate", "cut", "delay"] = "respond"
+    action: Literal["respond", "reset", "truncate", "cut", "delay", "stall"] = "respond"
     delay: float = 0.0
     times: int | None = 1
     """How many matching requests it affects; None: all of them."""
@@ -355,7 +355,7 @@ def _is_empty(actual: object) -> bool:
 
 
 def _as_time(text: str) -> datetime:
-    if re.fullmatch(r"-?\d{10,}", text):
+    if re.fullmatch(r"-?\d+", text):  # epoch milliseconds, as Perceval sends (`> 0`)
         return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
     for pattern in ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d"):
         with contextlib.suppress(ValueError):
@@ -437,6 +437,8 @@ class FakeJira:
         self.users: dict[str, FakeUser] = {}
         self.faults: list[Fault] = []
         self.hooks: list[Callable[[RecordedRequest], None]] = []
+        self.drift: dict[str, Callable[[dict[str, Any]], None]] = {}
+        """Issue key to a function that mangles its rendered JSON (payload drift)."""
         self._log: list[RecordedRequest] = []
         self._lock = threading.RLock()
         self._closing = threading.Event()
@@ -656,7 +658,7 @@ class FakeJira:
         *,
         status: int | None = None,
         retry_after: str | None = None,
-        action: Literal["respond", "reset", "truncate", "cut", "delay"] | None = None,
+        action: Literal["respond", "reset", "truncate", "cut", "delay", "stall"] | None = None,
         delay: float = 0.0,
         times: int | None = 1,
         method: str | None = None,
@@ -666,8 +668,9 @@ class FakeJira:
 
         ``status`` answers that HTTP status (with ``Retry-After`` if given); ``reset`` drops
         the connection (TCP RST); ``truncate`` sends half the JSON body with a matching
-        Content-Length; ``cut`` announces the full body but closes half way; ``delay``
-        waits ``delay`` seconds, then answers normally.
+        Content-Length; ``cut`` announces the full body but closes half way; ``stall`` sends
+        half the body, then waits ``delay`` seconds before closing (a read timeout mid-page);
+        ``delay`` waits ``delay`` seconds, then answers normally.
         """
         if action is None:
             action = "delay" if delay and status is None else "respond"
@@ -929,6 +932,9 @@ class FakeJira:
                 "total": len(issue.histories),
                 "histories": [self.render_history(h, version) for h in histories],
             }
+        mangle = self.drift.get(issue.key)
+        if mangle is not None:
+            mangle(out)
         return out
 
     def _all_fields(self, issue: FakeIssue, version: str) -> dict[str, Any]:
@@ -1224,7 +1230,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return
-        if fault is not None and fault.delay:
+        if fault is not None and fault.delay and fault.action != "stall":
             fake._closing.wait(fault.delay)
         try:
             if fault is not None and fault.status is not None:
@@ -1247,19 +1253,21 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.action == "truncate":
             data = data[: len(data) // 2]
         announced = len(data)
-        if fault is not None and fault.action == "cut":
+        if fault is not None and fault.action in ("cut", "stall"):
             data = data[: len(data) // 2]
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=UTF-8")
         self.send_header("Content-Length", str(announced))
         for name, value in headers.items():
             self.send_header(name, value)
-        if fault is not None and fault.action == "cut":
+        if fault is not None and fault.action in ("cut", "stall"):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
+        if fault is not None and fault.action == "stall":
+            fake._closing.wait(fault.delay)
 
     def _authenticate(self) -> None:
         fake = self.server.fake

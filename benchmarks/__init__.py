@@ -1,0 +1,1 @@
+"""Benchmarks: stratmap against the floor and the peers (see README.md; ``make bench``)."""
