@@ -21,6 +21,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -65,6 +66,18 @@ class FatalSourceError(SourceError):
 
 class AuthError(FatalSourceError):
     """The tracker refused the credentials (401) or the permission (403)."""
+
+
+class RequestCount:
+    """HTTP requests made on behalf of one page; every attempt counts (thread-safe)."""
+
+    def __init__(self, value: int = 0) -> None:
+        self._lock = threading.Lock()
+        self.value = value
+
+    def add(self, n: int = 1) -> None:
+        with self._lock:
+            self.value += n
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ import httpx
 from connectors.base import (
     FatalSourceError,
     RateLimited,
+    RequestCount,
     RetriableError,
     RetryPolicy,
     SourceError,
@@ -52,18 +53,6 @@ class Classify(Protocol):
 
     def __call__(self, response: httpx.Response, *, what: str, now: float) -> SourceError | None:
         ...
-
-
-class RequestCount:
-    """HTTP requests made on behalf of one page; every attempt counts."""
-
-    def __init__(self, value: int = 0) -> None:
-        self._lock = threading.Lock()
-        self.value = value
-
-    def add(self, n: int = 1) -> None:
-        with self._lock:
-            self.value += n
 
 
 def parse_moment(value: str) -> datetime:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from connectors.base import (
     AuthError,
     FatalSourceError,
     RateLimited,
+    RequestCount,
     RetriableError,
     RetryPolicy,
     SourceError,
@@ -76,18 +76,6 @@ POINTS_FIELDS = frozenset({"story points", "points"})
 
 class NotFound(FatalSourceError):
     """HTTP 404: a wrong url or project, an unknown saved query, or an issue deleted meanwhile."""
-
-
-class RequestCount:
-    """HTTP requests made for one page (every attempt counts); shared by worker threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def add(self) -> None:
-        with self._lock:
-            self.value += 1
 
 
 @dataclass

@@ -29,6 +29,7 @@ from jira import JIRA
 from connectors.base import (
     AuthError,
     FatalSourceError,
+    RequestCount,
     RetryPolicy,
     TokenPaginator,
     Window,
@@ -43,7 +44,6 @@ from connectors.jira.payloads import (
 )
 from connectors.jira.transport import (
     AUTH_HINT,
-    RequestCount,
     SessionFactory,
     Transport,
 )

@@ -26,6 +26,7 @@ from connectors.base import (
     AuthError,
     FatalSourceError,
     RateLimited,
+    RequestCount,
     RetriableError,
     RetryPolicy,
     SourceError,
@@ -47,18 +48,6 @@ URL_HINT = "check url: it must be the site's base url, e.g. https://example.atla
 
 class NotFound(FatalSourceError):
     """HTTP 404: the site (a wrong url) or one issue (deleted while syncing)."""
-
-
-class RequestCount:
-    """HTTP requests made on behalf of one page (every attempt counts)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.value = 0
-
-    def add(self, n: int = 1) -> None:
-        with self._lock:
-            self.value += n
 
 
 class Transport:
