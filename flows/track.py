@@ -89,7 +89,18 @@ def _judge(plan_path: str, db: str | None, as_of: datetime) -> Report:
     return report
 
 
-def _publish(plan_path: str, db: str | None, report: Report, notify: bool) -> dict[str, Any]:
+def _write_html(plan: Plan, store: Store, report: Report, html_path: str) -> str:
+    """Write the HTML report; its address for the link artifact."""
+    from publish.html import render_from_store
+
+    target = Path(html_path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_from_store(plan, store, report), encoding="utf-8")
+    return target.as_uri()
+
+
+def _publish(plan_path: str, db: str | None, report: Report, notify: bool,
+             html_path: str | None = None) -> dict[str, Any]:
     """Artifacts, events for what changed since the last run, and the due alerts."""
     logger = get_run_logger()
     plan = load_plan(plan_path)
@@ -97,7 +108,8 @@ def _publish(plan_path: str, db: str | None, report: Report, notify: bool) -> di
     with Store(db) as store:
         previous = load_marks(store, slug(plan.name))
         changes, marks, subjects = diff(previous, report, now=now)
-        publish_artifacts(plan, report)
+        html_url = _write_html(plan, store, report, html_path) if html_path else None
+        publish_artifacts(plan, report, html_url=html_url)
         events = emit_changes(plan, report, changes)
         delivered: set[str] = set()
         failures: list[str] = []
@@ -126,8 +138,12 @@ def sync_task(plan: Plan, source: str) -> Any:
 
 @flow(name="track-plan", flow_run_name=_run_name, log_prints=False)
 def track_plan(plan_path: str, db: str | None = None, as_of: datetime | None = None,
-               offline: bool = False, notify: bool = True) -> dict[str, Any]:
-    """Sync every source of the plan concurrently, judge the plan, publish what changed."""
+               offline: bool = False, notify: bool = True,
+               html_path: str | None = None) -> dict[str, Any]:
+    """Sync every source of the plan concurrently, judge the plan, publish what changed.
+
+    ``html_path``: also write the HTML report there, linked from a link artifact.
+    """
     logger = get_run_logger()
     redact.install()
     plan = load_plan(plan_path)
@@ -154,7 +170,7 @@ def track_plan(plan_path: str, db: str | None = None, as_of: datetime | None = N
         report = judge(plan_path, db, as_of or utcnow())
         publish = materialize(report_asset, asset_deps=[judgement], name="publish-report",
                               retries=1, cache_policy=NO_CACHE)(_publish)
-        summary["published"] = publish(plan_path, db, report, notify)
+        summary["published"] = publish(plan_path, db, report, notify, html_path)
     summary.update(status=report.status.value, progress=report.progress,
                    findings=len(report.findings))
     if failed:
@@ -172,6 +188,7 @@ def sync_source_flow(plan_path: str, source: str, db: str | None = None) -> dict
 
 
 @flow(name="report-plan", log_prints=False)
-def report_plan(plan_path: str, db: str | None = None) -> dict[str, Any]:
+def report_plan(plan_path: str, db: str | None = None,
+                html_path: str | None = None) -> dict[str, Any]:
     """Judge from the store and publish the report, without syncing (the weekly report)."""
-    return dict(track_plan(plan_path, db=db, offline=True, notify=True))
+    return dict(track_plan(plan_path, db=db, offline=True, notify=True, html_path=html_path))

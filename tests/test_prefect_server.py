@@ -131,14 +131,16 @@ def _api(server: PrefectServer, method: str, path: str, **kwargs: Any) -> Any:
     return response.json() if response.content else None
 
 
-def _deploy(server: PrefectServer, plan_file: Path, db: str, pool: str) -> dict[str, Any]:
+def _deploy(server: PrefectServer, plan_file: Path, db: str, pool: str,
+            html: Path | None = None) -> dict[str, Any]:
     created = server.prefect("work-pool", "create", pool, "--type", "process")
     assert created.returncode == 0, created.stdout + created.stderr
     deployed = server.python(
         "from flows.track import track_plan\n"
         f"track_plan.from_source(source={str(ROOT)!r}, entrypoint='flows/track.py:track_plan')"
         f".deploy(name={pool!r}, work_pool_name={pool!r}, parameters={{'plan_path': "
-        f"{str(plan_file)!r}, 'db': {db!r}, 'as_of': {AS_OF!r}}}, print_next_steps=False)\n")
+        f"{str(plan_file)!r}, 'db': {db!r}, 'as_of': {AS_OF!r}, "
+        f"'html_path': {str(html) if html else None!r}}}, print_next_steps=False)\n")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     return dict(_api(server, "GET", f"/deployments/name/track-plan/{pool}"))
 
@@ -176,7 +178,8 @@ def test_deployed_tracking_flow_publishes_report_events_and_alerts_once(
             "json_data={'subject': '{{subject}}', 'text': '{{body}}'})"
             ".save('strategy-hook', overwrite=True)\n")
         assert made.returncode == 0, made.stderr
-        deployment = _deploy(server, plan_file, db, "e2e-pool")
+        html = tmp_path / "out" / "report.html"
+        deployment = _deploy(server, plan_file, db, "e2e-pool", html)
 
         def run_once() -> dict[str, Any]:
             created = _api(server, "POST", f"/deployments/{deployment['id']}/create_flow_run",
@@ -201,6 +204,12 @@ def test_deployed_tracking_flow_publishes_report_events_and_alerts_once(
         window = EventOccurredFilter(since=datetime.now(UTC) - timedelta(hours=1),
                                      until=datetime.now(UTC) + timedelta(hours=1))
         query = EventFilter(occurred=window, event=EventNameFilter(prefix=["stratmap."]))
+        links = _api(server, "POST", "/artifacts/latest/filter", json={
+            "artifacts": {"key": {"any_": ["stratmap-northwind-growth-plan-2027-html"]}}})
+        (link,) = links  # Prefect stores a link artifact as Markdown: [text](link)
+        assert f"]({html.as_uri()})" in link["data"]
+        assert "Strategic map" in html.read_text()
+
         events = _api(server, "POST", "/events/filter", json={
             "filter": query.model_dump(mode="json"), "limit": 50})["events"]
         names = {e["event"] for e in events}
