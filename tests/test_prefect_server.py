@@ -6,6 +6,7 @@ by the plugin entry point, and secrets never reach the run logs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -322,14 +324,13 @@ def test_scale_out_server_and_store_on_postgresql(tmp_path_factory: pytest.TempP
     from tests.conftest import PG_URL, _postgres_or_skip
 
     store_url = _postgres_or_skip()
+    prefect_db = f"stratmap_prefect_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS stratmap_prefect_test WITH (FORCE)"))
-        connection.execute(text("CREATE DATABASE stratmap_prefect_test"))
-    admin.dispose()
+        connection.execute(text(f'CREATE DATABASE "{prefect_db}"'))
     base = PG_URL.rsplit("/", 1)[0].replace("postgresql+psycopg", "postgresql+asyncpg")
     server = PrefectServer(tmp_path_factory.mktemp("prefect-pg"),
-                           database=f"{base}/stratmap_prefect_test")
+                           database=f"{base}/{prefect_db}")
     try:
         server.wait()
         deployment = _deploy(server, EXAMPLES / "northwind" / "plan.yaml", store_url, "pg-pool")
@@ -338,5 +339,41 @@ def test_scale_out_server_and_store_on_postgresql(tmp_path_factory: pytest.TempP
         _run_worker_until(server, created["id"], "pg-pool")
     finally:
         server.stop()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{prefect_db}" WITH (FORCE)'))
+        admin.dispose()
     with Store(store_url) as store:
         assert store.counts()["items"] == 149
+
+
+def test_stratmap_serve_registers_the_plans_scheduled_deployments(
+        server: PrefectServer, tmp_path: Path) -> None:
+    served = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", str(EXAMPLES / "northwind" / "plan.yaml"),
+         "--db", f"sqlite:///{tmp_path / 's.db'}"],
+        env=server.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        found: dict[str, Any] = {}
+        while time.monotonic() < deadline and len(found) < 2:
+            for name in ("track-plan/track-northwind-growth-plan-2027",
+                         "report-plan/report-northwind-growth-plan-2027"):
+                with contextlib.suppress(httpx.HTTPStatusError):
+                    found[name] = _api(server, "GET", f"/deployments/name/{name}")
+            time.sleep(1)
+        assert set(found) == {"track-plan/track-northwind-growth-plan-2027",
+                              "report-plan/report-northwind-growth-plan-2027"}
+        report = found["report-plan/report-northwind-growth-plan-2027"]
+        (schedule,) = report["schedules"]
+        assert schedule["schedule"]["cron"] == "0 9 * * MON"
+        assert schedule["schedule"]["timezone"] == "Europe/London"
+        assert report["parameters"]["plan_path"] == str(EXAMPLES / "northwind" / "plan.yaml")
+    finally:
+        served.terminate()
+        try:
+            served.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            served.kill()
+            served.wait()
+        if served.stdout:
+            served.stdout.close()
