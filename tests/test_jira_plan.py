@@ -115,6 +115,11 @@ def test_the_plan_over_jira_gives_exactly_the_findings_the_rules_imply(
     assert milestones["web.build"]["items"]["total"] == 3  # the epic is context only
     assert milestones["web.legal"]["items"]["total"] == 1  # from the server's JQL answer
     assert milestones["web.domain"]["status"] == "done"
+    # The token is nowhere in what stratmap wrote.
+    secret = fake.token.encode()
+    stored = list(tmp_path.glob("s.db*"))  # the database and any WAL beside it
+    assert stored and all(secret not in f.read_bytes() for f in stored)
+    assert secret not in out.read_bytes()
     # The old search endpoint is never called on Cloud.
     if fake.cloud:
         assert not fake.calls("/rest/api/*/search")
