@@ -436,6 +436,36 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: what was synced before is kept")
         return EXIT_ERROR
+    except Exception as error:  # the last line of defence: say it plainly
+        return _unexpected(error, args, console)
+
+
+def _unexpected(error: Exception, args: argparse.Namespace, console: Console) -> int:
+    """A clear message instead of a traceback (which -v shows), secrets masked."""
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    from flows.redact import redact
+
+    if isinstance(error, (ArgumentError, OperationalError)):
+        from models.store import database_url, redact_url
+
+        try:
+            where = redact_url(database_url(getattr(args, "db", None)))
+        except ArgumentError:
+            where = "the --db URL"
+        console.print(f"[red]cannot use the store[/] {where}: "
+                      f"{redact(str(error).splitlines()[0])}", highlight=False)
+        console.print("check --db / STRATMAP_DB (e.g. sqlite:///stratmap.db or "
+                      "postgresql+psycopg://user@host/db) and that the server is running",
+                      highlight=False)
+    else:
+        console.print(f"[red]error:[/] {type(error).__name__}: {redact(str(error))}",
+                      highlight=False)
+        console.print("this is a bug in stratmap: please report it with the message above "
+                      "(run with -v for the traceback)", highlight=False)
+    if args.verbose:
+        log.exception("traceback")
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -99,3 +99,12 @@ def test_offline_on_a_store_that_never_synced_warns(tmp_path: Path) -> None:
                     "--offline", "--as-of", AS_OF)
     assert done.returncode == 0
     assert "never synced: jira, site" in " ".join(done.stdout.split())
+
+
+def test_an_unreachable_store_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    done = stratmap("run", str(SAMPLE / "plan.yaml"), "--db",
+                    "postgresql+psycopg://me:hunter2@127.0.0.1:1/nowhere", "-q")
+    assert done.returncode == 1
+    text = " ".join((done.stdout + done.stderr).split())
+    assert "cannot use the store postgresql+psycopg://me:***@127.0.0.1:1/nowhere" in text
+    assert "hunter2" not in text and "Traceback" not in text
