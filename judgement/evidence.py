@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import pairwise
 from typing import Any
 
 from models.plan import Plan, Selector
@@ -78,16 +77,22 @@ def _by_item(records: Iterable[StatusChange] | Iterable[Comment],
              order: Callable[[Any], tuple[datetime, str]]) -> dict[ItemId, list[Any]]:
     """Records grouped by item, each group in ``order`` (ties keep their given order).
 
-    Grouping first and sorting the small groups is several times faster than sorting every
-    record at once, with the same result.
+    One pass groups the records and notes the groups that arrive out of time order (none,
+    as the store reads them); only those are sorted.
     """
-    groups: dict[ItemId, list[Any]] = defaultdict(list)
+    groups: dict[ItemId, list[Any]] = {}
+    unsorted: set[ItemId] = set()
     for record in records:
-        groups[(record.source, record.item_key)].append(record)
-    for group in groups.values():
-        # Strictly increasing times are in order whatever the ids: the usual case.
-        if len(group) > 1 and not all(a.at < b.at for a, b in pairwise(group)):
-            group.sort(key=order)
+        key = (record.source, record.item_key)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [record]
+        else:
+            if not group[-1].at < record.at:
+                unsorted.add(key)
+            group.append(record)
+    for key in unsorted:
+        groups[key].sort(key=order)
     return groups
 
 
