@@ -212,9 +212,16 @@ def test_deployed_tracking_flow_publishes_report_events_and_alerts_once(
         assert f"]({html.as_uri()})" in link["data"]
         assert "Strategic map" in html.read_text()
 
-        events = _api(server, "POST", "/events/filter", json={
-            "filter": query.model_dump(mode="json"), "limit": 50})["events"]
-        names = {e["event"] for e in events}
+        expected = {"stratmap.plan.judged", "stratmap.milestone.stalled",
+                    "stratmap.feedback.missing", "stratmap.goal.status-changed"}
+        deadline = time.monotonic() + 60
+        while True:  # the server persists events asynchronously, in batches
+            events = _api(server, "POST", "/events/filter", json={
+                "filter": query.model_dump(mode="json"), "limit": 50})["events"]
+            names = {e["event"] for e in events}
+            if expected <= names or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert {"stratmap.plan.judged", "stratmap.milestone.stalled",
                 "stratmap.feedback.missing", "stratmap.goal.status-changed"} <= names
         stalled = next(e for e in events if e["event"] == "stratmap.milestone.stalled")
