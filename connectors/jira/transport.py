@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 import requests
 from jira import JIRA, JIRAError
 from requests.adapters import HTTPAdapter
@@ -175,7 +176,8 @@ class Transport:
                 self.source, f"{what} lost its connection ({type(error).__name__})"
             ) from error
         try:
-            return response.json()
+            # orjson: several times faster than requests' json decoding on large pages.
+            return orjson.loads(response.content)
         except ValueError:
             raise RetriableError(
                 self.source, f"{what} returned a truncated or malformed JSON body"
