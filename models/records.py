@@ -132,8 +132,7 @@ class Page(_Record):
     """One page of a sync: everything learned about a batch of items.
 
     ``cursor`` is the highest ``updated`` seen on the page: the candidate watermark.
-    ``complete_history`` lists item keys whose status changes and comments on this page are
-    the item's complete history, so the store may drop rows the tracker no longer has.
+    ``requests`` counts the HTTP requests (every attempt) the page cost.
     """
 
     source: str
@@ -150,7 +149,7 @@ class Evidence(_Record):
     """Everything the engine judges from: all stored records for the plan's sources.
 
     ``selections`` holds the tracker-resolved selectors (a Jira JQL, a Redmine query):
-    ``{(source, selector_key): frozenset(item keys)}``.
+    ``{(source, Selector.key()): frozenset(item keys)}``.
     """
 
     items: tuple[WorkItem, ...] = ()
