@@ -114,15 +114,15 @@ def strategic_map(report: Report) -> list[str]:
 
 
 def render(report: Report) -> str:
+    """Goals and findings first (what a leader acts on), then milestones and the map.
+
+    Prefect's UI shows the Mermaid map as code, so it comes after the tables.
+    """
     lines = [
         f"# {cell(report.plan)}",
         "",
         f"Judged at {report.as_of.isoformat()} · overall {status(report.status)} · "
         f"progress {pct(report.progress)} · leader {cell(report.leader)}",
-        "",
-        "## Strategic map",
-        "",
-        *strategic_map(report),
         "",
         "## Goals",
         "",
@@ -132,6 +132,14 @@ def render(report: Report) -> str:
     for goal in report.goals:
         lines.append(f"| {cell(goal.title)} (`{goal.id}`) | {status(goal.status)} | "
                      f"{pct(goal.progress)} | {cell(goal.owner or '—')} |")
+    lines += ["", f"## Findings ({len(report.findings)})", ""]
+    if report.findings:
+        lines += ["| Severity | Kind | Where | Person | Message |", "|---|---|---|---|---|"]
+        for f in report.findings:
+            lines.append(f"| {f.severity.value} | {f.kind.value} | {cell(where(f))} | "
+                         f"{cell(f.person or '—')} | {cell(f.message)} |")
+    else:
+        lines.append("No findings: the plan is on track.")
     lines += ["", "## Milestones", "",
               "| Milestone | Status | Progress | Items done | Due | Owner | Last movement |",
               "|---|---|---|---|---|---|---|"]
@@ -143,14 +151,7 @@ def render(report: Report) -> str:
                 f"{m.items.done}/{m.items.total} | {m.due or '—'} | {cell(m.owner or '—')} | "
                 f"{moved} |"
             )
-    lines += ["", f"## Findings ({len(report.findings)})", ""]
-    if report.findings:
-        lines += ["| Severity | Kind | Where | Person | Message |", "|---|---|---|---|---|"]
-        for f in report.findings:
-            lines.append(f"| {f.severity.value} | {f.kind.value} | {cell(where(f))} | "
-                         f"{cell(f.person or '—')} | {cell(f.message)} |")
-    else:
-        lines.append("No findings: the plan is on track.")
+    lines += ["", "## Strategic map", "", *strategic_map(report)]
     if report.unknown_people:
         lines += ["", "## Unknown people", "",
                   "Tracker accounts with activity that match no person of the plan "
