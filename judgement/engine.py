@@ -17,7 +17,7 @@ from typing import Any
 
 from judgement.evidence import EvidenceIndex, ItemId, ItemState
 from models.plan import Feedback, Goal, Milestone, Plan, Rules, format_duration
-from models.records import Evidence
+from models.records import Comment, Evidence
 from models.report import (
     AT_RISK_KINDS,
     Finding,
@@ -213,15 +213,11 @@ class Judgement:
         if began is None or self.as_of - began < rule.every:
             return  # the first period has not passed yet
         since = self.as_of - rule.every
-        person_of = self.index.person_of
-        feedback = [
-            comment
-            for state in (*scope.counted, *scope.context)
-            for comment in state.comments
-            if comment.author is not None
-            and person_of.get((comment.source, comment.author)) in expected
-        ]
-        latest = max(feedback, key=lambda c: c.at, default=None)
+        people = frozenset(expected)
+        latest = max((found for state in (*scope.counted, *scope.context)
+                      if state.comments
+                      and (found := self._latest_comment(state, people)) is not None),
+                     key=lambda c: c.at, default=None)
         if latest is not None and latest.at > since:
             return
         who = ", ".join(expected) if expected else "nobody (no senior people in the plan)"
@@ -234,6 +230,18 @@ class Judgement:
             last_feedback_by=self.index.person(latest.source, latest.author) if latest else None,
             item=latest.item_key if latest else None,
         )
+
+    def _latest_comment(self, state: ItemState, people: frozenset[str]) -> Comment | None:
+        """The item's latest comment by one of ``people`` (the first listed, on a tie)."""
+        person_of = self.index.person_of
+        found: Comment | None = None
+        for comment in reversed(state.comments):  # time order: newest last
+            if found is not None and comment.at != found.at:
+                break
+            if comment.author is not None and person_of.get(
+                    (comment.source, comment.author)) in people:
+                found = comment
+        return found
 
     def unowned(self, scope: Scope) -> None:
         if scope.owner is None:
@@ -318,9 +326,10 @@ class Judgement:
             elif kinds & AT_RISK_KINDS:
                 status = Status.AT_RISK
         done = [s for s in scope.counted if s.done]
-        points_total = sum(s.item.points or 0.0 for s in scope.counted)
-        points_done = sum(s.item.points or 0.0 for s in done)
-        if scope.rules.progress == "points":
+        by_points = scope.rules.progress == "points"
+        points_total = sum(s.item.points or 0.0 for s in scope.counted) if by_points else 0.0
+        points_done = sum(s.item.points or 0.0 for s in done) if by_points else 0.0
+        if by_points:
             progress = points_done / points_total if points_total else 0.0
         else:
             progress = len(done) / len(scope.counted) if scope.counted else 0.0
@@ -382,14 +391,8 @@ class Judgement:
             for milestone in goal.milestones:
                 if milestone.owner:
                     owns.setdefault(milestone.owner, []).append(milestone.id)
-        load: Counter[str] = Counter()
-        items, person_of = self.index.items, self.index.person_of
-        for iid in self.selected:
-            state = items[iid]
-            if not state.done and state.item.assignee is not None:
-                person = person_of.get((iid[0], state.item.assignee))
-                if person:
-                    load[person] += 1
+        holders = self.index.open_holder
+        load = Counter(map(holders.__getitem__, self.selected & holders.keys()))
         return [
             PersonReport(handle=handle, name=person.name, senior=person.senior,
                          owns=owns.get(handle, []), open_items=load[handle],
@@ -418,8 +421,7 @@ class Judgement:
                           last_activity=self.index.activity.get((source, account)))
             for source, account in self.index.unknown_accounts()
         ]
-        flagged = sorted(f"{s.item.source}:{s.item.key}" for s in self.index.items.values()
-                         if s.item.flags)
+        flagged = sorted(f"{source}:{key}" for source, key in self.index.flagged)
         return Report(
             plan=self.plan.name, as_of=self.as_of, leader=self.plan.leader,
             progress=round(progress, 4), status=status, goals=goals, findings=findings,

@@ -116,6 +116,11 @@ class EvidenceIndex:
         self._by_container: dict[tuple[str, str], list[ItemId]] = defaultdict(list)
         self.activity: dict[ItemId, datetime] = {}
         """The latest status change or comment of each account, up to ``as_of``."""
+        self.person_of: dict[ItemId, str] = self._match_people(evidence)
+        self.open_holder: dict[ItemId, str] = {}
+        """Open items at ``as_of`` whose assignee is a person of the plan: item -> handle."""
+        self.flagged: list[ItemId] = []
+        person_of, open_holder = self.person_of, self.open_holder
         sources = plan.sources
         for item in evidence.items:
             source = item.source
@@ -131,9 +136,14 @@ class EvidenceIndex:
                 self._by_label[(source, label)].append(iid)
             if item.container:
                 self._by_container[(source, item.container)].append(iid)
+            if item.assignee is not None and not state.done:
+                holder = person_of.get((source, item.assignee))
+                if holder is not None:
+                    open_holder[iid] = holder
+            if item.flags:
+                self.flagged.append(iid)
             self._note_activity(state)
 
-        self.person_of: dict[ItemId, str] = self._match_people(evidence)
         self.display_names: dict[ItemId, str | None] = {
             (a.source, a.account_id): a.display_name for a in evidence.accounts
         }
