@@ -80,6 +80,31 @@ class RequestCount:
             self.value += n
 
 
+class RateGate:
+    """Holds back every thread of one source after a rate limit, never sooner than told.
+
+    A 429 met by one request means the tracker wants the whole client to slow down: each
+    request first waits its turn, and a rate limit moves the turn to at least
+    ``retry_after`` seconds from now.
+    """
+
+    def __init__(self, *, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+
+    def wait_turn(self) -> None:
+        with self._lock:
+            wait = self._not_before - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+
+    def hold_back(self, seconds: float) -> None:
+        with self._lock:
+            self._not_before = max(self._not_before, self._clock() + seconds)
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """What a sync asks for: items updated at or after ``since`` (None: everything).

@@ -30,6 +30,7 @@ import httpx
 
 from connectors.base import (
     FatalSourceError,
+    RateGate,
     RateLimited,
     RequestCount,
     RetriableError,
@@ -105,7 +106,7 @@ class JsonApi:
         self.max_connections = max_connections
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
-        self._resume_at = 0.0
+        self._gate = RateGate(clock=clock, sleep=sleep)
 
     def _http(self) -> httpx.Client:
         with self._lock:
@@ -124,23 +125,12 @@ class JsonApi:
                 self._client.close()
                 self._client = None
 
-    def _hold(self) -> None:
-        """Wait out a rate limit another thread has met."""
-        with self._lock:
-            wait = self._resume_at - self.clock()
-        if wait > 0:
-            self.sleep(wait)
-
-    def _held_until(self, error: RateLimited) -> None:
-        with self._lock:
-            self._resume_at = max(self._resume_at, self.clock() + error.retry_after)
-
     def get(self, url: str, *, params: Params | None = None, count: RequestCount,
             what: str) -> httpx.Response:
         """One GET, retried per the policy; raises the tracker's classified error."""
 
         def attempt() -> httpx.Response:
-            self._hold()
+            self._gate.wait_turn()
             count.add()
             try:
                 response = self._http().get(url, params=params)
@@ -154,7 +144,7 @@ class JsonApi:
             error = self.classify(response, what=what, now=self.clock())
             if error is not None:
                 if isinstance(error, RateLimited):
-                    self._held_until(error)
+                    self._gate.hold_back(error.retry_after)
                 raise error
             return response
 

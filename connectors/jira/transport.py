@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from connectors.base import (
     AuthError,
     FatalSourceError,
+    RateGate,
     RateLimited,
     RequestCount,
     RetriableError,
@@ -73,8 +73,7 @@ class Transport:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng
-        self._lock = threading.Lock()
-        self._not_before = 0.0
+        self._gate = RateGate(clock=clock, sleep=sleep)
         session = client._session
         session.max_retries = 0
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 10))
@@ -123,16 +122,6 @@ class Transport:
                 hint="Jira may be down or overloaded; the next sync will try again",
             ) from error
 
-    def _wait_turn(self) -> None:
-        with self._lock:
-            wait = self._not_before - self._clock()
-        if wait > 0:
-            self._sleep(wait)
-
-    def _hold_back(self, seconds: float) -> None:
-        with self._lock:
-            self._not_before = max(self._not_before, self._clock() + seconds)
-
     def _once(
         self,
         method: str,
@@ -142,7 +131,7 @@ class Transport:
         count: RequestCount,
         what: str,
     ) -> Any:
-        self._wait_turn()
+        self._gate.wait_turn()
         count.add()
         url = self.base_url + path
         session = self.client._session
@@ -193,7 +182,7 @@ class Transport:
         if classed is None:  # a 2xx/3xx the library still refused: treat as transient
             return RetriableError(self.source, f"{what} got an unexpected HTTP {status}")
         if isinstance(classed, RateLimited):
-            self._hold_back(classed.retry_after)
+            self._gate.hold_back(classed.retry_after)
             return classed
         if isinstance(classed, AuthError):
             return AuthError(self.source, classed.message, hint=AUTH_HINT)
