@@ -120,7 +120,7 @@ class EvidenceIndex:
         self.open_holder: dict[ItemId, str] = {}
         """Open items at ``as_of`` whose assignee is a person of the plan: item -> handle."""
         self.flagged: list[ItemId] = []
-        person_of, open_holder = self.person_of, self.open_holder
+        person_of, open_holder, activity = self.person_of, self.open_holder, self.activity
         sources = plan.sources
         for item in evidence.items:
             source = item.source
@@ -142,7 +142,14 @@ class EvidenceIndex:
                     open_holder[iid] = holder
             if item.flags:
                 self.flagged.append(iid)
-            self._note_activity(state)
+            # The latest status change or comment of each account (inlined: per item).
+            for events in (state.changes, state.comments):
+                for event in events:
+                    if event.author is not None:
+                        account = (source, event.author)
+                        known = activity.get(account)
+                        if known is None or event.at > known:
+                            activity[account] = event.at
 
         self.display_names: dict[ItemId, str | None] = {
             (a.source, a.account_id): a.display_name for a in evidence.accounts
@@ -176,17 +183,6 @@ class EvidenceIndex:
         if account is None:
             return None
         return self.person_of.get((source, account))
-
-    def _note_activity(self, state: ItemState) -> None:
-        latest = self.activity
-        for events in (state.changes, state.comments):
-            for event in events:
-                if event.author is None:
-                    continue
-                account = (event.source, event.author)
-                known = latest.get(account)
-                if known is None or event.at > known:
-                    latest[account] = event.at
 
     def last_activity(self, handle: str) -> datetime | None:
         moments = [at for account, at in self.activity.items()
