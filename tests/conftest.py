@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
+from connectors.jira import JiraConnector
 from models.store import Store
+from tests.browser import Browser, chromium, required
+from tests.fakes.jira_server import FakeClock, FakeJira, connector_for
 
 PG_URL = os.environ.get("STRATMAP_TEST_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -90,3 +94,36 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def store(store_url: str) -> Iterator[Store]:
     with Store(store_url) as opened:
         yield opened
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Headless Chromium for a module's page tests (a skip, or a failure in CI, without it)."""
+    executable = chromium()
+    if executable is None:
+        if required():
+            pytest.fail("Chromium is required here (STRATMAP_REQUIRE_BROWSER) but not installed")
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    opened = Browser(executable, tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+Connect = Callable[..., JiraConnector]
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """Build Jira connectors against a fake server; all are closed after the test."""
+    made: list[JiraConnector] = []
+
+    def build(fake: FakeJira, *, clock: FakeClock | None = None, **config: Any) -> JiraConnector:
+        connector: JiraConnector = connector_for(fake, clock=clock, **config)
+        made.append(connector)
+        return connector
+
+    yield build
+    for connector in made:
+        connector.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from flows.cli import main
 from models.report import Kind
 from publish.html import item_links, render, safe_url
 from tests import hostile
-from tests.browser import Browser, Tab, chromium, required
+from tests.browser import Browser, Tab
 from tests.conftest import EXAMPLES
 
 SAMPLE = EXAMPLES / "northwind" / "plan.yaml"
@@ -36,20 +35,6 @@ NOTHING_RAN = """(() => ({
       .filter(h => !(h.startsWith('#') || /^https?:\\/\\//.test(h))),
   embeds: document.querySelectorAll('iframe, object, embed, img, script, link[rel=stylesheet]').length,
 }))()"""
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    executable = chromium()
-    if executable is None:
-        if required():
-            pytest.fail("Chromium is required here (STRATMAP_REQUIRE_BROWSER) but not installed")
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
-    opened = Browser(executable, tmp_path_factory.mktemp("chromium-profile"))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def open_page(browser: Browser, path: Path) -> Tab:

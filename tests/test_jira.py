@@ -5,7 +5,7 @@ Each test asserts the wire (endpoint, JQL, fields, page tokens) as well as the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,8 @@ from jira import JIRA
 from connectors.base import Connector, FatalSourceError, Window
 from connectors.jira import JiraConnector, jql_quote
 from models.records import Page, StatusCategory
-from tests.fakes.jira_server import T0, FakeClock, FakeJira, connector_for
+from tests.conftest import Connect
+from tests.fakes.jira_server import T0, FakeJira
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 FIELDS = [
@@ -64,22 +65,6 @@ def site(request: pytest.FixtureRequest) -> Iterator[FakeJira]:
         yield fake
 
 
-Connect = Callable[..., JiraConnector]
-
-
-@pytest.fixture
-def connect() -> Iterator[Connect]:
-    """Build connectors against a fake; all are closed after the test."""
-    made: list[JiraConnector] = []
-
-    def build(fake: FakeJira, *, clock: FakeClock | None = None, **config: Any) -> JiraConnector:
-        connector: JiraConnector = connector_for(fake, clock=clock, **config)
-        made.append(connector)
-        return connector
-
-    yield build
-    for connector in made:
-        connector.close()
 
 
 def fetch(connector: JiraConnector, since: datetime | None = None) -> list[Page]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,8 @@ from connectors.base import (
 )
 from connectors.jira import JiraConnector
 from models.records import Page
-from tests.fakes.jira_server import FakeClock, FakeJira, connector_for
+from tests.conftest import Connect
+from tests.fakes.jira_server import FakeClock, FakeJira
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SEARCH = {"cloud": "/rest/api/3/search/jql", "datacenter": "/rest/api/2/search"}
@@ -45,21 +46,6 @@ def site(request: pytest.FixtureRequest) -> Iterator[FakeJira]:
         yield fake
 
 
-Connect = Callable[..., JiraConnector]
-
-
-@pytest.fixture
-def connect() -> Iterator[Connect]:
-    made: list[JiraConnector] = []
-
-    def build(fake: FakeJira, *, clock: FakeClock | None = None, **config: Any) -> JiraConnector:
-        connector: JiraConnector = connector_for(fake, clock=clock, **config)
-        made.append(connector)
-        return connector
-
-    yield build
-    for connector in made:
-        connector.close()
 
 
 def fetch(connector: JiraConnector) -> list[Page]:

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from markdown_it import MarkdownIt
 
 from flows.cli import main
 from publish.markdown import mermaid_text, render
 from tests import hostile
-from tests.browser import Browser, chromium, required
+from tests.browser import Browser
 from tests.conftest import EXAMPLES
 
 SAMPLE = EXAMPLES / "northwind" / "plan.yaml"
@@ -95,20 +93,6 @@ def test_hostile_text_cannot_break_the_markdown() -> None:
             header = pipes
         else:
             assert pipes == header, line
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    executable = chromium()
-    if executable is None:
-        if required():
-            pytest.fail("Chromium is required here (STRATMAP_REQUIRE_BROWSER) but not installed")
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
-    opened = Browser(executable, tmp_path_factory.mktemp("chromium-profile"))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def test_hostile_markdown_rendered_to_html_shows_text_and_runs_nothing(
