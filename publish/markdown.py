@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 
 from models.report import Finding, Report, Status
+from publish.map import FILL
 
 STATUS_LABEL = {
     Status.DONE: "done",
@@ -48,12 +49,10 @@ def where(finding: Finding) -> str:
 
 
 MERMAID_CLASS = {
-    Status.DONE: ("status_done", "fill:#dafbe1,stroke:#2f7d4a,color:#1f2328"),
-    Status.NOT_STARTED: ("status_not_started", "fill:#eef1f4,stroke:#7a828a,color:#1f2328"),
-    Status.ON_TRACK: ("status_on_track", "fill:#dafbe1,stroke:#2f7d4a,color:#1f2328"),
-    Status.AT_RISK: ("status_at_risk", "fill:#fff1c7,stroke:#b7791f,color:#1f2328"),
-    Status.OFF_TRACK: ("status_off_track", "fill:#ffdcd7,stroke:#c0392b,color:#1f2328"),
+    state: (f"status_{state.value}", f"fill:{fill},stroke:{border},color:#1f2328")
+    for state, (fill, border) in FILL.items()
 }
+"""The map's colours (publish.map.FILL), as Mermaid classes."""
 _MERMAID_PLAIN = frozenset(" .,:-/()+%'")
 
 
