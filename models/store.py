@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
     Engine,
@@ -70,8 +71,15 @@ def redact_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _json_dumps(value: Any) -> str:
+    # The raw payloads are most of what a sync writes: orjson encodes them about ten times
+    # faster than the standard library (same JSON; keys stay in the tracker's order).
+    return orjson.dumps(value).decode()
+
+
 def _engine(url: str) -> Engine:
-    engine = create_engine(url, future=True)
+    engine = create_engine(url, future=True, json_serializer=_json_dumps,
+                           json_deserializer=orjson.loads)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -79,6 +87,10 @@ def _engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            # With WAL, NORMAL syncs at checkpoints, not at every commit: a killed process
+            # loses nothing committed and the file never corrupts; only a power cut can drop
+            # the last commits, and each page's watermark is in the commit with its rows.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
@@ -116,26 +128,39 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "heads")
 
 
+_STATEMENTS: dict[tuple[Any, ...], Insert] = {}
+
+
+def _upsert_statement(dialect: str, table: Any, columns: tuple[str, ...], keys: tuple[str, ...],
+                      newer_only: bool) -> Insert:
+    # Built once per shape: building ``excluded`` and the SET clause is a tenth of a page's
+    # write time, and a statement that is the same object is also a compiled-cache hit.
+    shape = (dialect, table, columns, keys, newer_only)
+    stmt = _STATEMENTS.get(shape)
+    if stmt is None:
+        if dialect == "postgresql":
+            stmt = postgresql.insert(table)
+        elif dialect == "sqlite":
+            stmt = sqlite.insert(table)
+        else:  # pragma: no cover - guarded by Store.__init__
+            raise ValueError(f"unsupported database {dialect}")
+        excluded = stmt.excluded
+        where = (table.c.updated <= excluded.updated) if newer_only else None
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={c: excluded[c] for c in columns},
+            where=where,
+        )
+        _STATEMENTS[shape] = stmt
+    return stmt
+
+
 def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]],
             keys: Sequence[str], *, newer_only: bool = False) -> None:
     if not rows:
         return
-    dialect = connection.dialect.name
-    stmt: Insert
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table)
-    else:  # pragma: no cover - guarded by Store.__init__
-        raise ValueError(f"unsupported database {dialect}")
-    columns = [c for c in rows[0] if c not in keys]
-    excluded = stmt.excluded
-    where = (table.c.updated <= excluded.updated) if newer_only else None
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={c: excluded[c] for c in columns},
-        where=where,
-    )
+    columns = tuple(c for c in rows[0] if c not in keys)
+    stmt = _upsert_statement(connection.dialect.name, table, columns, tuple(keys), newer_only)
     # Sorted rows take row locks in one order, so concurrent runs cannot deadlock.
     ordered = sorted(rows, key=lambda r: tuple(str(r[k]) for k in keys))
     connection.execute(stmt, ordered)

@@ -303,8 +303,12 @@ def normalize_issue(
         status = {}
     category = _category((status.get("statusCategory") or {}).get("key"), found, "status")
     changes: list[StatusChange] = []
-    for history in sorted(histories, key=history_order):
-        at = parse_time(history.get("created"))
+    # Each history's time is parsed once, for the order and for the change.
+    for (at, _, _), history in sorted(
+        ((history_order(h), h) for h in histories), key=lambda pair: pair[0]
+    ):
+        if history.get("created") in (None, ""):
+            continue
         status_items = [i for i in history.get("items") or [] if i.get("field") == "status"]
         if at is None or not status_items:
             continue
