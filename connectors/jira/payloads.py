@@ -304,13 +304,13 @@ def normalize_issue(
     category = _category((status.get("statusCategory") or {}).get("key"), found, "status")
     changes: list[StatusChange] = []
     # Each history's time is parsed once, for the order and for the change.
-    for (at, _, _), history in sorted(
+    for (changed_at, _, _), history in sorted(
         ((history_order(h), h) for h in histories), key=lambda pair: pair[0]
     ):
         if history.get("created") in (None, ""):
             continue
         status_items = [i for i in history.get("items") or [] if i.get("field") == "status"]
-        if at is None or not status_items:
+        if not status_items:
             continue
         author = remember(history.get("author"))
         for index, entry in enumerate(status_items):
@@ -323,7 +323,7 @@ def normalize_issue(
                     source=source,
                     item_key=key,
                     change_id=change_id,
-                    at=at,
+                    at=changed_at,
                     author=author,
                     from_status=entry.get("fromString"),
                     to_status=str(entry.get("toString") or ""),
