@@ -213,11 +213,7 @@ class Judgement:
         if began is None or self.as_of - began < rule.every:
             return  # the first period has not passed yet
         since = self.as_of - rule.every
-        people = frozenset(expected)
-        latest = max((found for state in (*scope.counted, *scope.context)
-                      if state.comments
-                      and (found := self._latest_comment(state, people)) is not None),
-                     key=lambda c: c.at, default=None)
+        latest = self._latest_feedback((*scope.counted, *scope.context), frozenset(expected))
         if latest is not None and latest.at > since:
             return
         who = ", ".join(expected) if expected else "nobody (no senior people in the plan)"
@@ -230,6 +226,30 @@ class Judgement:
             last_feedback_by=self.index.person(latest.source, latest.author) if latest else None,
             item=latest.item_key if latest else None,
         )
+
+    def _latest_feedback(self, states: tuple[ItemState, ...],
+                         people: frozenset[str]) -> Comment | None:
+        """The latest comment by one of ``people`` on any of ``states`` (the first state in
+        ``states`` wins a tie).
+
+        States are visited newest last comment first, so the search stops at the first state
+        whose newest comment is older than what was found: a milestone of 200 items reads a
+        handful of them, not all.
+        """
+        commented = [(state.comments[-1].at, index, state)
+                     for index, state in enumerate(states) if state.comments]
+        commented.sort(key=lambda entry: (entry[0], -entry[1]), reverse=True)
+        best: Comment | None = None
+        best_index = 0
+        for newest, index, state in commented:
+            if best is not None and newest < best.at:
+                break
+            found = self._latest_comment(state, people)
+            if found is None:
+                continue
+            if best is None or found.at > best.at or (found.at == best.at and index < best_index):
+                best, best_index = found, index
+        return best
 
     def _latest_comment(self, state: ItemState, people: frozenset[str]) -> Comment | None:
         """The item's latest comment by one of ``people`` (the first listed, on a tie)."""

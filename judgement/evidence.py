@@ -29,16 +29,12 @@ class ItemState:
     done_at: datetime | None
     """When it last became done, if it is done at ``as_of``."""
     last_change: datetime | None
-    changes: list[StatusChange] = field(default_factory=list)
-    comments: list[Comment] = field(default_factory=list)
-    id: ItemId = field(init=False)
-    done: bool = field(init=False)
+    id: ItemId
+    done: bool
     """Whether it is done at ``as_of``. ``id`` and ``done`` are asked for so often that
     they are computed once."""
-
-    def __post_init__(self) -> None:
-        self.id = (self.item.source, self.item.key)
-        self.done = self.category is StatusCategory.DONE
+    changes: list[StatusChange] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
 
 
 def _state(item: WorkItem, changes: list[StatusChange], comments: list[Comment],
@@ -67,6 +63,8 @@ def _state(item: WorkItem, changes: list[StatusChange], comments: list[Comment],
         category=category,
         done_at=done_at,
         last_change=past[-1].at if past else None,
+        id=(item.source, item.key),
+        done=category is StatusCategory.DONE,
         changes=past,
         comments=comments if not comments or comments[-1].at <= as_of else [
             c for c in comments if c.at <= as_of],
@@ -122,6 +120,7 @@ class EvidenceIndex:
         self.flagged: list[ItemId] = []
         person_of, open_holder, activity = self.person_of, self.open_holder, self.activity
         sources = plan.sources
+        latest: dict[str, dict[str, datetime]] = {}
         for item in evidence.items:
             source = item.source
             if source not in sources or item.created > as_of:
@@ -142,14 +141,21 @@ class EvidenceIndex:
                     open_holder[iid] = holder
             if item.flags:
                 self.flagged.append(iid)
-            # The latest status change or comment of each account (inlined: per item).
+            # The latest status change or comment of each account (inlined: per item; by
+            # author within the source, so no key is built per event).
+            acts = latest.get(source)
+            if acts is None:
+                acts = latest[source] = {}
             for events in (state.changes, state.comments):
                 for event in events:
-                    if event.author is not None:
-                        account = (source, event.author)
-                        known = activity.get(account)
+                    author = event.author
+                    if author is not None:
+                        known = acts.get(author)
                         if known is None or event.at > known:
-                            activity[account] = event.at
+                            acts[author] = event.at
+        for source, acts in latest.items():
+            for author, at in acts.items():
+                activity[(source, author)] = at
 
         self.display_names: dict[ItemId, str | None] = {
             (a.source, a.account_id): a.display_name for a in evidence.accounts

@@ -215,6 +215,25 @@ def test_missing_feedback_when_no_senior_commented_within_every() -> None:
     assert found.evidence["last_feedback"] == (as_of - 15 * DAY).isoformat()
 
 
+def test_last_feedback_is_the_newest_senior_comment_across_items_first_item_on_a_tie() -> None:
+    as_of = START + 60 * DAY
+    items = [item(f"A-{n}") for n in range(1, 5)] + [item("E-1", parent=None, item_type="Epic")]
+    changes = [change("A-1", as_of - DAY, StatusCategory.IN_PROGRESS)]
+    ev = evidence(items, changes, [
+        comment("A-4", as_of - DAY, "acc-bob"),        # newest comment, not a senior's
+        comment("A-4", as_of - 40 * DAY, "acc-alice"),
+        comment("A-3", as_of - 20 * DAY, "acc-alice"),  # the newest senior comment ...
+        comment("A-2", as_of - 20 * DAY, "acc-alice"),  # ... tied: the first item wins
+        comment("A-1", as_of - 30 * DAY, "acc-alice"),
+        comment("E-1", as_of - 25 * DAY, "acc-alice"),
+    ])
+    found = next(f for f in judge(feedback_plan(), ev, as_of=as_of).findings
+                 if f.kind is Kind.MISSING_FEEDBACK)
+    assert found.evidence["last_feedback"] == (as_of - 20 * DAY).isoformat()
+    assert found.item == "A-2"
+    assert found.evidence["last_feedback_by"] == "alice"
+
+
 def test_a_non_senior_comment_is_not_feedback() -> None:
     as_of = START + 30 * DAY
     items, changes = _moving(as_of)
