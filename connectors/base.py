@@ -23,8 +23,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
@@ -115,6 +115,11 @@ class Window:
 
     since: datetime | None
     until: datetime
+    stored: Mapping[str, datetime] = field(default_factory=dict)
+    """A hint: the ``updated`` stamp the store already holds for items updated at or after
+    ``since`` (the overlap a sync re-reads). A connector may skip an item whose stamp is
+    the same, without completing its history: nothing about it has changed. Connectors
+    that ignore it only re-read what they already wrote."""
 
 
 @runtime_checkable

@@ -84,7 +84,10 @@ def _sync_source(connector: Connector, store: Store, *, started: datetime,
         overlap = getattr(connector, "default_overlap", DEFAULT_OVERLAP)
     store.start_sync(name, connector.kind, started)
     previous = store.watermark(name)
-    window = Window(since=minus(previous, overlap), until=started)
+    since = minus(previous, overlap)
+    # What the store holds of the overlap, so a connector need not complete it again.
+    stored = store.updated_since(name, since) if since is not None else {}
+    window = Window(since=since, until=started, stored=stored)
     pages = items = requests = 0
     highest: datetime | None = None
     for page in connector.fetch(window):

@@ -282,6 +282,17 @@ class Store:
             .values(watermark=watermark)
         )
 
+    def updated_since(self, source: str, since: datetime) -> dict[str, datetime]:
+        """``key -> updated`` of the source's items updated at or after ``since`` and not
+        flagged removed: what a sync's overlap will read again."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(ItemRow.key, ItemRow.updated).where(
+                    ItemRow.source == source, ItemRow.updated >= since, ItemRow.removed.is_(None)
+                )
+            ).all()
+        return {key: updated for key, updated in rows}
+
     def replace_selection(self, source: str, selector_key: str, keys: Iterable[str]) -> None:
         """Store what the tracker selected for ``Selector.key()``, replacing the last answer."""
         digest = selector_key

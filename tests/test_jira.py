@@ -668,3 +668,68 @@ def test_the_fake_also_answers_get_searches(site: FakeJira) -> None:
         else:
             assert [i["key"] for i in answer["issues"]] == ["WEB-6", "WEB-7"]
             assert (answer["startAt"], answer["total"]) == (5, 7)
+
+
+# -- the overlap, re-read ----------------------------------------------------------------------
+
+
+def test_a_no_change_sync_re_reads_the_overlap_without_completing_it(
+    site: FakeJira, connect: Connect, store: Any
+) -> None:
+    """An issue in the overlap whose stored ``updated`` is the same is not completed again:
+    a sync with nothing new makes three requests (fields, statuses, one search page), even
+    when that issue's history is longer than a search embeds."""
+    from flows.pipeline import sync_source
+
+    site.embedded_histories = 2
+    site.embedded_comments = 1
+    site.seed(4)
+    _walk(site, "WEB-3", 6)
+    for n in range(3):
+        site.add_comment("WEB-3", f"note {n}", at=T0 + timedelta(hours=6, minutes=n + 1),
+                         author="alice")
+    connector = connect(site, deployment=site.deployment)
+    started = T0 + timedelta(days=1)
+    sync_source(connector, store, started=started)
+    complete = store.evidence(["jira"])
+    assert len([c for c in complete.changes if c.item_key == "WEB-3"]) == 6
+    assert len([c for c in complete.comments if c.item_key == "WEB-3"]) == 3
+
+    before = len(site.calls())
+    again = sync_source(connector, store, started=started + timedelta(hours=1))
+    made = site.calls()[before:]
+    fields = "/rest/api/3/field" if site.cloud else "/rest/api/2/field"
+    assert [r.path for r in made] == [
+        fields, "/rest/api/2/status", SEARCH_PATH[site.deployment]]
+    assert made[-1].response["issues"][0]["key"] == "WEB-3"  # re-read, then skipped
+    assert again.items == 0
+    assert store.evidence(["jira"]) == complete
+
+    # A change moves ``updated``: the issue is read and completed again.
+    site.transition("WEB-3", "Done", at=started + timedelta(hours=2), author="bob")
+    changed = sync_source(connector, store, started=started + timedelta(hours=3))
+    assert changed.items == 1
+    after = store.evidence(["jira"])
+    assert [c.to_status for c in after.changes if c.item_key == "WEB-3"][-1] == "Done"
+    assert len([c for c in after.changes if c.item_key == "WEB-3"]) == 7
+    assert len([c for c in after.comments if c.item_key == "WEB-3"]) == 3
+
+
+SEARCH_PATH = {"cloud": "/rest/api/3/search/jql", "datacenter": "/rest/api/2/search"}
+
+
+def test_the_hint_is_ignored_on_a_full_sync_and_for_other_stamps(
+    site: FakeJira, connect: Connect
+) -> None:
+    site.seed(3)
+    connector = connect(site)
+    stamps = {item.key: item.updated for page in fetch(connector) for item in page.items}
+    full = list(connector.fetch(Window(since=None, until=NOW, stored=stamps)))
+    assert keys(full) == ["WEB-1", "WEB-2", "WEB-3"]
+    older = {key: at - timedelta(seconds=1) for key, at in stamps.items()}
+    since = min(stamps.values())
+    assert keys(list(connector.fetch(Window(since=since, until=NOW, stored=older)))) == [
+        "WEB-1", "WEB-2", "WEB-3"]
+    same = {"WEB-2": stamps["WEB-2"]}
+    assert keys(list(connector.fetch(Window(since=since, until=NOW, stored=same)))) == [
+        "WEB-1", "WEB-3"]

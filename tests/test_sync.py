@@ -156,3 +156,21 @@ def test_a_sync_puts_the_collectors_threshold_back(store: Store) -> None:
     sync_source(Watching([item(1, updated=T0)]), store, started=T0 + timedelta(days=1))
     assert seen[0][0] >= 20_000  # collected less often while syncing
     assert gc.get_threshold() == before
+
+
+def test_the_overlap_hint_holds_stored_stamps_since_the_bound_not_removed_ones(
+    store: Store,
+) -> None:
+    items = [item(n, updated=T0 + timedelta(minutes=n)) for n in range(1, 6)]
+    connector = ListConnector(items)
+    sync_source(connector, store, started=T0 + timedelta(hours=1))
+    assert store.updated_since("t", T0 + timedelta(minutes=4)) == {
+        "T-4": T0 + timedelta(minutes=4), "T-5": T0 + timedelta(minutes=5)}
+    store.mark_removed("t", frozenset({"T-1", "T-2", "T-3", "T-4"}), T0 + timedelta(hours=1))
+    assert store.updated_since("t", T0 + timedelta(minutes=4)) == {"T-4": T0 + timedelta(minutes=4)}
+
+    # The next sync hands the overlap's stamps to the connector.
+    sync_source(connector, store, started=T0 + timedelta(hours=2))
+    window = connector.windows[-1]
+    assert window.since == T0 + timedelta(minutes=5) - connector.default_overlap
+    assert window.stored == {f"T-{n}": T0 + timedelta(minutes=n) for n in (1, 2, 3, 4)}

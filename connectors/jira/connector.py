@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from jira import JIRA
@@ -40,6 +40,7 @@ from connectors.jira.payloads import (
     Site,
     discover_fields,
     normalize_issue,
+    parse_time,
     status_categories,
 )
 from connectors.jira.transport import (
@@ -141,10 +142,11 @@ class JiraConnector:
         jql = window_jql(self.config.scope, window.since)
         log.info("source '%s': searching %s", self.name, jql)
         endpoint = CLOUD_SEARCH if site.cloud else DC_SEARCH
+        stored = window.stored if window.since is not None else {}
         batches = (
-            self._cloud_batches(site, jql, count)
+            self._cloud_batches(site, jql, count, stored)
             if site.cloud
-            else self._dc_batches(site, jql, count)
+            else self._dc_batches(site, jql, count, stored)
         )
         for batch in batches:
             yield self._page(site, batch, endpoint)
@@ -235,7 +237,8 @@ class JiraConnector:
 
     # -- searching -----------------------------------------------------------------------
 
-    def _cloud_batches(self, site: Site, jql: str, count: RequestCount) -> Iterator[_Batch]:
+    def _cloud_batches(self, site: Site, jql: str, count: RequestCount,
+                       stored: Mapping[str, datetime]) -> Iterator[_Batch]:
         """Search pages in order, read ahead.
 
         The cursor is sequential, so a walker thread fetches the next pages while this one's
@@ -269,7 +272,7 @@ class JiraConnector:
                         body["nextPageToken"] = pages.token
                     data = self._http.post(CLOUD_SEARCH, body, count=page_count)
                     pages.advance(None if data.get("isLast") else data.get("nextPageToken"))
-                    issues = [Searched(dict(i)) for i in data.get("issues") or []]
+                    issues = _searched(data, stored)
                     if issues:
                         completed = completer.submit(self._completed, site, issues, page_count, pool)
                         if not offer(completed):
@@ -303,7 +306,8 @@ class JiraConnector:
         return _Batch(issues, count)
 
     def _dc_batch(
-        self, site: Site, jql: str, start: int, size: int, pool: ThreadPoolExecutor | None = None
+        self, site: Site, jql: str, start: int, size: int, stored: Mapping[str, datetime],
+        pool: ThreadPoolExecutor | None = None,
     ) -> _Batch:
         """One Data Center search page, completed.
 
@@ -316,7 +320,7 @@ class JiraConnector:
             data = self._dc_page(site, jql, start, size, count)
         else:
             data = pool.submit(self._dc_page, site, jql, start, size, count).result()
-        issues = [Searched(dict(i)) for i in data.get("issues") or []]
+        issues = _searched(data, stored)
         self._history.complete(site, issues, count, pool)
         return _Batch(issues, count, int(data.get("total") or 0))
 
@@ -333,11 +337,12 @@ class JiraConnector:
         data: dict[str, Any] = self._http.post(DC_SEARCH, body, count=count)
         return data
 
-    def _dc_batches(self, site: Site, jql: str, count: RequestCount) -> Iterator[_Batch]:
+    def _dc_batches(self, site: Site, jql: str, count: RequestCount,
+                    stored: Mapping[str, datetime]) -> Iterator[_Batch]:
         first = self._dc_page(site, jql, 0, self.config.page_size, count)
         total = int(first.get("total") or 0)
         step = int(first.get("maxResults") or self.config.page_size) or 1
-        issues = [Searched(dict(i)) for i in first.get("issues") or []]
+        issues = _searched(first, stored)
         seen: dict[str, str] = {}
         moved = False
         with (
@@ -357,7 +362,7 @@ class JiraConnector:
                         if start is None:
                             break
                         running.append(
-                            pages.submit(self._dc_batch, site, jql, start, step, pool)
+                            pages.submit(self._dc_batch, site, jql, start, step, stored, pool)
                         )
                     if not running:
                         break
@@ -376,9 +381,10 @@ class JiraConnector:
                 len(seen),
                 total,
             )
-            yield from self._dc_sweep(site, jql, seen, step)
+            yield from self._dc_sweep(site, jql, seen, step, stored)
 
-    def _dc_sweep(self, site: Site, jql: str, seen: dict[str, str], size: int) -> Iterator[_Batch]:
+    def _dc_sweep(self, site: Site, jql: str, seen: dict[str, str], size: int,
+                  stored: Mapping[str, datetime]) -> Iterator[_Batch]:
         """Re-list the window cheaply (keys and stamps), then read what the first pass missed."""
         missed = [
             str(i["key"])
@@ -388,7 +394,8 @@ class JiraConnector:
         for offset in range(0, len(missed), size):
             keys = ", ".join(jql_quote(key) for key in missed[offset : offset + size])
             batch = self._dc_batch(
-                site, f"({self.config.scope}) AND key in ({keys}) ORDER BY updated ASC", 0, size
+                site, f"({self.config.scope}) AND key in ({keys}) ORDER BY updated ASC", 0, size,
+                stored,
             )
             if batch.issues:
                 yield batch
@@ -435,6 +442,8 @@ class JiraConnector:
         accounts: dict[str, Account] = {}
         raw: list[RawPayload] = []
         for issue in batch.issues:
+            if issue.unchanged:
+                continue
             raw.append(
                 RawPayload(
                     source=self.name,
@@ -477,6 +486,21 @@ class JiraConnector:
             cursor=max((item.updated for item in items), default=None),
             requests=batch.count.value,
         )
+
+
+def _searched(data: Mapping[str, Any], stored: Mapping[str, datetime]) -> list[Searched]:
+    """A search page's issues; those the store holds at the same ``updated`` are marked
+    unchanged (an edit, a transition or a comment always moves ``updated``)."""
+    issues = [Searched(dict(i)) for i in data.get("issues") or []]
+    if stored:
+        for issue in issues:
+            known = stored.get(issue.key)
+            if known is not None:
+                try:
+                    issue.unchanged = parse_time(_updated(issue)) == known
+                except ValueError:
+                    issue.unchanged = False
+    return issues
 
 
 def _updated(issue: Searched) -> str:

@@ -31,6 +31,8 @@ class Searched:
     histories: list[dict[str, Any]] = field(default_factory=list)
     comments: list[dict[str, Any]] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    unchanged: bool = False
+    """The store holds this version already (same ``updated``): not completed, not written."""
 
     @property
     def key(self) -> str:
@@ -69,7 +71,8 @@ class HistoryReader:
     def complete(
         self, site: Site, issues: list[Searched], count: RequestCount, pool: Executor | None
     ) -> None:
-        """Give every issue its complete changelog and comments."""
+        """Give every issue its complete changelog and comments (not the unchanged ones)."""
+        issues = [issue for issue in issues if not issue.unchanged]
         truncated: list[Searched] = []
         for issue in issues:
             changelog = issue.payload.get("changelog")
