@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from models.report import Finding, GoalReport, MilestoneReport, Report, Severity, Status
 from publish.charts import Point, burnup_svg, trend_svg
-from publish.map import LABEL, MapUnavailable, strategic_map_svg
+from publish.map import LABEL, MapUnavailable, anchors, strategic_map_svg
 
 if TYPE_CHECKING:
     from models.history import Snapshot
@@ -143,7 +143,7 @@ class Page:
         self.tz: tzinfo = plan.tz if plan else UTC
         self.zone = plan.timezone if plan else "UTC"
         self.links = links
-        self.anchors = _anchors(report)
+        self.anchors = anchors(report)
         self.series = _Series(report, history)
         self.findings = [self._finding(f) for f in report.findings]
         by_scope: dict[str | None, list[FindingView]] = defaultdict(list)
@@ -362,23 +362,6 @@ class _Series:
                          total=(counts.points_total or 0.0) if points else counts.total,
                          done=(counts.points_done or 0.0) if points else counts.done))
         return out
-
-
-def _anchors(report: Report) -> dict[str, str]:
-    """An HTML id per goal and milestone: readable, unique, whatever the ids hold."""
-    anchors: dict[str, str] = {}
-    used: set[str] = {"summary", "map", "goals", "findings", "people"}
-    refs = [(g.id, "goal") for g in report.goals] + [
-        (m.id, "ms") for g in report.goals for m in g.milestones]
-    for ref, prefix in refs:
-        base = f"{prefix}-" + (re.sub(r"[^a-z0-9_-]+", "-", ref.lower()).strip("-") or "x")
-        anchor, n = base, 1
-        while anchor in used:
-            n += 1
-            anchor = f"{base}-{n}"
-        used.add(anchor)
-        anchors[ref] = anchor
-    return anchors
 
 
 # -- rendering ---------------------------------------------------------------------------

@@ -9,8 +9,10 @@ Graphviz HTML-like labels whose text is XML-escaped here, so a title such as
 
 from __future__ import annotations
 
+import base64
 import html
 import logging
+import re
 import textwrap
 from collections.abc import Mapping
 
@@ -36,6 +38,23 @@ LABEL = {
 }
 FONT = "DejaVu Sans,Helvetica,Arial,sans-serif"
 WRAP = 30
+
+
+def anchors(report: Report) -> dict[str, str]:
+    """An HTML id per goal and milestone: readable, unique, whatever the ids hold."""
+    found: dict[str, str] = {}
+    used: set[str] = {"summary", "map", "goals", "findings", "people"}
+    refs = [(g.id, "goal") for g in report.goals] + [
+        (m.id, "ms") for g in report.goals for m in g.milestones]
+    for ref, prefix in refs:
+        base = f"{prefix}-" + (re.sub(r"[^a-z0-9_-]+", "-", ref.lower()).strip("-") or "x")
+        anchor, n = base, 1
+        while anchor in used:
+            n += 1
+            anchor = f"{base}-{n}"
+        used.add(anchor)
+        found[ref] = anchor
+    return found
 
 
 class MapUnavailable(RuntimeError):
@@ -83,7 +102,8 @@ def _milestone_facts(milestone: MilestoneReport) -> list[str]:
     return facts
 
 
-def strategic_map_svg(report: Report, anchors: Mapping[str, str]) -> str:
+def strategic_map_svg(report: Report, anchors: Mapping[str, str],
+                      *, background: str = "transparent") -> str:
     """The map as an inline SVG; nodes link to ``#anchor`` of their section of the page.
 
     Raises :class:`MapUnavailable` when Graphviz's ``dot`` is not installed.
@@ -92,7 +112,7 @@ def strategic_map_svg(report: Report, anchors: Mapping[str, str]) -> str:
 
     graph = graphviz.Digraph(
         "strategic_map",
-        graph_attr={"rankdir": "LR", "bgcolor": "transparent", "nodesep": "0.18",
+        graph_attr={"rankdir": "LR", "bgcolor": background, "nodesep": "0.18",
                     "ranksep": "0.45", "fontname": FONT, "pad": "0.1",
                     "tooltip": graphviz.escape(report.plan)},
         node_attr={"shape": "box", "style": "rounded,filled", "fontname": FONT,
@@ -138,3 +158,23 @@ def strategic_map_svg(report: Report, anchors: Mapping[str, str]) -> str:
             "Graphviz's `dot` is not installed (Debian: apt-get install graphviz)"
         ) from error
     return scoped(svg, "map")
+
+
+MAX_IMAGE_BYTES = 600_000
+"""Past this size (a plan of several hundred milestones) the map stays Mermaid text."""
+
+
+def strategic_map_image(report: Report) -> str | None:
+    """The map as a ``data:image/svg+xml`` URI for Markdown that cannot run Mermaid (the
+    Prefect UI shows Mermaid as code, but draws images); None without Graphviz or when the
+    map is too large to embed."""
+    try:
+        svg = strategic_map_svg(report, anchors(report), background="#ffffff")
+    except MapUnavailable as problem:
+        log.info("strategic map as Mermaid text: %s", problem)
+        return None
+    data = base64.b64encode(svg.encode()).decode()
+    if len(data) > MAX_IMAGE_BYTES:
+        log.info("strategic map as Mermaid text: %d bytes is too large to embed", len(data))
+        return None
+    return "data:image/svg+xml;base64," + data

@@ -112,10 +112,12 @@ def strategic_map(report: Report) -> list[str]:
     return lines
 
 
-def render(report: Report) -> str:
+def render(report: Report, *, map_image: str | None = None) -> str:
     """Goals and findings first (what a leader acts on), then milestones and the map.
 
-    Prefect's UI shows the Mermaid map as code, so it comes after the tables.
+    The map is a Mermaid flowchart (GitHub, GitLab and most wikis draw it), or, with
+    ``map_image`` (an image URL, such as :func:`publish.map.strategic_map_image`'s data
+    URI), that image: the Prefect UI shows Mermaid as code but draws images.
     """
     lines = [
         f"# {cell(report.plan)}",
@@ -150,7 +152,12 @@ def render(report: Report) -> str:
                 f"{m.items.done}/{m.items.total} | {m.due or '—'} | {cell(m.owner or '—')} | "
                 f"{moved} |"
             )
-    lines += ["", "## Strategic map", "", *strategic_map(report)]
+    lines += ["", "## Strategic map", ""]
+    if map_image:
+        lines += [f"![Strategic map: the plan, its goals and milestones, coloured by status]"
+                  f"({map_image})"]
+    else:
+        lines += strategic_map(report)
     if report.unknown_people:
         lines += ["", "## Unknown people", "",
                   "Tracker accounts with activity that match no person of the plan "

@@ -14,6 +14,7 @@ from uuid import UUID
 from models.plan import Plan
 from models.report import Kind, Report
 from publish.changes import Alert, Change, alert_text
+from publish.map import strategic_map_image
 from publish.markdown import render
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def publish_artifacts(plan: Plan, report: Report, *, html_url: str | None = None
 
     key = slug(plan.name)
     ids = [
-        create_markdown_artifact(key=report_key(plan), markdown=render(report),
+        create_markdown_artifact(key=report_key(plan),
+                                 markdown=render(report, map_image=strategic_map_image(report)),
                                  description=f"stratmap report: {plan.name}"),
         create_table_artifact(
             key=f"stratmap-{key}-findings",

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from markdown_it import MarkdownIt
 
 from flows.cli import main
@@ -118,3 +119,54 @@ def test_hostile_markdown_rendered_to_html_shows_text_and_runs_nothing(
     text = tab.evaluate("document.body.innerText")
     for payload in hostile.PAYLOADS:
         assert payload in text
+
+
+# -- the map as an image (the Prefect UI draws images, not Mermaid) -----------------------------
+
+
+def test_with_a_map_image_the_map_section_is_that_image_not_mermaid() -> None:
+    _plan, _evidence, report, _past = hostile.report_and_history()
+    text = render(report, map_image="data:image/svg+xml;base64,PHN2Zy8+")
+    section = text[text.index("## Strategic map"):]
+    assert "```mermaid" not in text
+    assert section.splitlines()[2] == (
+        "![Strategic map: the plan, its goals and milestones, coloured by status]"
+        "(data:image/svg+xml;base64,PHN2Zy8+)")
+    # (CommonMark renderers such as markdown-it refuse SVG data URIs; the Prefect UI draws
+    # them, which tests/test_prefect_server.py checks in Chromium.)
+    assert "```mermaid" in render(report)  # without an image: Mermaid, as before
+
+
+def test_the_map_image_is_the_graphviz_map_embedded_as_a_data_uri() -> None:
+    import base64
+    import xml.etree.ElementTree as ET
+
+    from publish.map import strategic_map_image
+
+    _plan, _evidence, report, _past = hostile.report_and_history()
+    uri = strategic_map_image(report)
+    assert uri is not None and uri.startswith("data:image/svg+xml;base64,")
+    svg = base64.b64decode(uri.split(",", 1)[1]).decode()
+    root = ET.fromstring(svg)  # a whole, well-formed SVG document: hostile titles escaped
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    drawn = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    for goal in report.goals:
+        assert goal.title[:12].strip() in drawn or goal.id in svg
+    assert 'fill="#ffffff"' in svg  # an opaque card: readable on the UI's dark theme too
+    # Nothing in it can end the Markdown image: base64 has no ')' or ']'.
+    assert not set(uri) & set(")] \n")
+
+
+def test_without_graphviz_or_for_a_huge_map_the_map_stays_mermaid(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import publish.map
+    from publish.map import strategic_map_image
+
+    _plan, _evidence, report, _past = hostile.report_and_history()
+    monkeypatch.setattr(publish.map, "MAX_IMAGE_BYTES", 100)
+    assert strategic_map_image(report) is None
+    monkeypatch.undo()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` on it
+    assert strategic_map_image(report) is None
+    assert "```mermaid" in render(report, map_image=strategic_map_image(report))

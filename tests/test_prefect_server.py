@@ -261,6 +261,21 @@ def _ui_shows_artifact(server: PrefectServer, tmp_path: Path, artifact_id: str) 
         # The Markdown report as the UI renders it: its title, a milestone, a finding.
         assert "Northwind growth plan 2027" in text
         assert "crm.migration" in text and "was due 2027-02-12" in text
+        # The strategic map is drawn: an SVG image the UI decoded, not Mermaid shown as code.
+        maps: list[list[Any]] = []
+        while time.monotonic() < deadline:
+            maps = json.loads(tab.evaluate(
+                "JSON.stringify([...document.images].filter(i => i.alt.startsWith("
+                "'Strategic map')).map(i => [i.complete, i.naturalWidth, i.naturalHeight, "
+                "i.src.slice(0, 26)]))"))
+            if maps and maps[0][0]:
+                break
+            time.sleep(0.5)
+        assert len(maps) == 1, maps
+        complete, width, height, src = maps[0]
+        assert complete and width > 300 and height > 100, maps
+        assert src == "data:image/svg+xml;base64,"
+        assert "flowchart LR" not in text
         return tab.screenshot(tmp_path / "prefect-ui-report.png", width=1400, height=1000)
     finally:
         browser.close()
