@@ -1,4 +1,4 @@
-"""JSON over HTTP on httpx, for the trackers with a REST API (GitHub, GitLab).
+"""JSON over HTTP on httpx, for the trackers with a REST API (GitHub, GitLab) or GraphQL (Linear).
 
 Every request goes through :func:`connectors.base.with_retries`. Each tracker passes its
 own ``classify`` (response -> an error of :mod:`connectors.base`, or None), because each
@@ -128,12 +128,18 @@ class JsonApi:
     def get(self, url: str, *, params: Params | None = None, count: RequestCount,
             what: str) -> httpx.Response:
         """One GET, retried per the policy; raises the tracker's classified error."""
+        return self.send("GET", url, params=params, count=count, what=what)
+
+    def send(self, method: str, url: str, *, params: Params | None = None,
+             json: object = None, count: RequestCount, what: str) -> httpx.Response:
+        """One request (a JSON body with ``json``), retried per the policy; raises the
+        tracker's classified error."""
 
         def attempt() -> httpx.Response:
             self._gate.wait_turn()
             count.add()
             try:
-                response = self._http().get(url, params=params)
+                response = self._http().request(method, url, params=params, json=json)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 raise RetriableError(self.source, f"{what} failed ({type(exc).__name__})") from exc
             except httpx.HTTPError as exc:

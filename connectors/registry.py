@@ -11,6 +11,7 @@ from models.plan import (
     GithubSource,
     GitlabSource,
     JiraSource,
+    LinearSource,
     RedmineSource,
     Source,
 )
@@ -47,6 +48,10 @@ def build_connector(name: str, source: Source, *, plan_dir: Path,
 
         return GitlabConnector(
             name, source, token=secret(name, source.token) if source.token else None)
+    if isinstance(source, LinearSource):
+        from connectors.linear import LinearConnector
+
+        return LinearConnector(name, source, secret(name, source.token))
     raise FatalSourceError(
         name, f"this version of stratmap has no {source.kind} connector yet",
         hint="sync it to a CSV/JSON lines export meanwhile (kind: csv or jsonl)",

@@ -21,7 +21,8 @@ class TrackerCredentials(Block):
     _block_type_slug = "stratmap-tracker-credentials"
     _description = (
         "An issue tracker's API token for stratmap (Jira Cloud API token with the account's "
-        "e-mail, Jira Data Center personal access token, GitHub/GitLab token, Redmine key)."
+        "e-mail, Jira Data Center personal access token, GitHub/GitLab token, Linear API key, "
+        "Redmine key)."
     )
     _documentation_url = "https://stratmap.dev/docs/credentials"  # type: ignore[assignment]
 

@@ -188,9 +188,41 @@ class GitlabSource(_Source):
 
 
 class LinearSource(_Source):
+    """Linear's GraphQL API: a workspace's issues, or one team's."""
+
     kind: Literal["linear"]
-    team: str | None = None
-    token: SecretRef
+    team: str | None = Field(
+        None,
+        description="A team key (ENG, as in ENG-123): only that team's issues. Every team the "
+                    "key can see if left out.",
+    )
+    token: SecretRef = Field(
+        description="A personal API key (Settings -> Account -> Security & access), or an "
+                    "OAuth2 access token with `auth: oauth`.",
+    )
+    auth: Literal["api_key", "oauth"] = Field(
+        "api_key",
+        description="api_key: sent as `Authorization: <key>`; oauth: an OAuth2 access token, "
+                    "sent as `Authorization: Bearer <token>`.",
+    )
+    url: str = Field(
+        "https://api.linear.app/graphql", description="The GraphQL endpoint."
+    )
+    page_size: int = Field(
+        25, ge=1, le=250,
+        description="Issues per request. Each issue brings its first `nested_page_size` "
+                    "history entries and comments, and Linear refuses a query that is too "
+                    "complex: raise one only by lowering the other.",
+    )
+    nested_page_size: int = Field(
+        25, ge=1, le=250,
+        description="History entries and comments read with each issue; an issue with more "
+                    "is completed by further requests.",
+    )
+    concurrency: int = Field(
+        2, ge=1, le=8, description="Issues whose longer history is completed at the same time."
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
 
 
 class RedmineSource(_Source):
