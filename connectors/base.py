@@ -23,9 +23,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
 from models.records import Page
@@ -144,6 +144,66 @@ class Connector(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the plan says one tracker container (a Jira epic, a GitHub or GitLab milestone, a
+    Redmine version) should hold: the milestone's due date and owner (``stratmap push``)."""
+
+    milestone: str
+    """The plan's milestone, as ``goal.milestone``."""
+    criteria: Mapping[str, object]
+    """The selector that names the container, without ``source`` (``{"epic": "WEB-1"}``)."""
+    due: date | None
+    """The milestone's due day in the plan's time zone, if the plan sets one."""
+    owner: str | None
+    """The owner's handle, if any."""
+    owner_account: str | None
+    """The owner's account on this source, if the plan knows it (``accounts:``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One field of one tracker container that differs from the plan."""
+
+    milestone: str
+    container: str
+    """How a person finds it in the tracker: ``epic WEB-1``, ``milestone 'v2 launch'``."""
+    field: str
+    """``due`` or ``assignee``."""
+    tracker: str | None
+    """The tracker's value, as text (None: unset)."""
+    plan: str
+    """The plan's value, as text (what ``apply`` writes)."""
+    ref: str
+    """The connector's own handle for writing it (an issue key, a milestone number)."""
+
+
+@dataclass
+class PushCheck:
+    """What a tracker holds against the plan: differences, and containers not found."""
+
+    differences: list[Difference] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    """Containers the plan names that the tracker does not have, as sentences."""
+
+
+@runtime_checkable
+class Pusher(Protocol):
+    """A connector that can keep the tracker's containers in step with the plan.
+
+    ``check`` only reads; ``apply`` writes one difference ``check`` returned. Neither ever
+    clears a value the plan does not set, nor creates or deletes anything.
+    """
+
+    name: str
+
+    def check(self, targets: Sequence[Target]) -> PushCheck:
+        ...
+
+    def apply(self, difference: Difference) -> None:
         ...
 
 

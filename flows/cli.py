@@ -32,7 +32,8 @@ exit codes:
      PLAN:LINE:COLUMN: message
   3  a tracker could not be synced: the message names the source and what to check;
      what was synced before the error is kept
-  4  --fail-on was given and a finding of that severity (or worse) was found
+  4  --fail-on was given and a finding of that severity (or worse) was found;
+     for push --check: a tracker differs from the plan
 """
 
 STATUS_STYLE = {
@@ -289,10 +290,64 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
 
     deployments = deployments_for(plan, plan_path=args.plan, db=args.db)
     for deployment in deployments:
-        console.print(f"serving [bold]{deployment.name}[/] on {deployment.schedules[0].schedule.cron} "
-                      f"({plan.timezone})", highlight=False)
+        when = (f"on {deployment.schedules[0].schedule.cron} ({plan.timezone})"
+                if deployment.schedules else "on demand (run it from the Prefect UI)")
+        console.print(f"serving [bold]{deployment.name}[/] {when}", highlight=False)
     serve(*deployments)
     return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace, console: Console) -> int:
+    from connectors.base import SourceError
+    from flows.push import push_plan
+
+    plan = _load(args.plan, console)
+    if plan is None:
+        return EXIT_INVALID
+    unknown = [name for name in args.source or [] if name not in plan.sources]
+    if unknown:
+        console.print(f"[red]no such source:[/] {', '.join(unknown)} (the plan has "
+                      f"{', '.join(plan.sources)})", highlight=False)
+        return EXIT_INVALID
+    written: list[str] = []
+    try:
+        results = push_plan(plan, plan_dir=Path(args.plan).parent, apply=args.apply,
+                            sources=args.source or None,
+                            on_apply=lambda source, d: written.append(source))
+    except SourceError as error:
+        console.print(f"[red]push failed:[/] {error}", highlight=False)
+        if written:
+            console.print(f"{len(written)} change(s) were written before the error; run "
+                          "`stratmap push` again to see what is left", highlight=False)
+        return EXIT_SOURCE
+    table = Table(title="The trackers against the plan", title_justify="left")
+    for column in ("Source", "Container", "Field", "Tracker", "Plan", "Milestone"):
+        table.add_column(column, overflow="fold")
+    differences = 0
+    for result in results:
+        for d in result.check.differences:
+            differences += 1
+            done = " [green]✓ written[/]" if d in result.applied else ""
+            table.add_row(result.source, d.container, d.field, d.tracker or "[dim]unset[/]",
+                          f"{d.plan}{done}", d.milestone)
+    if differences:
+        console.print(table)
+    for result in results:
+        if not result.supported:
+            console.print(f"[dim]{result.source} ({result.kind}): push is not supported for "
+                          "this tracker yet; left as it is[/]", highlight=False)
+        for note in result.check.missing + result.conflicts:
+            console.print(f"[yellow]{result.source}:[/] {note}", highlight=False)
+    if not differences:
+        console.print("[green]The trackers match the plan[/]: every due date and owner it "
+                      "names is already there.")
+        return EXIT_OK
+    if args.apply:
+        console.print(f"{differences} change(s) written.")
+        return EXIT_OK
+    console.print(f"{differences} difference(s). Nothing was written: run with [bold]--apply"
+                  "[/] to write the plan's values to the trackers.")
+    return EXIT_FINDINGS if args.check else EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace, console: Console) -> int:
@@ -336,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
               stratmap validate plan.yaml      check it (problems as FILE:LINE:COL)
               stratmap run plan.yaml           sync the trackers, judge, print the summary
               stratmap report plan.yaml --format md -o report.md
+              stratmap push plan.yaml          show (--apply: write) the plan's dates in the trackers
 
             try the bundled sample, offline:
               stratmap run examples/northwind/plan.yaml --as-of 2027-03-01T09:00Z
@@ -390,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=textwrap.dedent("""\
             Serve the plan's deployments from this process: track-<plan> on the plan's
             schedule.sync cron (default every 30 minutes) and report-<plan> on
-            schedule.report (default Monday 09:00), both in the plan's time zone.
+            schedule.report (default Monday 09:00), both in the plan's time zone, and
+            push-<plan> on demand (stratmap push as a flow: apply=true writes).
             Needs a Prefect API (PREFECT_API_URL, e.g. a `prefect server start`)."""),
         epilog="example:\n  PREFECT_API_URL=http://127.0.0.1:4200/api stratmap serve plan.yaml")
     serve.add_argument("plan", metavar="PLAN")
@@ -415,6 +472,32 @@ def build_parser() -> argparse.ArgumentParser:
                              "else it is a list) or json")
     report.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     report.set_defaults(func=cmd_report)
+
+    push = commands.add_parser(
+        "push", help="write the plan's due dates and owners to the trackers",
+        formatter_class=_Formatter,
+        description=textwrap.dedent("""\
+            Keep the trackers' containers in step with the plan: the epic a milestone names
+            with `{source: jira, epic: KEY}` gets the milestone's due date and its owner as
+            assignee (when the owner has an account on that source under `accounts:`).
+
+            Without --apply nothing is written: the differences are printed. Nothing is
+            ever cleared, created or deleted. Tokens need edit permission to --apply."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              stratmap push plan.yaml                  show what differs from the plan
+              stratmap push plan.yaml --apply          write the plan's values
+              stratmap push plan.yaml --check          exit 4 if anything differs (CI)
+              stratmap push plan.yaml --source jira --apply
+
+            """) + EXIT_CODES)
+    push.add_argument("plan", metavar="PLAN")
+    push.add_argument("--apply", action="store_true", help="write the differences")
+    push.add_argument("--check", action="store_true",
+                      help="exit 4 when a tracker differs from the plan (without --apply)")
+    push.add_argument("--source", action="append", metavar="NAME",
+                      help="only this source (repeat for more); default: every source")
+    push.set_defaults(func=cmd_push)
 
     schema = commands.add_parser(
         "schema", help="print the JSON Schema of the plan file or the report",

@@ -26,8 +26,9 @@ def schedules_for(plan: Plan) -> dict[str, Schedule_]:
 
 
 def deployments_for(plan: Plan, *, plan_path: str | Path, db: str | None = None) -> list[Any]:
-    """``track-<plan>`` on the sync schedule and ``report-<plan>`` on the report schedule."""
-    from flows.track import report_plan, track_plan
+    """``track-<plan>`` on the sync schedule, ``report-<plan>`` on the report schedule, and
+    ``push-<plan>`` run on demand (``apply`` false unless the run sets it)."""
+    from flows.track import push_plan_flow, report_plan, track_plan
 
     name = slug(plan.name)
     path = str(Path(plan_path).resolve())
@@ -43,5 +44,11 @@ def deployments_for(plan: Plan, *, plan_path: str | Path, db: str | None = None)
             name=f"report-{name}", schedules=[schedules["report"]], tags=tags,
             parameters={"plan_path": path, "db": db},
             description=f"The weekly report of {plan.name}.",
+        ),
+        push_plan_flow.to_deployment(
+            name=f"push-{name}", tags=tags,
+            parameters={"plan_path": path, "apply": False},
+            description=f"The plan's due dates and owners against the trackers of {plan.name}; "
+                        "run with apply=true to write them.",
         ),
     ]

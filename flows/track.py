@@ -192,3 +192,34 @@ def report_plan(plan_path: str, db: str | None = None,
                 html_path: str | None = None) -> dict[str, Any]:
     """Judge from the store and publish the report, without syncing (the weekly report)."""
     return dict(track_plan(plan_path, db=db, offline=True, notify=True, html_path=html_path))
+
+
+@flow(name="push-plan", log_prints=False)
+def push_plan_flow(plan_path: str, apply: bool = False,
+                   sources: list[str] | None = None) -> dict[str, Any]:
+    """The trackers' containers against the plan's due dates and owners (``stratmap push``):
+    a table artifact of the differences; with ``apply``, the plan's values are written."""
+    from prefect.artifacts import create_table_artifact
+
+    from flows.push import push_plan
+
+    logger = get_run_logger()
+    plan = load_plan(Path(plan_path))
+    results = push_plan(plan, plan_dir=Path(plan_path).parent, apply=apply, sources=sources)
+    rows = [{"source": r.source, "container": d.container, "field": d.field,
+             "tracker": d.tracker or "", "plan": d.plan, "milestone": d.milestone,
+             "written": d in r.applied}
+            for r in results for d in r.check.differences]
+    notes = [f"{r.source}: {note}" for r in results for note in r.check.missing + r.conflicts]
+    for note in notes:
+        logger.warning(note)
+    create_table_artifact(
+        key=f"stratmap-{slug(plan.name)}-push", table=rows or [{"source": "", "container": "",
+                                                               "field": "", "tracker": "",
+                                                               "plan": "", "milestone": "",
+                                                               "written": False}],
+        description=(f"{plan.name}: {len(rows)} difference(s) between the trackers and the "
+                     f"plan; {'written' if apply else 'nothing written (apply=false)'}"))
+    logger.info("%d difference(s), %d written", len(rows), sum(1 for r in rows if r["written"]))
+    return {"differences": len(rows), "written": sum(1 for r in rows if r["written"]),
+            "notes": notes}

@@ -47,9 +47,12 @@ def test_default_schedules_without_a_schedule_section() -> None:
 
 def test_deployments_of_a_plan(tmp_path: Path) -> None:
     plan = load_plan(SAMPLE)
-    track, report = deployments_for(plan, plan_path=SAMPLE, db="sqlite:///x.db")
+    track, report, push = deployments_for(plan, plan_path=SAMPLE, db="sqlite:///x.db")
     assert track.name == "track-northwind-growth-plan-2027"
     assert report.name == "report-northwind-growth-plan-2027"
+    assert push.name == "push-northwind-growth-plan-2027"
+    assert not push.schedules  # on demand only
+    assert push.parameters == {"plan_path": str(SAMPLE.resolve()), "apply": False}
     assert track.parameters == {"plan_path": str(SAMPLE.resolve()), "db": "sqlite:///x.db"}
     assert "plan:northwind-growth-plan-2027" in track.tags
 

@@ -377,14 +377,17 @@ def test_stratmap_serve_registers_the_plans_scheduled_deployments(
     try:
         deadline = time.monotonic() + 120
         found: dict[str, Any] = {}
-        while time.monotonic() < deadline and len(found) < 2:
-            for name in ("track-plan/track-northwind-growth-plan-2027",
-                         "report-plan/report-northwind-growth-plan-2027"):
+        names = ("track-plan/track-northwind-growth-plan-2027",
+                 "report-plan/report-northwind-growth-plan-2027",
+                 "push-plan/push-northwind-growth-plan-2027")
+        while time.monotonic() < deadline and len(found) < len(names):
+            for name in names:
                 with contextlib.suppress(httpx.HTTPStatusError):
                     found[name] = _api(server, "GET", f"/deployments/name/{name}")
             time.sleep(1)
-        assert set(found) == {"track-plan/track-northwind-growth-plan-2027",
-                              "report-plan/report-northwind-growth-plan-2027"}
+        assert set(found) == set(names)
+        assert found["push-plan/push-northwind-growth-plan-2027"]["schedules"] == []
+        assert found["push-plan/push-northwind-growth-plan-2027"]["parameters"]["apply"] is False
         report = found["report-plan/report-northwind-growth-plan-2027"]
         (schedule,) = report["schedules"]
         assert schedule["schedule"]["cron"] == "0 9 * * MON"
@@ -399,3 +402,39 @@ def test_stratmap_serve_registers_the_plans_scheduled_deployments(
             served.wait()
         if served.stdout:
             served.stdout.close()
+
+
+def test_the_push_flow_writes_the_plans_dates_and_publishes_a_table(
+        server: PrefectServer, tmp_path: Path) -> None:
+    from datetime import date
+
+    from tests.fakes.jira_server import FakeJira
+    from tests.test_push import PLAN
+
+    with FakeJira(deployment="datacenter") as fake:
+        for user in ("alice", "bob"):
+            fake.add_user(user, user.title())
+        for key in ("WEB-1", "WEB-2", "WEB-3", "WEB-4"):
+            fake.add_issue(key, issuetype="Epic", assignee="alice",
+                           duedate=date(2027, 2, 15))
+        plan_file = tmp_path / "plan.yaml"
+        plan_file.write_text(PLAN.format(url=fake.url, auth="deployment: datacenter",
+                                         alice="alice", bob="bob"))
+        code = ("import json\nfrom flows.track import push_plan_flow\n"
+                f"print(json.dumps(push_plan_flow({str(plan_file)!r}, apply=True)))\n")
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                              text=True, timeout=180, check=False,
+                              env={**server.env, "STRATMAP_TEST_JIRA_TOKEN": fake.token})
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert (result["differences"], result["written"]) == (3, 3)
+        assert any("WEB-99" in note for note in result["notes"])
+        assert fake.issues["WEB-1"].duedate == date(2027, 6, 30)
+        assert fake.issues["WEB-1"].assignee == "bob"
+        assert fake.token not in done.stdout + done.stderr
+    (table,) = _api(server, "POST", "/artifacts/latest/filter", json={
+        "artifacts": {"key": {"any_": ["stratmap-push-plan-push"]}}})
+    rows = json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]
+    assert sorted((r["container"], r["field"], r["plan"], r["written"]) for r in rows) == [
+        ("epic WEB-1", "assignee", "bob", True), ("epic WEB-1", "due", "2027-06-30", True),
+        ("epic WEB-3", "due", "2027-04-01", True)]

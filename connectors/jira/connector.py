@@ -18,7 +18,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,9 +28,12 @@ from jira import JIRA
 
 from connectors.base import (
     AuthError,
+    Difference,
     FatalSourceError,
+    PushCheck,
     RequestCount,
     RetryPolicy,
+    Target,
     TokenPaginator,
     Window,
 )
@@ -182,6 +185,18 @@ class JiraConnector:
         count = RequestCount()
         cloud = self.deployment == "cloud"
         return self._keys(f"({self.config.scope})", cloud, count)
+
+    def check(self, targets: Sequence[Target]) -> PushCheck:
+        """``stratmap push``: the epics the plan names, against its due dates and owners."""
+        from connectors.jira import push
+
+        return push.check(self, targets)
+
+    def apply(self, difference: Difference) -> None:
+        """``stratmap push --apply``: write one difference :meth:`check` found."""
+        from connectors.jira import push
+
+        push.apply(self, difference)
 
     def close(self) -> None:
         if not self._closed:

@@ -88,6 +88,10 @@ class Transport:
     def post(self, path: str, body: Mapping[str, object], *, count: RequestCount) -> Any:
         return self._call("POST", path, params=None, body=body, count=count)
 
+    def put(self, path: str, body: Mapping[str, object], *, count: RequestCount) -> Any:
+        """An edit (idempotent, so retried like a read); None for Jira's ``204 No Content``."""
+        return self._call("PUT", path, params=None, body=body, count=count)
+
     def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
 
@@ -139,6 +143,8 @@ class Transport:
         try:
             if method == "GET":
                 response = session.get(url, params={k: str(v) for k, v in (params or {}).items()})
+            elif method == "PUT":
+                response = session.put(url, data=json.dumps(body))
             else:
                 response = session.post(url, data=json.dumps(body))
         except JIRAError as error:
@@ -164,6 +170,8 @@ class Transport:
             raise RetriableError(
                 self.source, f"{what} lost its connection ({type(error).__name__})"
             ) from error
+        if method == "PUT" and not response.content:
+            return None  # 204 No Content: the edit is done
         try:
             # orjson: several times faster than requests' json decoding on large pages.
             return orjson.loads(response.content)

@@ -433,6 +433,10 @@ class FakeJira:
         self.statuses = [(i, n, c) for i, n, c in statuses]
         self.tz = tz
         self.server_type = server_type
+        self.editable = True
+        """False: every edit is refused with 403 (the token lacks Edit Issues)."""
+        self.edit_screen = {"duedate", "summary", "labels"}
+        """The fields an edit may set (Jira refuses others: not on the screen)."""
         self.issues: dict[str, FakeIssue] = {}
         self.users: dict[str, FakeUser] = {}
         self.faults: list[Fault] = []
@@ -1158,11 +1162,17 @@ def _offset(token: str | None, query: str) -> int:
 
 
 class _HttpError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
+                 errors: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.errors = errors or {}
+
+
+NO_CONTENT = object()
+"""What a route returns for Jira's ``204 No Content`` (an edit)."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -1243,13 +1253,16 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {}
         except _HttpError as error:
             status, headers = error.status, error.headers
-            payload = {"errorMessages": [error.message], "errors": {}}
+            payload = {"errorMessages": [error.message] if error.message else [],
+                       "errors": error.errors}
         except JqlError as error:
             status, headers = 400, {}
             payload = {"errorMessages": [str(error)], "errors": {}}
+        if payload is NO_CONTENT:
+            status, payload = 204, None
         request.status = status
         request.response = payload
-        data = json.dumps(payload).encode()
+        data = b"" if status == 204 else json.dumps(payload).encode()
         if fault is not None and fault.action == "truncate":
             data = data[: len(data) // 2]
         announced = len(data)
@@ -1312,6 +1325,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._search_cloud(version, args)
             if rest == "changelog/bulkfetch" and method == "POST" and fake.cloud and version == "3":
                 return self._bulkfetch(version, args)
+            one = re.fullmatch(r"issue/([^/]+)(/assignee)?", rest)
+            if one and method == "GET" and not one.group(2):
+                issue = self._issue(one.group(1))
+                return fake.render_issue(issue, version, _split_list(args.get("fields")), set())
+            if one and method == "PUT":
+                self._edit(self._issue(one.group(1)), assignee=bool(one.group(2)), body=body)
+                return NO_CONTENT
             issue_match = re.fullmatch(r"issue/([^/]+)/(changelog|comment)", rest)
             if issue_match and method == "GET":
                 issue = self._issue(issue_match.group(1))
@@ -1319,6 +1339,40 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._changelog(issue, version, args)
                 return self._comments(issue, version, args)
         raise _HttpError(404, f"null for uri: {path}")
+
+    def _edit(self, issue: FakeIssue, *, assignee: bool, body: Any) -> None:
+        """``PUT issue/KEY`` (``{"fields": {...}}``) or ``PUT issue/KEY/assignee``, as Jira
+        answers them: 204, or 400 with the refused field under ``errors``, or 403."""
+        fake = self.server.fake
+        if not fake.editable:
+            raise _HttpError(403, "You do not have permission to edit issues in this project.")
+        if not isinstance(body, dict):
+            raise _HttpError(400, "Can not deserialize instance of the request body")
+        at = max(datetime.now(UTC), issue.updated + timedelta(seconds=1))
+        if assignee:
+            who = body.get("accountId") if fake.cloud else body.get("name")
+            if who is not None and str(who) not in fake.users:
+                raise _HttpError(400, "", errors={"assignee": f"User '{who}' does not exist."})
+            fake.edit(issue.key, at=at, assignee=None if who is None else str(who))
+            return
+        fields = body.get("fields")
+        if not isinstance(fields, dict):
+            raise _HttpError(400, "", errors={"fields": "no fields to set"})
+        changes: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name not in fake.edit_screen:
+                raise _HttpError(400, "", errors={
+                    name: f"Field '{name}' cannot be set. It is not on the appropriate screen, "
+                          "or unknown."})
+            if name == "duedate":
+                try:
+                    changes["duedate"] = None if value is None else date.fromisoformat(str(value))
+                except ValueError:
+                    raise _HttpError(400, "", errors={
+                        "duedate": f"Error parsing date string: {value}"}) from None
+            else:
+                changes[name] = value
+        fake.edit(issue.key, at=at, **changes)
 
     def _issue(self, key_or_id: str) -> FakeIssue:
         fake = self.server.fake
