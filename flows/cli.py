@@ -338,6 +338,11 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
                           "this tracker yet; left as it is[/]", highlight=False)
         for note in result.check.missing + result.conflicts:
             console.print(f"[yellow]{result.source}:[/] {note}", highlight=False)
+    if not any(result.targets for result in results):
+        console.print("Nothing to push: no milestone names a container stratmap can push to "
+                      "(a Jira epic, as {source: jira, epic: KEY}) with a due date or an owner "
+                      "whose account the plan knows.")
+        return EXIT_OK
     if not differences:
         console.print("[green]The trackers match the plan[/]: every due date and owner it "
                       "names is already there.")

@@ -37,6 +37,8 @@ class PushResult:
     source: str
     kind: str
     supported: bool = True
+    targets: int = 0
+    """Containers compared with the plan."""
     check: PushCheck = field(default_factory=PushCheck)
     conflicts: list[str] = field(default_factory=list)
     applied: list[Difference] = field(default_factory=list)
@@ -114,6 +116,7 @@ def push_plan(plan: Plan, *, plan_dir: Path, apply: bool = False,
             continue
         if not targets:
             continue
+        result.targets = len(targets)
         connector = connector_for(plan, name, plan_dir=plan_dir)
         try:
             if not isinstance(connector, Pusher):  # pragma: no cover - CONTAINERS says so

@@ -179,3 +179,11 @@ def test_push_refuses_an_unknown_source(tmp_path: Path,
                                      alice="alice", bob="bob"))
     assert cli.main(["push", str(plan_file), "--source", "jria"]) == cli.EXIT_INVALID
     assert "no such source: jria" in capsys.readouterr().out
+
+
+def test_a_plan_without_pushable_containers_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import EXAMPLES
+
+    assert cli.main(["push", str(EXAMPLES / "northwind" / "plan.yaml")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Nothing to push" in out and "match the plan" not in out
