@@ -21,6 +21,18 @@ progress, and adding or removing such a label is a status change: GitHub has no 
 in-progress state. The item's ``container`` is its milestone's title; the milestone's
 ``due_on`` is kept in ``fields["milestone_due"]``.
 
+``stratmap push`` (:meth:`GithubConnector.check`, :meth:`GithubConnector.apply`): a
+``{milestone: TITLE}`` selector names the repository's milestone of that title; only its
+``due_on`` is pushed (a milestone has no assignee)::
+
+    GET   /repos/{owner}/{repo}/milestones?state=all&per_page=100   every milestone, paged
+    PATCH /repos/{owner}/{repo}/milestones/{number}  {"due_on": "YYYY-MM-DDT12:00:00Z"}
+
+GitHub keeps a milestone's due *day*: it floors ``due_on`` to midnight US Pacific time and
+answers that instant (``2026-09-24T07:00:00Z``, ``08:00:00Z`` in winter). Midnight UTC
+would be the evening before in Pacific time, and store the day before; noon UTC is the
+same day in every US zone and in UTC, so it is what is sent, and days are compared in UTC.
+
 Rate limits: a 403 or 429 with ``x-ratelimit-remaining: 0`` waits until
 ``x-ratelimit-reset`` (epoch seconds); a ``retry-after`` is honoured, never undercut; a
 secondary limit without either waits a minute, as GitHub's documentation asks.
@@ -31,19 +43,22 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 
 from connectors.base import (
     AuthError,
+    Difference,
     FatalSourceError,
+    PushCheck,
     RateLimited,
     RequestCount,
     RetryPolicy,
     SourceError,
+    Target,
     Window,
     error_for_status,
     parse_retry_after,
@@ -78,6 +93,10 @@ Status = tuple[str, StatusCategory]
 OPEN: Status = ("open", StatusCategory.TODO)
 CLOSED: Status = ("closed", StatusCategory.DONE)
 STATE_EVENTS = frozenset({"closed", "reopened", "labeled", "unlabeled"})
+WRITE_HINT = ("the token needs write access to the repository's issues and milestones (a "
+              "fine-grained token: 'Issues: Read and write' on this repository; a classic "
+              "token: the repo scope) and its account at least the Triage role; "
+              "`stratmap push` without --apply only reads")
 
 
 def classify(source: str) -> Classify:
@@ -127,6 +146,54 @@ def classify(source: str) -> Classify:
                                 what=what)
 
     return read
+
+
+def classify_write(source: str, what_to_fix: str) -> Classify:
+    """GitHub's reading of an edit's answer: as :func:`classify`, but a refusal carries
+    GitHub's own message and says what the token needs for writing."""
+    base = classify(source)
+
+    def read(response: httpx.Response, *, what: str, now: float) -> SourceError | None:
+        error = base(response, what=what, now=now)
+        if error is None or not isinstance(error, FatalSourceError):
+            return error
+        said = _message(response)
+        message = f"{what} was refused by GitHub (HTTP {response.status_code}" + (
+            f": {said})" if said else ")")
+        if isinstance(error, AuthError):
+            needs = response.headers.get("x-accepted-github-permissions")
+            hint = WRITE_HINT + (f" (GitHub accepts: {needs})" if needs else "")
+            return AuthError(source, message, hint=hint)
+        return FatalSourceError(source, message, hint=what_to_fix)
+
+    return read
+
+
+def _message(response: httpx.Response) -> str:
+    """GitHub's ``message`` and its validation ``errors`` (``{"field", "code"}``), if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body["message"])] if body.get("message") else []
+    for error in body.get("errors") or []:
+        if isinstance(error, dict):
+            detail = error.get("message") or " ".join(
+                str(error[k]) for k in ("field", "code") if error.get(k))
+            if detail:
+                parts.append(str(detail))
+        elif error:
+            parts.append(str(error))
+    return "; ".join(parts)[:500]
+
+
+def due_day(due_on: object) -> date | None:
+    """The day of a milestone's ``due_on`` (GitHub: Pacific midnight, in UTC: same day)."""
+    if not due_on:
+        return None
+    return parse_moment(str(due_on)).date()
 
 
 def _float(value: str | None) -> float | None:
@@ -211,6 +278,53 @@ class GithubConnector:
 
     def close(self) -> None:
         self.api.close()
+
+    # -- the Pusher protocol (``stratmap push``) -----------------------------------------
+
+    def check(self, targets: Sequence[Target]) -> PushCheck:
+        """The milestones the plan names (``{milestone: TITLE}``), against its due days.
+
+        Only reads: one listing of the repository's milestones (open and closed), and only
+        when some target has a due day to compare (a milestone has no assignee).
+        """
+        found = PushCheck()
+        wanted = [(t, t.due) for t in targets
+                  if set(t.criteria) == {"milestone"} and t.due is not None]
+        if not wanted:
+            return found
+        by_title: dict[str, Row] = {}
+        for row in self.api.collect(
+                f"{self.base}/milestones", params={"state": "all", "per_page": 100},
+                count=RequestCount(), what=f"listing the milestones of {self.repo}"):
+            by_title.setdefault(str(row.get("title")), row)
+        for target, due in wanted:
+            title = str(target.criteria["milestone"])
+            milestone = by_title.get(title)
+            if milestone is None:
+                found.missing.append(
+                    f"milestone '{title}' (for {target.milestone}) does not exist in the "
+                    f"repository {self.repo} of '{self.name}', or the token cannot see it")
+                continue
+            current = due_day(milestone.get("due_on"))
+            if current != due:
+                found.differences.append(Difference(
+                    milestone=target.milestone, container=f"milestone '{title}'", field="due",
+                    tracker=current.isoformat() if current else None,
+                    plan=due.isoformat(), ref=str(milestone["number"])))
+        return found
+
+    def apply(self, difference: Difference) -> None:
+        """Write one difference :meth:`check` found: the milestone's due day."""
+        if difference.field != "due":
+            raise ValueError(f"a GitHub milestone has no pushable field {difference.field!r}")
+        day = date.fromisoformat(difference.plan)
+        self.api.send(
+            "PATCH", f"{self.base}/milestones/{int(difference.ref)}",
+            json={"due_on": f"{day.isoformat()}T12:00:00Z"}, count=RequestCount(),
+            what=f"setting the due date of {difference.container} in {self.repo}",
+            classify=classify_write(
+                self.name, "check that the milestone still exists (a renamed or deleted "
+                "milestone: run `stratmap push` again) and the repository's url"))
 
     # -- requests ------------------------------------------------------------------------
 

@@ -22,6 +22,19 @@ adding or removing such a label is a status change. ``container`` is the milesto
 title (its ``due_date`` in ``fields["milestone_due"]``), ``parent`` the epic's iid (for
 the ``epic:`` selector), ``points`` the weight, ``due`` the issue's own due date.
 
+``stratmap push`` (:meth:`GitlabConnector.check`, :meth:`GitlabConnector.apply`): a
+``{milestone: TITLE}`` selector names the milestone of that title the project's issues can
+carry: the project's own, or one of its ancestor groups' (``include_ancestors``, GitLab
+16.7+). Only its ``due_date`` is pushed (a milestone has no assignee)::
+
+    GET /api/v4/projects/:id/milestones?include_ancestors=true&per_page=100   paged
+    PUT /api/v4/projects/:project_id/milestones/:milestone_id  {"due_date": "YYYY-MM-DD"}
+    PUT /api/v4/groups/:group_id/milestones/:milestone_id      (a group milestone)
+
+Editing needs a token with the ``api`` scope (``read_api`` cannot write) whose user has at
+least the Reporter role (Planner too; Developer before GitLab 15.0) where the milestone
+lives: the project, or the group for a group milestone.
+
 Rate limits: 429 waits for ``Retry-After``, else until ``RateLimit-Reset`` (epoch seconds).
 """
 
@@ -31,7 +44,7 @@ import functools
 import itertools
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any, ClassVar
@@ -41,11 +54,14 @@ import httpx
 
 from connectors.base import (
     AuthError,
+    Difference,
     FatalSourceError,
+    PushCheck,
     RateLimited,
     RequestCount,
     RetryPolicy,
     SourceError,
+    Target,
     Window,
     error_for_status,
     parse_retry_after,
@@ -73,6 +89,9 @@ from models.records import (
 )
 
 DEFAULT_WAIT = 60.0
+WRITE_HINT = ("the token needs the api scope (read_api cannot write) and its user at least the "
+              "Reporter role (or Planner) where the milestone lives: the project, or the group "
+              "for a group milestone; `stratmap push` without --apply only reads")
 
 Status = tuple[str, StatusCategory]
 OPEN: Status = ("opened", StatusCategory.TODO)
@@ -126,11 +145,61 @@ def classify(source: str) -> Classify:
     return read
 
 
+def classify_write(source: str, what_to_fix: str) -> Classify:
+    """GitLab's reading of an edit's answer: as :func:`classify`, but a refusal carries
+    GitLab's own message and says what the token needs for writing."""
+    base = classify(source)
+
+    def read(response: httpx.Response, *, what: str, now: float) -> SourceError | None:
+        error = base(response, what=what, now=now)
+        if error is None or not isinstance(error, FatalSourceError):
+            return error
+        said = _message(response)
+        message = f"{what} was refused by GitLab (HTTP {response.status_code}" + (
+            f": {said})" if said else ")")
+        if isinstance(error, AuthError):
+            return AuthError(source, message, hint=WRITE_HINT)
+        return FatalSourceError(source, message, hint=what_to_fix)
+
+    return read
+
+
+def _message(response: httpx.Response) -> str:
+    """GitLab's explanation: ``message`` (text, or field -> messages), ``error``,
+    ``error_description``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    if not isinstance(body, dict):
+        return ""
+    parts: list[str] = []
+    for key in ("message", "error", "error_description"):
+        value = body.get(key)
+        if isinstance(value, dict):
+            parts.extend(f"{name} {'; '.join(map(str, said)) if isinstance(said, list) else said}"
+                         for name, said in value.items())
+        elif value:
+            parts.append(str(value))
+    return "; ".join(parts)[:500]
+
+
 def _float(value: str | None) -> float | None:
     try:
         return None if value is None else float(value)
     except ValueError:
         return None
+
+
+def _milestone_ref(milestone: Row) -> str | None:
+    """Where a listed milestone is edited: ``projects/P/milestones/M`` or
+    ``groups/G/milestones/M`` (its numeric ``id``, not the ``iid``)."""
+    if milestone.get("id") is None:
+        return None
+    for owner, key in (("projects", "project_id"), ("groups", "group_id")):
+        if milestone.get(key) is not None:
+            return f"{owner}/{int(milestone[key])}/milestones/{int(milestone['id'])}"
+    return None
 
 
 def _username(user: Any) -> str | None:
@@ -165,8 +234,8 @@ class GitlabConnector:
         self.name = name
         self.source = source
         self.project = source.project
-        self.base = (f"{source.url.rstrip('/')}/api/v4/projects/"
-                     f"{quote(source.project, safe='')}")
+        self.root = f"{source.url.rstrip('/')}/api/v4"
+        self.base = f"{self.root}/projects/{quote(source.project, safe='')}"
         self.page_size = source.page_size
         self.concurrency = source.concurrency
         self.in_progress = {label.casefold() for label in source.in_progress_labels}
@@ -199,6 +268,64 @@ class GitlabConnector:
 
     def close(self) -> None:
         self.api.close()
+
+    # -- the Pusher protocol (``stratmap push``) -----------------------------------------
+
+    def check(self, targets: Sequence[Target]) -> PushCheck:
+        """The milestones the plan names (``{milestone: TITLE}``), against its due days.
+
+        Only reads: one listing of the project's and its groups' milestones (every state),
+        and only when some target has a due day to compare (a milestone has no assignee).
+        """
+        found = PushCheck()
+        wanted = [(t, t.due) for t in targets
+                  if set(t.criteria) == {"milestone"} and t.due is not None]
+        if not wanted:
+            return found
+        by_title: dict[str, list[Row]] = {}
+        for row in self.api.collect(
+                f"{self.base}/milestones",
+                params={"include_ancestors": "true", "per_page": 100}, count=RequestCount(),
+                what=f"listing the milestones of {self.project}"):
+            by_title.setdefault(str(row.get("title")), []).append(row)
+        for target, due in wanted:
+            title = str(target.criteria["milestone"])
+            rows = by_title.get(title, [])
+            if not rows:
+                found.missing.append(
+                    f"milestone '{title}' (for {target.milestone}) does not exist in the "
+                    f"project {self.project} or its groups on '{self.name}', or the token "
+                    "cannot see it")
+                continue
+            # GitLab lets a project milestone share a title with a group one; an issue's
+            # milestone is then ambiguous by title, so the project's own is the container.
+            milestone = next((r for r in rows if r.get("project_id") is not None), rows[0])
+            ref = _milestone_ref(milestone)
+            if ref is None:
+                found.missing.append(f"milestone '{title}' (for {target.milestone}) has "
+                                     "neither a project nor a group in GitLab's answer")
+                continue
+            raw = milestone.get("due_date")
+            current = date.fromisoformat(str(raw)) if raw else None
+            if current != due:
+                found.differences.append(Difference(
+                    milestone=target.milestone, container=f"milestone '{title}'", field="due",
+                    tracker=current.isoformat() if current else None,
+                    plan=due.isoformat(), ref=ref))
+        return found
+
+    def apply(self, difference: Difference) -> None:
+        """Write one difference :meth:`check` found: the milestone's due date."""
+        if difference.field != "due":
+            raise ValueError(f"a GitLab milestone has no pushable field {difference.field!r}")
+        day = date.fromisoformat(difference.plan)
+        self.api.send(
+            "PUT", f"{self.root}/{difference.ref}", json={"due_date": day.isoformat()},
+            count=RequestCount(),
+            what=f"setting the due date of {difference.container} ({difference.ref})",
+            classify=classify_write(
+                self.name, "check that the milestone still exists (a renamed or deleted "
+                "milestone: run `stratmap push` again) and the source's url"))
 
     # -- requests ------------------------------------------------------------------------
 

@@ -131,9 +131,12 @@ class JsonApi:
         return self.send("GET", url, params=params, count=count, what=what)
 
     def send(self, method: str, url: str, *, params: Params | None = None,
-             json: object = None, count: RequestCount, what: str) -> httpx.Response:
+             json: object = None, count: RequestCount, what: str,
+             classify: Classify | None = None) -> httpx.Response:
         """One request (a JSON body with ``json``), retried per the policy; raises the
-        tracker's classified error."""
+        tracker's classified error (``classify`` overrides the tracker's reading for this
+        request, e.g. a write that passes the tracker's own refusal on)."""
+        read = classify or self.classify
 
         def attempt() -> httpx.Response:
             self._gate.wait_turn()
@@ -147,7 +150,7 @@ class JsonApi:
                     self.source, f"{what} failed ({type(exc).__name__}: {exc})",
                     hint="check the source's url",
                 ) from exc
-            error = self.classify(response, what=what, now=self.clock())
+            error = read(response, what=what, now=self.clock())
             if error is not None:
                 if isinstance(error, RateLimited):
                     self._gate.hold_back(error.retry_after)

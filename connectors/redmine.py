@@ -23,6 +23,15 @@ logins (write ``accounts: {redmine: jsmith}`` in the plan); any other key sees n
 only, so accounts are ids (``accounts: {redmine: "5"}``). The choice is made once per sync
 from ``/users/current.json`` so that one sync never mixes the two. ``/users/{id}.json``
 answers with the user's own API key: only login, name and e-mail are kept from it.
+
+``stratmap push`` (:meth:`RedmineConnector.check`, :meth:`RedmineConnector.apply`): a
+``{version: NAME}`` selector names the version of that name the source's project sees
+(its own, and versions other projects share with it); only its date is pushed (a version
+has no assignee). ``GET /projects/{project}/versions.json`` answers every version at once
+(the date as ``due_date``); ``PUT /versions/{id}.json`` with ``{"version":
+{"effective_date": "YYYY-MM-DD"}}`` sets it (``effective_date`` is the attribute,
+``due_date`` its alias) and answers ``204 No Content``. Editing needs the *Manage versions*
+permission in the project that owns the version.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -41,12 +50,15 @@ import httpx
 
 from connectors.base import (
     AuthError,
+    Difference,
     FatalSourceError,
+    PushCheck,
     RateLimited,
     RequestCount,
     RetriableError,
     RetryPolicy,
     SourceError,
+    Target,
     Window,
     error_for_status,
     with_retries,
@@ -72,6 +84,9 @@ AUTH_HINT = (
 )
 URL_HINT = "check url: it must be Redmine's base url, e.g. https://redmine.example.com"
 POINTS_FIELDS = frozenset({"story points", "points"})
+WRITE_HINT = ("the API key's user needs the Manage versions permission in the project that owns "
+              "the version (Administration -> Roles and permissions); `stratmap push` without "
+              "--apply only reads")
 
 
 class NotFound(FatalSourceError):
@@ -201,6 +216,72 @@ class RedmineConnector:
                                        hint="this is a Redmine bug; retry later")
             after = highest
 
+    # -- the Pusher protocol (``stratmap push``) -----------------------------------------
+
+    def check(self, targets: Sequence[Target]) -> PushCheck:
+        """The versions the plan names (``{version: NAME}``), against its due days.
+
+        Only reads: one ``versions.json`` of the source's project, and only when some target
+        has a due day to compare (a version has no assignee).
+        """
+        found = PushCheck()
+        wanted = [(t, t.due) for t in targets
+                  if set(t.criteria) == {"version"} and t.due is not None]
+        if not wanted:
+            return found
+        project = self.config.project
+        if not project:
+            for target, _ in wanted:
+                found.missing.append(
+                    f"version '{target.criteria['version']}' (for {target.milestone}): "
+                    f"'{self.name}' names no project, and Redmine's versions belong to one; "
+                    "set the source's project to push their dates")
+            return found
+        listed = self._get(f"/projects/{project}/versions.json", None, RequestCount())
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for version in listed.get("versions") or []:
+            by_name.setdefault(str(version.get("name")), []).append(version)
+        for target, due in wanted:
+            name = str(target.criteria["version"])
+            versions = by_name.get(name, [])
+            if len(versions) != 1:
+                found.missing.append(
+                    f"version '{name}' (for {target.milestone}) does not exist in the project "
+                    f"{project} of '{self.name}', or the key cannot see it" if not versions
+                    else f"version '{name}' (for {target.milestone}) names "
+                    f"{len(versions)} versions the project {project} sees (ids "
+                    f"{', '.join(str(v.get('id')) for v in versions)}, some shared by other "
+                    "projects); rename one to push its date")
+                continue
+            version = versions[0]
+            raw = version.get("due_date")
+            current = date.fromisoformat(str(raw)) if raw else None
+            if current != due:
+                found.differences.append(Difference(
+                    milestone=target.milestone, container=f"version '{name}'", field="due",
+                    tracker=current.isoformat() if current else None,
+                    plan=due.isoformat(), ref=str(version["id"])))
+        return found
+
+    def apply(self, difference: Difference) -> None:
+        """Write one difference :meth:`check` found: the version's date."""
+        if difference.field != "due":
+            raise ValueError(f"a Redmine version has no pushable field {difference.field!r}")
+        day = date.fromisoformat(difference.plan)
+        path = f"/versions/{int(difference.ref)}.json"
+        try:
+            self._send("PUT", path, {"version": {"effective_date": day.isoformat()}},
+                       RequestCount())
+        except AuthError as error:
+            raise AuthError(self.name, f"setting the date of {difference.container} was "
+                            f"refused: {error.message}", hint=WRITE_HINT) from error
+        except FatalSourceError as error:
+            raise FatalSourceError(
+                self.name, f"setting the date of {difference.container} failed: "
+                f"{error.message}",
+                hint="check that the version still exists (renamed or deleted: run "
+                     "`stratmap push` again) and is not locked against edits") from error
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
@@ -216,9 +297,15 @@ class RedmineConnector:
     # -- HTTP ----------------------------------------------------------------------------
 
     def _get(self, path: str, params: Mapping[str, object] | None, count: RequestCount) -> Any:
-        what = f"GET {path}"
+        return self._send("GET", path, None, count, params=params)
+
+    def _send(self, method: str, path: str, body: Mapping[str, object] | None,
+              count: RequestCount, *, params: Mapping[str, object] | None = None) -> Any:
+        """One request, retried per the policy; the JSON answer (None for ``204``)."""
+        what = f"{method} {path}"
         try:
-            return with_retries(lambda: self._once(path, params, count, what),
+            return with_retries(lambda: self._once(path, params, count, what, method=method,
+                                                   body=body),
                                 policy=self._policy, sleep=self._sleep, rng=self._rng)
         except RateLimited as error:
             raise RateLimited(
@@ -232,12 +319,13 @@ class RedmineConnector:
             ) from error
 
     def _once(self, path: str, params: Mapping[str, object] | None, count: RequestCount,
-              what: str) -> Any:
+              what: str, *, method: str = "GET", body: Mapping[str, object] | None = None,
+              ) -> Any:
         count.add()
         query = {k: str(v) for k, v in (params or {}).items()}
         log.debug("source '%s': %s %s", self.name, what, query)
         try:
-            response = self._client.get(path, params=query)
+            response = self._client.request(method, path, params=query, json=body)
         except httpx.TimeoutException as error:
             raise RetriableError(self.name, f"{what} timed out") from error
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
@@ -250,6 +338,8 @@ class RedmineConnector:
                                    retry_after=response.headers.get("Retry-After"), what=what)
         if classed is not None:
             raise self._refine(classed, response)
+        if method != "GET" and (response.status_code == 204 or not response.content.strip()):
+            return None  # an edit: Redmine answers 204 No Content
         if "json" not in response.headers.get("Content-Type", ""):
             raise FatalSourceError(self.name, f"{what} did not answer JSON", hint=URL_HINT)
         try:

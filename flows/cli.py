@@ -299,7 +299,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_push(args: argparse.Namespace, console: Console) -> int:
     from connectors.base import SourceError
-    from flows.push import push_plan
+    from flows.push import CONTAINER_NAMES, push_plan
 
     plan = _load(args.plan, console)
     if plan is None:
@@ -339,9 +339,9 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
         for note in result.check.missing + result.conflicts:
             console.print(f"[yellow]{result.source}:[/] {note}", highlight=False)
     if not any(result.targets for result in results):
-        console.print("Nothing to push: no milestone names a container stratmap can push to "
-                      "(a Jira epic, as {source: jira, epic: KEY}) with a due date or an owner "
-                      "whose account the plan knows.")
+        console.print("Nothing to push: no milestone with a due date (or, on a Jira epic, an "
+                      "owner whose account the plan knows) names exactly one container: "
+                      f"{CONTAINER_NAMES}.", highlight=False)
         return EXIT_OK
     if not differences:
         console.print("[green]The trackers match the plan[/]: every due date and owner it "
@@ -482,9 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
         "push", help="write the plan's due dates and owners to the trackers",
         formatter_class=_Formatter,
         description=textwrap.dedent("""\
-            Keep the trackers' containers in step with the plan: the epic a milestone names
-            with `{source: jira, epic: KEY}` gets the milestone's due date and its owner as
-            assignee (when the owner has an account on that source under `accounts:`).
+            Keep the trackers' containers in step with the plan: the container a milestone
+            names with exactly one selector key gets the milestone's due date: a Jira epic
+            ({source: jira, epic: KEY}, also its owner as assignee when the owner has an
+            account on that source under `accounts:`), a GitHub or GitLab milestone
+            ({milestone: title}), a Redmine version ({version: name}).
 
             Without --apply nothing is written: the differences are printed. Nothing is
             ever cleared, created or deleted. Tokens need edit permission to --apply."""),

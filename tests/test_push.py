@@ -3,6 +3,7 @@ against the Jira-compatible server (Cloud and Data Center), and what is never to
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -187,3 +188,54 @@ def test_a_plan_without_pushable_containers_says_so(capsys: pytest.CaptureFixtur
     assert cli.main(["push", str(EXAMPLES / "northwind" / "plan.yaml")]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "Nothing to push" in out and "match the plan" not in out
+
+
+GITHUB_PLAN = """\
+version: 1
+name: Site plan
+leader: alice
+people:
+  alice: {name: Alice, accounts: {github: alice-gh}}
+sources:
+  site:
+    kind: github
+    repo: northwind/website
+    token: env:STRATMAP_TEST_GITHUB_TOKEN
+goals:
+  - id: web
+    title: The website
+    owner: alice
+    milestones:
+      - id: launch
+        title: Launch
+        owner: alice
+        due: 2026-10-01
+        work: [{source: site, milestone: v2 launch}]
+      - id: beta
+        title: Beta
+        work: [{source: site, milestone: Beta}, {source: site, labels: [beta]}]
+"""
+
+
+def test_push_through_the_cli_on_github_moves_only_the_dated_milestone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.fakes.github_api import REPO, FakeGithub, activated
+
+    fake = FakeGithub(token="ghp_secret-token-value")
+    fake.add_milestone(1, "v2 launch", due_on="2026-09-24T07:00:00Z")
+    fake.add_milestone(2, "Beta", due_on="2026-12-01T08:00:00Z")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(GITHUB_PLAN)
+    monkeypatch.setenv("STRATMAP_TEST_GITHUB_TOKEN", fake.token)
+    for running in activated(fake):
+        assert cli.main(["push", str(plan), "--check"]) == cli.EXIT_FINDINGS
+        assert cli.main(["push", str(plan), "--apply"]) == 0
+        writes = [(r.method, r.url.path, json.loads(r.content)) for r in running.requests
+                  if r.method != "GET"]
+        assert writes == [("PATCH", f"/repos/{REPO}/milestones/1",
+                           {"due_on": "2026-10-01T12:00:00Z"})]
+        assert cli.main(["push", str(plan), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "1 change(s) written" in out and "The trackers match the plan" in out
+    assert fake.token not in out

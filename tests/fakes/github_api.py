@@ -9,6 +9,13 @@ Payload shapes follow GitHub's own recordings and OpenAPI examples: issues as in
 ``id``), milestones as its ``milestone`` example (``due_on``), errors as GitHub sends them
 (``{"message", "documentation_url"}``; ``x-ratelimit-*`` headers on every answer).
 
+Milestones (``stratmap push``): ``GET .../milestones`` lists them (``state=open`` by
+default, ``sort=due_on``, paged like issues); ``PATCH .../milestones/{number}`` edits one
+and answers the milestone. GitHub keeps only the due *day*: ``due_on`` is floored to
+midnight US Pacific time and answered as that instant in UTC (``T07:00:00Z``, or
+``T08:00:00Z`` in winter), so ``2026-09-24T00:00:00Z`` is stored as the 23rd. With
+``editable = False`` every edit is refused with 403, as for a read-only token.
+
 The server side follows GitHub's documented defaults (``state=open``, ``sort=created``,
 ``direction=desc``, ``per_page=30``, at most 100), so a connector that forgets a
 parameter gets the wrong answer, not a lucky one.
@@ -21,9 +28,10 @@ import random
 import threading
 from collections import deque
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import httpx
 import respx
@@ -38,6 +46,13 @@ REPO = "northwind/website"
 REPO_ID = 1000
 PROGRESS = "in progress"
 DOCS = "https://docs.github.com/rest"
+PACIFIC = ZoneInfo("America/Los_Angeles")
+
+
+def github_due_on(value: str) -> str:
+    """How GitHub stores a ``due_on`` it is sent: the Pacific day's midnight, in UTC."""
+    day = parse(value).astimezone(PACIFIC).date()
+    return iso(datetime.combine(day, time(0, 0), tzinfo=PACIFIC))
 
 
 def iso(moment: datetime) -> str:
@@ -157,6 +172,9 @@ class FakeGithub:
         self.pull_requests = pull_requests
         self.issues: dict[int, dict[str, Any]] = {}
         self.timelines: dict[int, list[dict[str, Any]]] = {}
+        self.milestones: dict[int, dict[str, Any]] = {}
+        self.editable = True
+        """False: every edit is refused with 403 (a token without write access)."""
         self.faults: deque[tuple[int, dict[str, str], Any]] = deque()
         self.requests: list[httpx.Request] = []
         self.sleeps: list[float] = []
@@ -325,6 +343,10 @@ class FakeGithub:
                     return self._list(request)
                 if len(rest) == 3 and rest[0] == "issues" and rest[2] == "timeline":
                     return self._timeline(request, int(rest[1]))
+                if rest == ["milestones"] and request.method == "GET":
+                    return self._milestones(request)
+                if len(rest) == 2 and rest[0] == "milestones" and request.method == "PATCH":
+                    return self._edit_milestone(request, rest[1])
             return self._json(404, {"message": "Not Found", "documentation_url": DOCS,
                                     "status": "404"})
 
@@ -371,6 +393,60 @@ class FakeGithub:
                   reverse=params.get("direction", "desc") == "desc")
         return self._paged(request, [json.loads(json.dumps(p)) for p in rows],
                            f"/repositories/{REPO_ID}/issues")
+
+    def add_milestone(self, number: int, title: str, *, due_on: str | None = None,
+                      state: str = "open") -> dict[str, Any]:
+        """A milestone; ``due_on`` as GitHub answers it (e.g. ``2026-09-24T07:00:00Z``)."""
+        with self._lock:
+            payload = milestone(number, title)
+            payload.update(due_on=due_on, state=state)
+            self.milestones[number] = payload
+            return payload
+
+    def edits(self) -> list[tuple[str, str, Any]]:
+        """Every write request: (method, path, JSON body)."""
+        return [(r.method, r.url.path, json.loads(r.content or b"null")) for r in self.requests
+                if r.method not in ("GET", "HEAD")]
+
+    def _milestones(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        state = params.get("state", "open")
+        rows = [m for m in self.milestones.values() if state == "all" or m["state"] == state]
+        if params.get("sort", "due_on") == "due_on":
+            # GitHub lists dated milestones first; the fake orders the undated by number.
+            rows.sort(key=lambda m: (m["due_on"] is None, m["due_on"] or "", m["number"]),
+                      reverse=params.get("direction", "asc") == "desc")
+        return self._paged(request, [json.loads(json.dumps(m)) for m in rows],
+                           f"/repositories/{REPO_ID}/milestones")
+
+    def _edit_milestone(self, request: httpx.Request, number: str) -> httpx.Response:
+        if not number.isdigit() or int(number) not in self.milestones:
+            return self._json(404, {"message": "Not Found", "documentation_url": DOCS,
+                                    "status": "404"})
+        if not self.editable:
+            return self._json(403, {"message": "Resource not accessible by personal access "
+                                               "token", "documentation_url": DOCS,
+                                    "status": "403"},
+                              {"x-accepted-github-permissions": "issues=write"})
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            return self._json(400, {"message": "Problems parsing JSON",
+                                    "documentation_url": DOCS, "status": "400"})
+        payload = self.milestones[int(number)]
+        if "due_on" in body:
+            value = body["due_on"]
+            try:
+                payload["due_on"] = None if value is None else github_due_on(str(value))
+            except ValueError:
+                return self._json(422, {"message": "Validation Failed", "errors": [
+                    {"resource": "Milestone", "code": "invalid", "field": "due_on"}],
+                    "documentation_url": DOCS, "status": "422"})
+        for key in ("title", "state", "description"):
+            if key in body:
+                payload[key] = body[key]
+        payload["updated_at"] = iso(datetime.fromtimestamp(self.now, UTC))
+        return self._json(200, json.loads(json.dumps(payload)))
 
     def _timeline(self, request: httpx.Request, number: int) -> httpx.Response:
         if number not in self.issues:

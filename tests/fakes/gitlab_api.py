@@ -12,6 +12,14 @@ an opaque ``cursor`` (GitLab 18.3+ for issues); an instance built with
 ``keyset=False`` answers that with 405, as older GitLab does, and pages by offset
 (``x-next-page``, ``x-page``, ``x-total``, ``Link``). Defaults follow the docs:
 ``order_by=created_at``, ``sort=desc``, ``per_page=20`` (at most 100).
+
+Milestones (``doc/api/milestones.md``, ``group_milestones.md``): ``GET
+/projects/:id/milestones`` lists the project's milestones of every state, with its group's
+when ``include_ancestors=true`` (a group milestone has ``group_id``, no ``project_id``),
+paged by offset; ``PUT /projects/:id/milestones/:milestone_id`` and ``PUT
+/groups/:id/milestones/:milestone_id`` edit one (by its ``id``) and answer it; a
+``due_date`` that is not ``YYYY-MM-DD`` is a 400. With ``editable = False`` every edit is
+refused with 403 (a read_api token, or a role below Reporter).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -37,6 +46,8 @@ from tests.contract.suite import T0, SeedItem
 HOST = "https://gitlab.example.com"
 PROJECT = "northwind/website"
 PROJECT_ID = 42
+GROUP = "northwind"
+GROUP_ID = 8
 DOING = "workflow::doing"
 
 
@@ -57,11 +68,15 @@ def user(username: str, uid: int = 1) -> dict[str, Any]:
             "web_url": f"{HOST}/{username}"}
 
 
-def milestone(mid: int, title: str, *, due: str | None = None) -> dict[str, Any]:
-    return {"id": mid, "iid": mid, "project_id": PROJECT_ID, "title": title,
-            "description": "", "state": "active", "created_at": "2026-01-04T15:31:51.081Z",
+def milestone(mid: int, title: str, *, due: str | None = None, iid: int | None = None,
+              group: bool = False, state: str = "active") -> dict[str, Any]:
+    owner: dict[str, Any] = {"group_id": GROUP_ID} if group else {"project_id": PROJECT_ID}
+    web = (f"{HOST}/groups/{GROUP}/-/milestones/{iid or mid}" if group
+           else f"{HOST}/{PROJECT}/-/milestones/{iid or mid}")
+    return {"id": mid, "iid": iid or mid, **owner, "title": title,
+            "description": "", "state": state, "created_at": "2026-01-04T15:31:51.081Z",
             "updated_at": "2026-01-04T15:31:51.081Z", "due_date": due, "start_date": None,
-            "expired": False, "web_url": f"{HOST}/{PROJECT}/-/milestones/{mid}"}
+            "expired": False, "web_url": web}
 
 
 def epic(iid: int, title: str = "Website epic") -> dict[str, Any]:
@@ -140,6 +155,10 @@ class FakeGitlab:
         self.state_events: dict[int, list[dict[str, Any]]] = {}
         self.label_events: dict[int, list[dict[str, Any]]] = {}
         self.notes: dict[int, list[dict[str, Any]]] = {}
+        self.milestones: dict[int, dict[str, Any]] = {}
+        """Project and group milestones by ``id``."""
+        self.editable = True
+        """False: every edit is refused with 403."""
         self.faults: deque[tuple[int, dict[str, str], Any]] = deque()
         self.requests: list[httpx.Request] = []
         self.sleeps: list[float] = []
@@ -286,6 +305,12 @@ class FakeGitlab:
             if self.token and request.headers.get("private-token") != self.token:
                 return self._answer(401, {"message": "401 Unauthorized"})
             raw = request.url.raw_path.split(b"?")[0].decode()
+            groups = "/api/v4/groups/"
+            if raw.startswith(groups):
+                group, _, rest = raw[len(groups):].partition("/")
+                if group not in (str(GROUP_ID), quote(GROUP, safe="")):
+                    return self._answer(404, {"message": "404 Group Not Found"})
+                return self._group(request, rest.split("/"))
             prefix = "/api/v4/projects/"
             if not raw.startswith(prefix):
                 return self._answer(404, {"error": "404 Not Found"})
@@ -293,6 +318,11 @@ class FakeGitlab:
             if project not in (str(PROJECT_ID), quote(PROJECT, safe="")):
                 return self._answer(404, {"message": "404 Project Not Found"})
             parts = rest.split("/")
+            if parts == ["milestones"] and request.method == "GET":
+                return self._milestones(request, raw)
+            if (len(parts) == 2 and parts[0] == "milestones" and parts[1].isdigit()
+                    and request.method == "PUT"):
+                return self._edit_milestone(request, int(parts[1]), "project_id")
             if parts == ["issues"]:
                 return self._list(request)
             if len(parts) == 3 and parts[0] == "issues" and parts[1].isdigit():
@@ -306,6 +336,58 @@ class FakeGitlab:
                         rows.reverse()
                     return self._offset(request, rows, raw)
             return self._answer(404, {"message": "404 Not found"})
+
+    def add_milestone(self, mid: int, title: str, *, due: str | None = None,
+                      group: bool = False, state: str = "active") -> dict[str, Any]:
+        with self._lock:
+            payload = milestone(mid, title, due=due, group=group, state=state,
+                                iid=mid % 100 or 1)
+            self.milestones[mid] = payload
+            return payload
+
+    def edits(self) -> list[tuple[str, str, Any]]:
+        """Every write request: (method, raw path, JSON body)."""
+        return [(r.method, r.url.raw_path.decode(), json.loads(r.content or b"null"))
+                for r in self.requests if r.method not in ("GET", "HEAD")]
+
+    def _group(self, request: httpx.Request, parts: list[str]) -> httpx.Response:
+        if (len(parts) == 2 and parts[0] == "milestones" and parts[1].isdigit()
+                and request.method == "PUT"):
+            return self._edit_milestone(request, int(parts[1]), "group_id")
+        return self._answer(404, {"message": "404 Not found"})
+
+    def _milestones(self, request: httpx.Request, path: str) -> httpx.Response:
+        params = request.url.params
+        ancestors = params.get("include_ancestors") == "true"
+        rows = [m for m in self.milestones.values()
+                if "project_id" in m or ancestors]
+        if "state" in params:
+            rows = [m for m in rows if m["state"] == params["state"]]
+        if "title" in params:
+            rows = [m for m in rows if m["title"] == params["title"]]
+        rows.sort(key=lambda m: -m["id"])  # GitLab: newest first
+        return self._offset(request, [json.loads(json.dumps(m)) for m in rows], path)
+
+    def _edit_milestone(self, request: httpx.Request, mid: int, owner: str) -> httpx.Response:
+        payload = self.milestones.get(mid)
+        if payload is None or owner not in payload:
+            return self._answer(404, {"message": "404 Milestone Not Found"})
+        if not self.editable:
+            return self._answer(403, {"message": "403 Forbidden"})
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            return self._answer(400, {"error": "The provided content-type is not supported."})
+        if "due_date" in body:
+            value = body["due_date"]
+            if value is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value)):
+                return self._answer(400, {"error": "due_date is invalid"})
+            payload["due_date"] = value
+        for key in ("title", "description", "start_date"):
+            if key in body:
+                payload[key] = body[key]
+        payload["updated_at"] = iso(datetime.fromtimestamp(self.now, UTC))
+        return self._answer(200, json.loads(json.dumps(payload)))
 
     def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None,
                 ) -> httpx.Response:

@@ -9,6 +9,14 @@ does (payload shapes copied from the recordings): ``status_id`` absent lists ope
 only, ``updated_on=>=T`` accepts whole seconds with ``Z`` only (else 422) and means
 ``updated_on > T - 1s`` on stamps that carry microseconds, ``sort=updated_on,id`` sorts,
 ``limit``/``offset`` page. Tests can change issues between requests (``before_list``).
+
+Versions (``stratmap push``), as Redmine 5.0's ``VersionsController`` answers them:
+``GET /projects/{identifier}/versions.json`` lists the project's versions and those other
+projects share with it, all at once (``{"versions": [...], "total_count": n}``, the date as
+``due_date``); ``PUT /versions/{id}.json`` takes ``{"version": {...}}`` with
+``effective_date`` (or its alias ``due_date``) and answers ``204`` with no body, ``422``
+``{"errors": [...]}`` for a bad date, and a bare ``403`` (no body, as Redmine's API does)
+when ``editable`` is False: the key's user lacks *Manage versions*.
 """
 
 from __future__ import annotations
@@ -110,6 +118,64 @@ class FakeRedmine:
         """Called with the list request's number (0, 1, ...) before it is answered."""
         self.trackers = [{"id": 1, "name": "Bug", "default_status": {"id": 1, "name": "New"}}]
         self._lists = 0
+        self.projects = {"ops": (1, "Ops")}
+        """identifier -> (id, name)"""
+        self.versions: dict[int, dict[str, Any]] = {}
+        self.editable = True
+        """False: every edit is refused with 403 (no Manage versions permission)."""
+
+    def add_version(self, vid: int, name: str, *, due: str | None = None,
+                    project: str = "ops", sharing: str = "none",
+                    shared_with: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A version of ``project``; ``shared_with`` other projects that list it too."""
+        pid, pname = self.projects[project]
+        version = {
+            "id": vid, "project": {"id": pid, "name": pname}, "name": name,
+            "description": "", "status": "open", "due_date": due, "sharing": sharing,
+            "wiki_page_title": None, "created_on": "2026-01-05T10:00:00Z",
+            "updated_on": "2026-01-05T10:00:00Z",
+            "_seen_by": [project, *shared_with],
+        }
+        self.versions[vid] = version
+        return version
+
+    def edits(self) -> list[tuple[str, str, Any]]:
+        """Every write request: (method, path, JSON body)."""
+        return [(r.method, r.url.path, json.loads(r.content or b"null"))
+                for r in self.requests if r.method not in ("GET", "HEAD")]
+
+    def _versions(self, project: str) -> httpx.Response:
+        if project not in self.projects:
+            return httpx.Response(404)
+        listed = [{k: v for k, v in version.items() if not k.startswith("_")}
+                  for version in self.versions.values() if project in version["_seen_by"]]
+        return httpx.Response(200, json={"versions": copy.deepcopy(listed),
+                                         "total_count": len(listed)})
+
+    def _edit_version(self, vid: int, request: httpx.Request) -> httpx.Response:
+        version = self.versions.get(vid)
+        if version is None:
+            return httpx.Response(404)
+        if not self.editable:
+            return httpx.Response(403)  # Redmine's API: a bare status, no body
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            return httpx.Response(400)
+        attributes = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(attributes, dict):
+            return httpx.Response(204)  # Redmine ignores an edit without "version"
+        for key in ("effective_date", "due_date"):
+            if key in attributes:
+                value = attributes[key]
+                if value not in (None, "") and not re.fullmatch(r"\d{4}-\d{2}-\d{2}",
+                                                                str(value)):
+                    return httpx.Response(422, json={"errors": ["Due date is not a valid date"]})
+                version["due_date"] = value or None
+        if "name" in attributes:
+            version["name"] = attributes["name"]
+        version["updated_on"] = iso(datetime.now(UTC))
+        return httpx.Response(204)
 
     def fail(self, path: str, *answers: httpx.Response | Exception) -> None:
         """Answer the next requests for ``path`` with these, in order."""
@@ -139,6 +205,12 @@ class FakeRedmine:
                 self.before_list(self._lists)
             self._lists += 1
             return self._list(dict(request.url.params))
+        found = re.fullmatch(r"/projects/([^/]+)/versions\.json", path)
+        if found and request.method == "GET":
+            return self._versions(found.group(1))
+        found = re.fullmatch(r"/versions/(\d+)\.json", path)
+        if found and request.method == "PUT":
+            return self._edit_version(int(found.group(1)), request)
         found = re.fullmatch(r"/issues/(\d+)\.json", path)
         if found and int(found.group(1)) in self.issues:
             issue = self.issues[int(found.group(1))]
