@@ -72,6 +72,7 @@ from connectors.http import (
     fan_out,
     iso_seconds,
     parse_moment,
+    refusals_explained,
     sweep_updated,
 )
 from models.plan import GithubSource
@@ -151,22 +152,13 @@ def classify(source: str) -> Classify:
 def classify_write(source: str, what_to_fix: str) -> Classify:
     """GitHub's reading of an edit's answer: as :func:`classify`, but a refusal carries
     GitHub's own message and says what the token needs for writing."""
-    base = classify(source)
 
-    def read(response: httpx.Response, *, what: str, now: float) -> SourceError | None:
-        error = base(response, what=what, now=now)
-        if error is None or not isinstance(error, FatalSourceError):
-            return error
-        said = _message(response)
-        message = f"{what} was refused by GitHub (HTTP {response.status_code}" + (
-            f": {said})" if said else ")")
-        if isinstance(error, AuthError):
-            needs = response.headers.get("x-accepted-github-permissions")
-            hint = WRITE_HINT + (f" (GitHub accepts: {needs})" if needs else "")
-            return AuthError(source, message, hint=hint)
-        return FatalSourceError(source, message, hint=what_to_fix)
+    def auth_hint(response: httpx.Response) -> str:
+        needs = response.headers.get("x-accepted-github-permissions")
+        return WRITE_HINT + (f" (GitHub accepts: {needs})" if needs else "")
 
-    return read
+    return refusals_explained(classify(source), source=source, tracker="GitHub", said=_message,
+                              auth_hint=auth_hint, what_to_fix=what_to_fix)
 
 
 def _message(response: httpx.Response) -> str:

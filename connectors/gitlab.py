@@ -75,6 +75,7 @@ from connectors.http import (
     fan_out,
     iso_seconds,
     parse_moment,
+    refusals_explained,
     sweep_updated,
 )
 from models.plan import GitlabSource
@@ -148,20 +149,8 @@ def classify(source: str) -> Classify:
 def classify_write(source: str, what_to_fix: str) -> Classify:
     """GitLab's reading of an edit's answer: as :func:`classify`, but a refusal carries
     GitLab's own message and says what the token needs for writing."""
-    base = classify(source)
-
-    def read(response: httpx.Response, *, what: str, now: float) -> SourceError | None:
-        error = base(response, what=what, now=now)
-        if error is None or not isinstance(error, FatalSourceError):
-            return error
-        said = _message(response)
-        message = f"{what} was refused by GitLab (HTTP {response.status_code}" + (
-            f": {said})" if said else ")")
-        if isinstance(error, AuthError):
-            return AuthError(source, message, hint=WRITE_HINT)
-        return FatalSourceError(source, message, hint=what_to_fix)
-
-    return read
+    return refusals_explained(classify(source), source=source, tracker="GitLab", said=_message,
+                              auth_hint=lambda _response: WRITE_HINT, what_to_fix=what_to_fix)
 
 
 def _message(response: httpx.Response) -> str:

@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from connectors.base import (
+    AuthError,
     FatalSourceError,
     RateGate,
     RateLimited,
@@ -54,6 +55,27 @@ class Classify(Protocol):
 
     def __call__(self, response: httpx.Response, *, what: str, now: float) -> SourceError | None:
         ...
+
+
+def refusals_explained(
+    base: Classify, *, source: str, tracker: str, said: Callable[[httpx.Response], str],
+    auth_hint: Callable[[httpx.Response], str], what_to_fix: str,
+) -> Classify:
+    """``base`` for an edit's answer: a refusal quotes the tracker (``said``) and says what
+    the token needs for writing (``auth_hint``) or what to fix in the plan."""
+
+    def read(response: httpx.Response, *, what: str, now: float) -> SourceError | None:
+        error = base(response, what=what, now=now)
+        if error is None or not isinstance(error, FatalSourceError):
+            return error
+        told = said(response)
+        message = f"{what} was refused by {tracker} (HTTP {response.status_code}" + (
+            f": {told})" if told else ")")
+        if isinstance(error, AuthError):
+            return AuthError(source, message, hint=auth_hint(response))
+        return FatalSourceError(source, message, hint=what_to_fix)
+
+    return read
 
 
 def parse_moment(value: str) -> datetime:
