@@ -37,7 +37,7 @@ class ItemState:
     comments: list[Comment] = field(default_factory=list)
 
 
-def _state(item: WorkItem, changes: list[StatusChange], comments: list[Comment],
+def _state(iid: ItemId, item: WorkItem, changes: list[StatusChange], comments: list[Comment],
            as_of: datetime) -> ItemState:
     # ``changes`` and ``comments`` are in time order and this item's own: when all of them
     # are past, they are kept as they are instead of copied.
@@ -63,7 +63,7 @@ def _state(item: WorkItem, changes: list[StatusChange], comments: list[Comment],
         category=category,
         done_at=done_at,
         last_change=past[-1].at if past else None,
-        id=(item.source, item.key),
+        id=iid,
         done=category is StatusCategory.DONE,
         changes=past,
         comments=comments if not comments or comments[-1].at <= as_of else [
@@ -120,13 +120,17 @@ class EvidenceIndex:
         self.flagged: list[ItemId] = []
         person_of, open_holder, activity = self.person_of, self.open_holder, self.activity
         sources = plan.sources
+        self._assigned: set[ItemId] = set()
+        """Accounts assigned to an item (for :meth:`unknown_accounts`)."""
+        self._person_activity: dict[str, datetime] | None = None
+        assigned = self._assigned
         latest: dict[str, dict[str, datetime]] = {}
         for item in evidence.items:
             source = item.source
             if source not in sources or item.created > as_of:
                 continue
             iid = (source, item.key)
-            state = _state(item, changes.get(iid, none), comments.get(iid, none), as_of)
+            state = _state(iid, item, changes.get(iid, none), comments.get(iid, none), as_of)
             self.items[iid] = state
             self._by_source[source].append(iid)
             if item.parent:
@@ -135,10 +139,13 @@ class EvidenceIndex:
                 self._by_label[(source, label)].append(iid)
             if item.container:
                 self._by_container[(source, item.container)].append(iid)
-            if item.assignee is not None and not state.done:
-                holder = person_of.get((source, item.assignee))
-                if holder is not None:
-                    open_holder[iid] = holder
+            if item.assignee is not None:
+                if item.assignee:
+                    assigned.add((source, item.assignee))
+                if not state.done:
+                    holder = person_of.get((source, item.assignee))
+                    if holder is not None:
+                        open_holder[iid] = holder
             if item.flags:
                 self.flagged.append(iid)
             # The latest status change or comment of each account (inlined: per item; by
@@ -191,16 +198,20 @@ class EvidenceIndex:
         return self.person_of.get((source, account))
 
     def last_activity(self, handle: str) -> datetime | None:
-        moments = [at for account, at in self.activity.items()
-                   if self.person_of.get(account) == handle]
-        return max(moments, default=None)
+        """The person's latest status change or comment on any of their accounts."""
+        if self._person_activity is None:
+            # Once per judgement: asked for every owner of every goal and milestone.
+            latest: dict[str, datetime] = {}
+            for account, at in self.activity.items():
+                person = self.person_of.get(account)
+                if person is not None and (person not in latest or at > latest[person]):
+                    latest[person] = at
+            self._person_activity = latest
+        return self._person_activity.get(handle)
 
     def unknown_accounts(self) -> list[ItemId]:
         """Accounts seen acting or assigned in the evidence that match no person."""
-        seen: set[ItemId] = set(self.activity)
-        for state in self.items.values():
-            if state.item.assignee:
-                seen.add((state.item.source, state.item.assignee))
+        seen: set[ItemId] = set(self.activity) | self._assigned
         return sorted(a for a in seen if a not in self.person_of)
 
     # -- selection -----------------------------------------------------------------------
