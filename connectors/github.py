@@ -73,6 +73,7 @@ from connectors.http import (
     iso_seconds,
     parse_moment,
     refusals_explained,
+    spent_budget,
     sweep_updated,
 )
 from models.plan import GithubSource
@@ -245,6 +246,7 @@ class GithubConnector:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.api = JsonApi(name, headers=headers, classify=classify(name), timeout=source.timeout,
+                           pace=spent_budget("x-ratelimit-remaining", "x-ratelimit-reset"),
                            policy=policy, sleep=sleep, clock=clock, rng=rng,
                            max_connections=max(1, source.concurrency))
 

@@ -76,6 +76,7 @@ from connectors.http import (
     iso_seconds,
     parse_moment,
     refusals_explained,
+    spent_budget,
     sweep_updated,
 )
 from models.plan import GitlabSource
@@ -235,6 +236,7 @@ class GitlabConnector:
         if token:
             headers["PRIVATE-TOKEN"] = token
         self.api = JsonApi(name, headers=headers, classify=classify(name), timeout=source.timeout,
+                           pace=spent_budget("ratelimit-remaining", "ratelimit-reset"),
                            policy=policy, sleep=sleep, clock=clock, rng=rng,
                            max_connections=max(1, source.concurrency))
 

@@ -97,11 +97,37 @@ def next_url(response: httpx.Response) -> str | None:
     return link.get("url") if link else None
 
 
+MAX_PACE = 3700.0
+"""The longest proactive wait: GitHub's and GitLab's budgets reset within the hour."""
+Pace = Callable[[httpx.Response, float], float | None]
+"""A tracker's reading of a *successful* answer's rate-limit headers: seconds to hold every
+request back (the budget is spent), or None."""
+
+
+def spent_budget(remaining: str, reset: str) -> Pace:
+    """Hold back until ``reset`` (epoch seconds) once ``remaining`` says the budget is spent:
+    the next request would only be refused (GitHub ``x-ratelimit-*``, GitLab ``ratelimit-*``)."""
+
+    def pace(response: httpx.Response, now: float) -> float | None:
+        left = response.headers.get(remaining)
+        if left is None or left.strip() not in ("0", "0.0"):
+            return None
+        try:
+            until = float(response.headers.get(reset) or "")
+        except ValueError:
+            return None
+        return max(0.0, until - now) or None
+
+    return pace
+
+
 class JsonApi:
     """GETs JSON from one tracker with retries, a shared rate-limit hold, request counting.
 
     The httpx client is made on the first request, so a connector that is built and never
-    used holds no connection.
+    used holds no connection. With ``pace``, an answer that says the rate-limit budget is
+    spent holds every later request back until it resets, instead of spending a refused
+    request to learn it.
     """
 
     def __init__(
@@ -116,10 +142,12 @@ class JsonApi:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         max_connections: int = 4,
+        pace: Pace | None = None,
     ) -> None:
         self.source = source
         self.headers = dict(headers)
         self.classify = classify
+        self.pace = pace
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
         self.sleep = sleep
@@ -172,11 +200,18 @@ class JsonApi:
                     self.source, f"{what} failed ({type(exc).__name__}: {exc})",
                     hint="check the source's url",
                 ) from exc
-            error = read(response, what=what, now=self.clock())
+            now = self.clock()
+            error = read(response, what=what, now=now)
             if error is not None:
                 if isinstance(error, RateLimited):
                     self._gate.hold_back(error.retry_after)
                 raise error
+            wait = self.pace(response, now) if self.pace is not None else None
+            if wait:
+                wait = min(wait, MAX_PACE)
+                log.warning("source '%s': the tracker's rate-limit budget is spent; the next "
+                            "request waits %.0f s for it to reset", self.source, wait)
+                self._gate.hold_back(wait)
             return response
 
         return with_retries(attempt, policy=self.policy, sleep=self.sleep, rng=self.rng)

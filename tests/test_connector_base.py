@@ -90,3 +90,19 @@ def test_a_repeated_page_token_is_refused() -> None:
         pages.advance("a")
     pages.advance(None)
     assert pages.finished
+
+
+def test_spent_budget_reads_a_successful_answers_rate_limit_headers() -> None:
+    import httpx
+
+    from connectors.http import spent_budget
+
+    pace = spent_budget("ratelimit-remaining", "ratelimit-reset")  # GitLab's names
+    spent = httpx.Response(200, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "1900"})
+    assert pace(spent, 1000.0) == 900.0
+    assert pace(spent, 1900.0) is None  # already reset
+    left = httpx.Response(200, headers={"RateLimit-Remaining": "3", "RateLimit-Reset": "1900"})
+    assert pace(left, 1000.0) is None
+    assert pace(httpx.Response(200), 1000.0) is None
+    odd = httpx.Response(200, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "soon"})
+    assert pace(odd, 1000.0) is None

@@ -222,6 +222,18 @@ def test_a_spent_primary_rate_limit_waits_until_the_reset(github: FakeGithub) ->
     assert len(github.sleeps) == 1 and github.sleeps[0] >= 600
 
 
+def test_an_answer_that_spends_the_budget_holds_the_next_request_until_the_reset(
+        github: FakeGithub) -> None:
+    """The answer that leaves ``x-ratelimit-remaining: 0`` is heeded at once: the next
+    request waits for the reset instead of being refused first."""
+    github.seed(make_items(4))
+    github.limit_budget(2, reset_in=900)
+    pages = fetch(github)
+    assert github.refused == 0  # never asked while the budget was spent
+    assert len(github.sleeps) == 1 and 890 <= github.sleeps[0] <= 900
+    assert sum(len(p.items) for p in pages) == 4
+
+
 def test_a_429_with_the_limit_spent_also_waits_until_the_reset(github: FakeGithub) -> None:
     github.seed(make_items(2))
     github.fail_primary_rate_limit(reset_in=120, status=429)

@@ -179,6 +179,11 @@ class FakeGithub:
         self.requests: list[httpx.Request] = []
         self.sleeps: list[float] = []
         self.now = now.timestamp()
+        self.budget: int | None = None
+        """Requests left in the hour (None: plenty); see :meth:`limit_budget`."""
+        self.budget_reset = self.now + 3600
+        self.refused = 0
+        """Requests refused because the budget was spent."""
         self._ids = 10_000
         self._lock = threading.RLock()
         self.router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
@@ -238,6 +243,12 @@ class FakeGithub:
             self.faults.append((status, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
                                 {"message": "API rate limit exceeded for 203.0.113.7.",
                                  "documentation_url": DOCS, "status": str(status)}))
+
+    def limit_budget(self, requests: int, *, reset_in: float) -> None:
+        """GitHub's hourly budget: ``requests`` more answers, then 403 until the reset (each
+        answer says ``x-ratelimit-remaining``; the last one ``0``)."""
+        with self._lock:
+            self.budget, self.budget_reset = requests, self.now + reset_in
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
@@ -335,6 +346,14 @@ class FakeGithub:
             if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
                 return self._json(401, {"message": "Bad credentials", "documentation_url": DOCS,
                                         "status": "401"})
+            if self.budget is not None:
+                if self.now >= self.budget_reset:
+                    self.budget, self.budget_reset = 5000, self.now + 3600
+                if self.budget == 0:
+                    self.refused += 1
+                    return self._json(403, {"message": "API rate limit exceeded for user.",
+                                            "documentation_url": DOCS, "status": "403"})
+                self.budget -= 1
             parts = request.url.path.strip("/").split("/")
             if parts[:3] in (["repos", *REPO.split("/")],) or parts[:2] == [
                     "repositories", str(REPO_ID)]:
@@ -355,8 +374,11 @@ class FakeGithub:
         base = {
             "content-type": "application/json; charset=utf-8",
             "x-github-api-version-selected": "2022-11-28",
-            "x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999",
-            "x-ratelimit-reset": str(int(self.now) + 3600), "x-ratelimit-used": "1",
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "4999" if self.budget is None else str(self.budget),
+            "x-ratelimit-reset": str(int(self.now) + 3600 if self.budget is None
+                                     else int(self.budget_reset)),
+            "x-ratelimit-used": "1",
             "x-ratelimit-resource": "core",
         }
         base.update(headers or {})
