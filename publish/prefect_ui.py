@@ -139,17 +139,26 @@ def deliver(plan: Plan, alerts: list[Alert], *, attempts: int = 3,
         if block is None:
             failures.append(f"{alert.channel}: cannot load the notification block {reference}")
             continue
+        # A block that can address people (stratmap's SMTP e-mail) writes to the e-mail the
+        # plan gives each person the alert is for; any other block sends as it is set up.
+        send_alert = getattr(block, "send_alert", None)
+        emails = [person.email for handle in alert.recipients
+                  if (person := plan.people.get(handle)) is not None and person.email]
         for attempt in range(1, attempts + 1):
             try:
                 with block.raise_on_failure():
-                    block.notify(body=body, subject=subject)
+                    if callable(send_alert):
+                        send_alert(emails, body, subject)
+                    else:
+                        block.notify(body=body, subject=subject)
             except Exception as error:
                 log.warning("alert to %s failed (attempt %d/%d): %s", alert.channel, attempt,
                             attempts, type(error).__name__)
-                if attempt == attempts:
+                # A refused login will be refused again: reported at once, not retried.
+                if attempt == attempts or isinstance(error, PermissionError):
                     failures.append(f"{alert.channel}: {type(error).__name__}: {error}")
-                else:
-                    sleep(2.0 ** attempt)
+                    break
+                sleep(2.0 ** attempt)
                 continue
             delivered.update(alert.keys)
             break

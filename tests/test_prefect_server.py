@@ -154,9 +154,16 @@ def _run_worker_until(server: PrefectServer, flow_run_id: str, pool: str) -> dic
     return dict(run)
 
 
-def test_the_block_type_is_registered_by_the_plugin_entry_point(server: PrefectServer) -> None:
+def test_the_block_types_are_registered_by_the_plugin_entry_point(server: PrefectServer) -> None:
     block_type = _api(server, "GET", "/block_types/slug/stratmap-tracker-credentials")
     assert block_type["name"] == "stratmap Tracker Credentials"
+    mail = _api(server, "GET", "/block_types/slug/stratmap-smtp-email")
+    assert mail["name"] == "stratmap SMTP Email"
+    (schema,) = _api(server, "POST", "/block_schemas/filter", json={
+        "block_schemas": {"block_type_id": {"any_": [mail["id"]]}}})
+    assert "notify" in schema["capabilities"]  # Automations can send through it
+    password = schema["fields"]["properties"]["password"]
+    assert {"format": "password", "type": "string", "writeOnly": True} in password["anyOf"]
 
 
 def test_deployed_tracking_flow_publishes_report_events_and_alerts_once(
