@@ -290,11 +290,11 @@ class Judgement:
         holders: Counter[str] = Counter()
         seen: set[ItemId] = set()
         for state in scope.counted:
-            if state.done or state.item.assignee is None or state.id in seen:
+            if state.done or state.assignee is None or state.id in seen:
                 continue
             seen.add(state.id)
-            person = self.index.person(state.item.source, state.item.assignee)
-            holders[person or f"{state.item.source}:{state.item.assignee}"] += 1
+            person = self.index.person(state.item.source, state.assignee)
+            holders[person or f"{state.item.source}:{state.assignee}"] += 1
         total = sum(holders.values())
         if share_limit is None or total < 3:
             return
@@ -322,7 +322,7 @@ class Judgement:
                 message=f"{state.item.key} ({state.item.title or 'untitled'}) in source "
                         f"'{iid[0]}' belongs to no milestone",
                 evidence={"source": iid[0], "status": state.item.status,
-                          "assignee": state.item.assignee, "url": state.item.url},
+                          "assignee": state.assignee, "url": state.item.url},
             ))
         return found
 

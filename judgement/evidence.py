@@ -14,7 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from models.plan import Plan, Selector
-from models.records import Comment, Evidence, StatusCategory, StatusChange, WorkItem
+from models.records import (
+    AssigneeChange,
+    Comment,
+    Evidence,
+    StatusCategory,
+    StatusChange,
+    WorkItem,
+)
 
 ItemId = tuple[str, str]
 """(source, key)"""
@@ -33,12 +40,25 @@ class ItemState:
     done: bool
     """Whether it is done at ``as_of``. ``id`` and ``done`` are asked for so often that
     they are computed once."""
+    assignee: str | None
+    """Who held it at ``as_of``: its current assignee, unless assignee changes after
+    ``as_of`` say someone else did then."""
     changes: list[StatusChange] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
 
 
+def _assignee_at(item: WorkItem, assignments: list[AssigneeChange],
+                 as_of: datetime) -> str | None:
+    """The item's assignee at ``as_of``: the current one when no recorded change is later
+    (the tracker's field is the truth for now), else what the first later change found."""
+    if not assignments or assignments[-1].at <= as_of:
+        return item.assignee
+    later = next(a for a in assignments if a.at > as_of)
+    return later.from_account
+
+
 def _state(iid: ItemId, item: WorkItem, changes: list[StatusChange], comments: list[Comment],
-           as_of: datetime) -> ItemState:
+           as_of: datetime, assignee: str | None) -> ItemState:
     # ``changes`` and ``comments`` are in time order and this item's own: when all of them
     # are past, they are kept as they are instead of copied.
     past = changes if not changes or changes[-1].at <= as_of else [
@@ -65,13 +85,14 @@ def _state(iid: ItemId, item: WorkItem, changes: list[StatusChange], comments: l
         last_change=past[-1].at if past else None,
         id=iid,
         done=category is StatusCategory.DONE,
+        assignee=assignee,
         changes=past,
         comments=comments if not comments or comments[-1].at <= as_of else [
             c for c in comments if c.at <= as_of],
     )
 
 
-def _by_item(records: Iterable[StatusChange] | Iterable[Comment],
+def _by_item(records: Iterable[StatusChange] | Iterable[Comment] | Iterable[AssigneeChange],
              order: Callable[[Any], tuple[datetime, str]]) -> dict[ItemId, list[Any]]:
     """Records grouped by item, each group in ``order`` (ties keep their given order).
 
@@ -104,6 +125,8 @@ class EvidenceIndex:
             evidence.changes, lambda c: (c.at, c.change_id))
         comments: dict[ItemId, list[Comment]] = _by_item(
             evidence.comments, lambda c: (c.at, c.comment_id))
+        assignments: dict[ItemId, list[AssigneeChange]] = _by_item(
+            evidence.assignments, lambda a: (a.at, a.change_id))
         none: list[Any] = []  # shared by every item without records: never mutated
 
         self.items: dict[ItemId, ItemState] = {}
@@ -130,7 +153,10 @@ class EvidenceIndex:
             if source not in sources or item.created > as_of:
                 continue
             iid = (source, item.key)
-            state = _state(iid, item, changes.get(iid, none), comments.get(iid, none), as_of)
+            held = _assignee_at(item, assignments[iid], as_of) if iid in assignments else (
+                item.assignee)
+            state = _state(iid, item, changes.get(iid, none), comments.get(iid, none), as_of,
+                           held)
             self.items[iid] = state
             self._by_source[source].append(iid)
             if item.parent:
@@ -139,11 +165,11 @@ class EvidenceIndex:
                 self._by_label[(source, label)].append(iid)
             if item.container:
                 self._by_container[(source, item.container)].append(iid)
-            if item.assignee is not None:
-                if item.assignee:
-                    assigned.add((source, item.assignee))
+            if held is not None:
+                if held:
+                    assigned.add((source, held))
                 if not state.done:
-                    holder = person_of.get((source, item.assignee))
+                    holder = person_of.get((source, held))
                     if holder is not None:
                         open_holder[iid] = holder
             if item.flags:

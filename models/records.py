@@ -51,6 +51,25 @@ class StatusChange(_Record):
     _utc = field_validator("at")(ensure_utc)
 
 
+class AssigneeChange(_Record):
+    """One change of an item's assignee, by whom and when.
+
+    ``from_account`` and ``to_account`` are account ids, as an item's ``assignee`` is (None:
+    unassigned). The engine replays them to know who held an item at a past ``as_of``; an
+    item without any is judged with its current assignee.
+    """
+
+    source: str
+    item_key: str
+    change_id: str
+    at: datetime
+    author: str | None = None
+    from_account: str | None = None
+    to_account: str | None = None
+
+    _utc = field_validator("at")(ensure_utc)
+
+
 class Comment(_Record):
     """A comment on an item: the evidence for senior feedback and for activity."""
 
@@ -141,6 +160,7 @@ class Page(_Record):
     comments: tuple[Comment, ...] = ()
     accounts: tuple[Account, ...] = ()
     raw: tuple[RawPayload, ...] = ()
+    assignments: tuple[AssigneeChange, ...] = ()
     cursor: datetime | None = None
     requests: int = 0
 
@@ -157,6 +177,7 @@ class Evidence(_Record):
     comments: tuple[Comment, ...] = ()
     accounts: tuple[Account, ...] = ()
     selections: dict[tuple[str, str], frozenset[str]] = {}
+    assignments: tuple[AssigneeChange, ...] = ()
 
 
 def utcnow() -> datetime:

@@ -34,6 +34,7 @@ from sqlalchemy.sql.dml import Insert
 
 from models.records import (
     Account,
+    AssigneeChange,
     Comment,
     Evidence,
     Page,
@@ -44,6 +45,7 @@ from models.records import (
 )
 from models.tables import (
     AccountRow,
+    AssigneeChangeRow,
     Base,
     CommentRow,
     ItemRow,
@@ -264,6 +266,8 @@ class Store:
                 ["source", "item_key", "change_id"])
         upsert(connection, CommentRow.__table__, [c.model_dump() for c in page.comments],
                 ["source", "item_key", "comment_id"])
+        upsert(connection, AssigneeChangeRow.__table__,
+               [a.model_dump() for a in page.assignments], ["source", "item_key", "change_id"])
         upsert(connection, AccountRow.__table__, [a.model_dump() for a in page.accounts],
                 ["source", "account_id"])
         upsert(connection, RawPayloadRow.__table__, [_raw_row(r) for r in page.raw],
@@ -375,12 +379,24 @@ class Store:
                     .order_by(AccountRow.source, AccountRow.account_id)
                 )
             )
+            assignments = tuple(
+                AssigneeChange(source=r.source, item_key=r.item_key, change_id=r.change_id,
+                               at=r.at, author=r.author, from_account=r.from_account,
+                               to_account=r.to_account)
+                for r in connection.execute(
+                    select(AssigneeChangeRow)
+                    .where(AssigneeChangeRow.source.in_(names))
+                    .order_by(AssigneeChangeRow.source, AssigneeChangeRow.item_key,
+                              AssigneeChangeRow.at, AssigneeChangeRow.change_id)
+                )
+            )
             selections: dict[tuple[str, str], set[str]] = {}
             for r in connection.execute(select(SelectionRow).where(SelectionRow.source.in_(names))):
                 selections.setdefault((r.source, r.selector), set()).add(r.key)
         return Evidence(
             items=items, changes=changes, comments=comments, accounts=accounts,
             selections={k: frozenset(v) for k, v in selections.items()},
+            assignments=assignments,
         )
 
     def counts(self) -> dict[str, int]:
@@ -392,7 +408,8 @@ class Store:
                 table.__tablename__: int(
                     connection.scalar(select(func.count()).select_from(table)) or 0
                 )
-                for table in (ItemRow, StatusChangeRow, CommentRow, AccountRow, RawPayloadRow)
+                for table in (ItemRow, StatusChangeRow, CommentRow, AccountRow, RawPayloadRow,
+                              AssigneeChangeRow)
             }
 
 

@@ -120,6 +120,22 @@ class StatusChangeRow(Base):
     )
 
 
+class AssigneeChangeRow(Base):
+    __tablename__ = "assignee_changes"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    change_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime]
+    author: Mapped[str | None] = mapped_column(String(200))
+    from_account: Mapped[str | None] = mapped_column(String(200))
+    to_account: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["source", "item_key"], ["items.source", "items.key"]),
+    )
+
+
 class CommentRow(Base):
     __tablename__ = "comments"
 

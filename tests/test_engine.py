@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from judgement import judge
 from models.plan import Plan
-from models.records import Comment, Evidence, StatusCategory, StatusChange, WorkItem
+from models.records import (
+    AssigneeChange,
+    Comment,
+    Evidence,
+    StatusCategory,
+    StatusChange,
+    WorkItem,
+)
 from models.report import Kind, Report, Status
 
 START = datetime(2027, 1, 1, tzinfo=UTC)
@@ -303,6 +310,50 @@ def test_single_point_of_failure_needs_three_open_assigned_items_and_the_share()
     shared = evidence([*three, item("A-9", assignee="acc-alice")], ev.changes, ev.comments)
     assert not any(f.kind is Kind.SINGLE_POINT_OF_FAILURE  # 3/4 = 75% < 80%
                    for f in judge(plan(), shared, as_of=as_of).findings)
+
+
+def reassign(key: str, at: datetime, before: str | None, after: str | None) -> AssigneeChange:
+    return AssigneeChange(source="jira", item_key=key, change_id=f"{key}@{at.isoformat()}",
+                          at=at, from_account=before, to_account=after)
+
+
+def test_who_held_the_items_at_as_of_comes_from_the_assignee_changes() -> None:
+    """Three items are bob's now, but two were alice's until after ``as_of``: judged then,
+    bob held one of three (no single point of failure); judged now, all three."""
+    then = START + 5 * DAY
+    now = START + 20 * DAY
+    three = [item(f"A-{n}") for n in range(3)]  # assignee acc-bob today
+    moved = [reassign("A-1", START + 10 * DAY, "acc-alice", "acc-bob"),
+             reassign("A-2", START + DAY, None, "acc-alice"),
+             reassign("A-2", START + 12 * DAY, "acc-alice", "acc-bob")]
+    changes = [change("A-0", then - DAY, StatusCategory.IN_PROGRESS),
+               change("A-0", now - DAY, StatusCategory.IN_PROGRESS)]
+
+    def at(as_of: datetime) -> Report:
+        ev = Evidence(items=tuple(three), changes=tuple(changes),
+                      comments=tuple(active_owner(as_of)), assignments=tuple(moved))
+        return judge(plan(), ev, as_of=as_of)
+
+    past, present = at(then), at(now)
+    assert not any(f.kind is Kind.SINGLE_POINT_OF_FAILURE for f in past.findings)
+    assert [f.person for f in present.findings
+            if f.kind is Kind.SINGLE_POINT_OF_FAILURE] == ["bob"]
+    load = {p.handle: p.open_items for p in past.people}
+    assert (load["alice"], load["bob"]) == (2, 1)
+    assert {p.handle: p.open_items for p in present.people}["bob"] == 3
+
+
+def test_a_change_before_as_of_never_overrides_the_current_assignee() -> None:
+    # The tracker's field is the truth for now: a stale or partial history cannot move it.
+    as_of = START + 5 * DAY
+    items = [item(f"A-{n}") for n in range(3)]
+    stale = [reassign(f"A-{n}", START + DAY, None, "acc-alice") for n in range(3)]
+    ev = Evidence(items=tuple(items), changes=(change("A-0", as_of - DAY,
+                                                      StatusCategory.IN_PROGRESS),),
+                  comments=tuple(active_owner(as_of)), assignments=tuple(stale))
+    spof = [f.person for f in judge(plan(), ev, as_of=as_of).findings
+            if f.kind is Kind.SINGLE_POINT_OF_FAILURE]
+    assert spof == ["bob"]
 
 
 def test_done_items_do_not_count_for_single_point_of_failure() -> None:

@@ -733,3 +733,46 @@ def test_the_hint_is_ignored_on_a_full_sync_and_for_other_stamps(
     same = {"WEB-2": stamps["WEB-2"]}
     assert keys(list(connector.fetch(Window(since=since, until=NOW, stored=same)))) == [
         "WEB-1", "WEB-3"]
+
+
+# -- who held an issue when ------------------------------------------------------------------
+
+
+def test_assignee_changes_reach_the_store_as_account_ids(
+    site: FakeJira, connect: Connect, store: Any
+) -> None:
+    from flows.pipeline import sync_source
+
+    ann = site.add_user("557058:ann" if site.cloud else "ann", "Ann").account_id
+    bob = site.add_user("557058:bob" if site.cloud else "bob", "Bob").account_id
+    site.seed(2)
+    site.edit("WEB-1", at=T0 + timedelta(days=1), author="alice", assignee=ann)
+    site.edit("WEB-1", at=T0 + timedelta(days=5), author="alice", assignee=bob)
+    connector = connect(site, deployment=site.deployment)
+    sync_source(connector, store, started=T0 + timedelta(days=10))
+    evidence = store.evidence(["jira"])
+    held = [(a.item_key, a.at, a.from_account, a.to_account) for a in evidence.assignments]
+    assert held == [("WEB-1", T0 + timedelta(days=1), None, ann),
+                    ("WEB-1", T0 + timedelta(days=5), ann, bob)]
+    (web1,) = [i for i in evidence.items if i.key == "WEB-1"]
+    assert web1.assignee == bob and web1.flags == ()
+    assert evidence.changes == ()  # assignments are not status changes
+    # Data Center's changelog names ann by her user key: one lookup, then remembered.
+    lookups = site.calls("/rest/api/2/user")
+    # (bob, the current assignee, is shown by the issue itself: no lookup for him.)
+    assert [r.params for r in lookups] == ([] if site.cloud else [{"key": "JIRAUSER10100"}])
+
+
+def test_a_deleted_users_key_is_kept_and_the_item_flagged(dc: FakeJira, connect: Connect,
+                                                          store: Any) -> None:
+    from flows.pipeline import sync_source
+
+    dc.add_user("gone", "Former colleague")
+    dc.seed(1)
+    dc.edit("WEB-1", at=T0 + timedelta(days=1), assignee="gone")
+    dc.edit("WEB-1", at=T0 + timedelta(days=2), assignee="alice")
+    dc.deleted_users.add("gone")
+    sync_source(connect(dc, deployment="datacenter"), store, started=T0 + timedelta(days=3))
+    evidence = store.evidence(["jira"])
+    assert [a.to_account for a in evidence.assignments] == ["JIRAUSER10100", "alice"]
+    assert evidence.items[0].flags == ("unresolved_user_key",)

@@ -394,3 +394,47 @@ def test_payload_drift_is_flagged_not_fatal() -> None:
     (change,) = records.changes
     assert change.to_category is StatusCategory.IN_PROGRESS
     assert change.author is None
+
+
+# -- assignee history ----------------------------------------------------------------------
+
+
+def _assigned(history_id: str, at: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"id": history_id, "created": at, "author": CLOUD_ISSUE["fields"]["reporter"],
+            "items": [item]}
+
+
+def test_cloud_assignee_changes_carry_account_ids() -> None:
+    site = Site(cloud=True, base_url="https://x.atlassian.net")
+    histories = [
+        _assigned("20001", "2022-06-10T09:00:00.000+0000", {
+            "field": "assignee", "fieldtype": "jira", "fieldId": "assignee",
+            "from": None, "fromString": None, "to": "557058:ann", "toString": "Ann",
+            "tmpFromAccountId": None, "tmpToAccountId": "557058:ann"}),
+        _assigned("20002", "2022-06-12T09:00:00.000+0000", {
+            "field": "assignee", "fieldtype": "jira", "fieldId": "assignee",
+            "from": "557058:ann", "fromString": "Ann",
+            "to": "5fc9e78d2730d800760becc4", "toString": "integration test"}),
+    ]
+    records = normalize_issue("jira", CLOUD_ISSUE, site, histories=histories, comments=[])
+    assert [(a.change_id, a.from_account, a.to_account) for a in records.assignments] == [
+        ("20001", None, "557058:ann"), ("20002", "557058:ann", "5fc9e78d2730d800760becc4")]
+    assert records.assignments[0].at == datetime(2022, 6, 10, 9, tzinfo=UTC)
+    assert records.changes == ()  # not a status change
+
+
+def test_dc_assignee_keys_become_usernames_where_the_issue_shows_the_user() -> None:
+    site = Site(cloud=False, base_url="https://jira.example")
+    history = {"id": "30001", "created": "2015-12-03T10:00:00.000-0800",
+               "author": {"name": "ops.lead", "key": "JIRAUSER10200", "displayName": "Ops"},
+               "items": [{"field": "assignee", "fieldtype": "jira",
+                          "from": "JIRAUSER10200", "fromString": "Ops",
+                          "to": "mister.morris", "toString": "mister Morris"}]}
+    gone = {"id": "30002", "created": "2015-12-04T10:00:00.000-0800", "author": None,
+            "items": [{"field": "assignee", "fieldtype": "jira",
+                       "from": "mister.morris", "fromString": "mister Morris",
+                       "to": "JIRAUSER99999", "toString": "Former employee"}]}
+    records = normalize_issue("jira", DC_ISSUE, site, histories=[history, gone], comments=[])
+    assert [(a.from_account, a.to_account) for a in records.assignments] == [
+        ("ops.lead", "mister.morris"), ("mister.morris", "JIRAUSER99999")]
+    assert "unresolved_user_key" in records.item.flags  # kept, and said

@@ -44,15 +44,27 @@ from connectors.jira.payloads import (
     discover_fields,
     normalize_issue,
     parse_time,
+    shown_users,
     status_categories,
+    user_keys,
 )
 from connectors.jira.transport import (
     AUTH_HINT,
+    NotFound,
     SessionFactory,
     Transport,
 )
 from models.plan import JiraSource
-from models.records import Account, Comment, Page, RawPayload, StatusChange, WorkItem, utcnow
+from models.records import (
+    Account,
+    AssigneeChange,
+    Comment,
+    Page,
+    RawPayload,
+    StatusChange,
+    WorkItem,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +146,7 @@ class JiraConnector:
             pool_size=config.concurrency,
         )
         self._history = HistoryReader(name, self._http)
+        self._user_names_cache: dict[str, str | None] = {}
         self._closed = False
 
     # -- the Connector protocol ---------------------------------------------------------
@@ -449,11 +462,36 @@ class JiraConnector:
 
     # -- pages ---------------------------------------------------------------------------
 
+    def _user_names(self, site: Site, batch: _Batch) -> dict[str, str]:
+        """Usernames of the Data Center user keys the batch's assignee changes name, asked
+        once per key per connector (``GET /rest/api/2/user?key=``); a deleted user stays
+        unresolved (its key is kept, and the item flagged)."""
+        if site.cloud:
+            return {}
+        wanted: set[str] = set()
+        for issue in batch.issues:
+            if not issue.unchanged:
+                keys = user_keys(issue.histories)
+                if keys:
+                    wanted |= keys - shown_users(issue.payload, issue.histories,
+                                                 issue.comments).keys()
+        wanted -= self._user_names_cache.keys()
+        for key in sorted(wanted):
+            try:
+                user = self._http.get("/rest/api/2/user", {"key": key}, count=batch.count)
+            except NotFound:
+                user = None
+            name = user.get("name") if isinstance(user, Mapping) else None
+            self._user_names_cache[key] = str(name) if name else None
+        return {k: v for k, v in self._user_names_cache.items() if v is not None}
+
     def _page(self, site: Site, batch: _Batch, endpoint: str) -> Page:
         fetched_at = utcnow()
+        user_names = self._user_names(site, batch)
         items: list[WorkItem] = []
         changes: list[StatusChange] = []
         comments: list[Comment] = []
+        assignments: list[AssigneeChange] = []
         accounts: dict[str, Account] = {}
         raw: list[RawPayload] = []
         for issue in batch.issues:
@@ -476,6 +514,7 @@ class JiraConnector:
                     histories=issue.histories,
                     comments=issue.comments,
                     flags=issue.flags,
+                    user_names=user_names,
                 )
             except (AttributeError, KeyError, TypeError, ValueError) as error:
                 # Beyond drift (which is stored and flagged): kept only as a raw payload.
@@ -484,6 +523,7 @@ class JiraConnector:
             items.append(records.item)
             changes.extend(records.changes)
             comments.extend(records.comments)
+            assignments.extend(records.assignments)
             for record in records.accounts:
                 known = accounts.get(record.account_id)
                 if known is None or (not known.email and record.email):
@@ -498,6 +538,7 @@ class JiraConnector:
             comments=tuple(comments),
             accounts=tuple(accounts.values()),
             raw=tuple(raw),
+            assignments=tuple(assignments),
             cursor=max((item.updated for item in items), default=None),
             requests=batch.count.value,
         )

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from models.records import Account, Comment, StatusCategory, StatusChange, WorkItem
+from models.records import (
+    Account,
+    AssigneeChange,
+    Comment,
+    StatusCategory,
+    StatusChange,
+    WorkItem,
+)
 
 CATEGORIES: dict[str, StatusCategory] = {
     "new": StatusCategory.TODO,
@@ -66,6 +73,7 @@ class IssueRecords:
     changes: tuple[StatusChange, ...]
     comments: tuple[Comment, ...]
     accounts: tuple[Account, ...]
+    assignments: tuple[AssigneeChange, ...] = ()
 
 
 def discover_fields(fields: Iterable[Mapping[str, Any]]) -> tuple[str | None, str | None]:
@@ -265,6 +273,37 @@ def history_order(history: Mapping[str, Any]) -> tuple[datetime, int, str]:
     return when, int(ident) if ident.isdigit() else 0, ident
 
 
+USER_KEY = "JIRAUSER"
+"""Data Center user keys of accounts made since Jira 8 (``JIRAUSER10100``); older ones are
+the username itself."""
+
+
+def user_keys(histories: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The Data Center user keys named by assignee changes (``from``/``to``)."""
+    found: set[str] = set()
+    for history in histories:
+        for entry in history.get("items") or []:
+            if entry.get("field") == "assignee" or entry.get("fieldId") == "assignee":
+                for side in ("from", "to"):
+                    value = entry.get(side)
+                    if isinstance(value, str) and value.startswith(USER_KEY):
+                        found.add(value)
+    return found
+
+
+def shown_users(issue: Mapping[str, Any], histories: Iterable[Mapping[str, Any]],
+                comments: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Data Center: user key -> username of every user the issue itself shows (assignee,
+    reporter, the authors of its history and comments)."""
+    fields: Mapping[str, Any] = issue.get("fields") or {}
+    found: dict[str, str] = {}
+    for user in (fields.get("assignee"), fields.get("reporter"),
+                 *(h.get("author") for h in histories), *(c.get("author") for c in comments)):
+        if isinstance(user, Mapping) and user.get("key") and user.get("name"):
+            found.setdefault(str(user["key"]), str(user["name"]))
+    return found
+
+
 def normalize_issue(
     source: str,
     issue: Mapping[str, Any],
@@ -273,6 +312,7 @@ def normalize_issue(
     histories: Iterable[Mapping[str, Any]],
     comments: Iterable[Mapping[str, Any]],
     flags: Iterable[str] = (),
+    user_names: Mapping[str, str] | None = None,
 ) -> IssueRecords:
     """One issue, with its complete histories and comments, as records."""
     key = str(issue["key"])
@@ -302,17 +342,48 @@ def normalize_issue(
         found.append("missing_status")
         status = {}
     category = _category((status.get("statusCategory") or {}).get("key"), found, "status")
+    histories, comments = list(histories), list(comments)  # each is read twice below
     changes: list[StatusChange] = []
+    assignments: list[AssigneeChange] = []
+    # Data Center changelogs name users by their key (JIRAUSER10100); accounts are
+    # usernames: map the keys of every user this issue shows (and ``user_names``, the
+    # connector's lookups of the others).
+    names_by_key: dict[str, str] = {}
+    if not site.cloud:
+        names_by_key = {**(user_names or {}), **shown_users(issue, histories, comments)}
+
+    def held(entry: Mapping[str, Any], side: str) -> str | None:
+        """An assignee change's account on one side (``from``/``to``), as ids are stored."""
+        if site.cloud:
+            value = entry.get(f"tmp{side.title()}AccountId") or entry.get(side)
+            return str(value) if value else None
+        value = entry.get(side)
+        if not value:
+            return None
+        if str(value) in names_by_key:
+            return names_by_key[str(value)]
+        if str(value).startswith(USER_KEY):
+            found.append("unresolved_user_key")
+        return str(value)
+
     # Each history's time is parsed once, for the order and for the change.
     for (changed_at, _, _), history in sorted(
         ((history_order(h), h) for h in histories), key=lambda pair: pair[0]
     ):
         if history.get("created") in (None, ""):
             continue
-        status_items = [i for i in history.get("items") or [] if i.get("field") == "status"]
-        if not status_items:
+        entries = history.get("items") or []
+        status_items = [i for i in entries if i.get("field") == "status"]
+        assignee_items = [i for i in entries
+                          if i.get("field") == "assignee" or i.get("fieldId") == "assignee"]
+        if not status_items and not assignee_items:
             continue
         author = remember(history.get("author"))
+        for index, entry in enumerate(assignee_items):
+            change_id = str(history.get("id")) + (f":{index}" if index else "")
+            assignments.append(AssigneeChange(
+                source=source, item_key=key, change_id=change_id, at=changed_at, author=author,
+                from_account=held(entry, "from"), to_account=held(entry, "to")))
         for index, entry in enumerate(status_items):
             change_id = str(history.get("id"))
             if index:
@@ -385,4 +456,5 @@ def normalize_issue(
         url=f"{site.base_url}/browse/{key}",
         flags=tuple(dict.fromkeys(found)),
     )
-    return IssueRecords(item, tuple(changes), tuple(notes), tuple(accounts.values()))
+    return IssueRecords(item, tuple(changes), tuple(notes), tuple(accounts.values()),
+                        tuple(assignments))

@@ -435,6 +435,8 @@ class FakeJira:
         self.server_type = server_type
         self.editable = True
         """False: every edit is refused with 403 (the token lacks Edit Issues)."""
+        self.deleted_users: set[str] = set()
+        """Accounts whose lookup answers 404 (deleted users; their history stays)."""
         self.edit_screen = {"duedate", "summary", "labels"}
         """The fields an edit may set (Jira refuses others: not on the screen)."""
         self.issues: dict[str, FakeIssue] = {}
@@ -613,6 +615,9 @@ class FakeJira:
             for name, value in changes.items():
                 before = getattr(issue, name)
                 setattr(issue, name, value)
+                if name == "assignee":
+                    items.append(self._assignee_item(before, value))
+                    continue
                 items.append(
                     {
                         "field": name,
@@ -626,6 +631,26 @@ class FakeJira:
                 )
             self._history(issue, at, author, items)
             issue.updated = at
+
+    def _assignee_item(self, before: str | None, after: str | None) -> dict[str, Any]:
+        """A changelog item for an assignee change, as Jira writes it: Cloud names users by
+        accountId in ``from``/``to`` (and ``tmpFromAccountId``/``tmpToAccountId``), Data
+        Center by user key (``JIRAUSER10100``); ``fromString``/``toString`` are display
+        names."""
+        def side(account: str | None) -> tuple[str | None, str | None]:
+            user = self._user(account)
+            if user is None:
+                return None, None
+            return (user.account_id if self.cloud else user.key), user.display_name
+
+        old_id, old_name = side(before)
+        new_id, new_name = side(after)
+        item: dict[str, Any] = {"field": "assignee", "fieldtype": "jira", "fieldId": "assignee",
+                                "from": old_id, "fromString": old_name,
+                                "to": new_id, "toString": new_name}
+        if self.cloud:
+            item.update(tmpFromAccountId=old_id, tmpToAccountId=new_id)
+        return item
 
     def add_comment(
         self, key: str, body: str | dict[str, Any], *, at: datetime, author: str | None = None
@@ -1315,6 +1340,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return fake.field_list()
             if rest == "status" and method == "GET":
                 return fake.status_list()
+            if rest == "user" and method == "GET" and not fake.cloud:
+                # Data Center: ?key=JIRAUSER10100 or ?username=ann; 404 for a deleted user.
+                wanted = args.get("key") or args.get("username")
+                for user in fake.users.values():
+                    if wanted in (user.key, user.account_id) and user.account_id not in (
+                            fake.deleted_users):
+                        return fake.render_user(user.account_id, version)
+                raise _HttpError(404, f"The user with the key '{wanted}' does not exist")
             if rest == "search" and method in ("GET", "POST"):
                 if fake.cloud:
                     raise _HttpError(410, GONE)
