@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -79,6 +80,28 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _wal(cursor: Any) -> None:
+    """Put the file in WAL mode (it stays so) unless it already is.
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once,
+    without waiting, while another connection writes: several syncs opening a new store
+    at the same moment (a plan's sources on threads) met that. So the mode is read first,
+    and the switch retried briefly.
+    """
+    import sqlite3
+
+    for attempt in range(100):
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == 99:
+                raise
+            time.sleep(0.05)
+
+
 def _engine(url: str) -> Engine:
     engine = create_engine(url, future=True, json_serializer=_json_dumps,
                            json_deserializer=orjson.loads)
@@ -87,13 +110,14 @@ def _engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
+            # First, so that everything below waits for other writers instead of failing.
+            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _wal(cursor)
             # With WAL, NORMAL syncs at checkpoints, not at every commit: a killed process
             # loses nothing committed and the file never corrupts; only a power cut can drop
             # the last commits, and each page's watermark is in the commit with its rows.
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
     return engine
