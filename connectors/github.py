@@ -79,6 +79,7 @@ from connectors.http import (
 from models.plan import GithubSource
 from models.records import (
     Account,
+    AssigneeChange,
     Comment,
     Page,
     RawPayload,
@@ -362,11 +363,13 @@ class GithubConnector:
         items: list[WorkItem] = []
         changes: list[StatusChange] = []
         comments: list[Comment] = []
+        assignments: list[AssigneeChange] = []
         logins: set[str] = set()
         raw: list[RawPayload] = []
         for issue, timeline in zip(issues, timelines, strict=True):
             item = self.item(issue)
             history, notes, actors = self.history(item.key, timeline)
+            assignments.extend(self.assignments(item.key, timeline))
             if (history[-1].to_category if history else OPEN[1]) != item.status_category:
                 item = item.model_copy(update={
                     "flags": (*item.flags, "the timeline does not end in the current status"),
@@ -386,7 +389,7 @@ class GithubConnector:
             accounts=tuple(Account(source=self.name, account_id=login)
                            for login in sorted(logins)),
             raw=tuple(raw), cursor=max((i.updated for i in items), default=None),
-            requests=requests,
+            requests=requests, assignments=tuple(assignments),
         )
 
     def item(self, issue: Row) -> WorkItem:
@@ -432,6 +435,31 @@ class GithubConnector:
                 f"({type(error).__name__}: {error})",
                 hint="GitHub's payload changed; report it with the issue's raw payload",
             ) from error
+
+    def assignments(self, key: str, timeline: list[Row]) -> list[AssigneeChange]:
+        """Changes of the item's assignee (its first assignee, as :meth:`item` reads it),
+        replayed from the timeline's ``assigned``/``unassigned`` events: while several
+        people are assigned, the one assigned first is the assignee."""
+        held: list[str] = []  # in the order they were assigned
+        found: list[AssigneeChange] = []
+        events = [e for e in timeline if e.get("event") in ("assigned", "unassigned")]
+        for event in sorted(events, key=lambda e: parse_moment(str(e["created_at"]))):
+            who = _login(event.get("assignee"))
+            if who is None:
+                continue
+            before = held[0] if held else None
+            if event["event"] == "assigned" and who not in held:
+                held.append(who)
+            elif event["event"] == "unassigned" and who in held:
+                held.remove(who)
+            after = held[0] if held else None
+            if after != before:
+                found.append(AssigneeChange(
+                    source=self.name, item_key=key, change_id=str(event["id"]),
+                    at=parse_moment(str(event["created_at"])),
+                    author=_login(event.get("actor")), from_account=before,
+                    to_account=after))
+        return found
 
     def history(self, key: str, timeline: list[Row]) -> tuple[list[StatusChange],
                                                               list[Comment], set[str]]:

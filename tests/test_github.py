@@ -351,3 +351,18 @@ def test_a_transition_moves_the_issue_and_leaves_one_event(github: FakeGithub) -
     assert [c.to_category.value for c in page.changes] == [
         "in_progress", "done", "in_progress", "todo"]
     assert page.items[0].status == "open" and page.items[0].flags == ()
+
+
+def test_assignee_changes_follow_the_first_assignee_through_the_timeline(
+        github: FakeGithub) -> None:
+    github.seed(make_items(1))  # ITEM-1, assigned to dev1 when created
+    key, t = "ITEM-1", make_items(1)[0].created
+    github.assign(key, at=t + timedelta(days=1), actor="lead", add=["dev2"])  # dev1 still first
+    github.assign(key, at=t + timedelta(days=2), actor="lead", remove=["dev1"])  # dev2 now
+    github.assign(key, at=t + timedelta(days=3), actor="lead", remove=["dev2"])  # nobody
+    (page,) = fetch(github)
+    moves = [(a.at - t, a.from_account, a.to_account, a.author) for a in page.assignments]
+    assert moves == [(timedelta(0), None, "dev1", "octocat"),
+                     (timedelta(days=2), "dev1", "dev2", "lead"),
+                     (timedelta(days=3), "dev2", None, "lead")]
+    assert page.items[0].assignee is None

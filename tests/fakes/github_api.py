@@ -27,7 +27,7 @@ import json
 import random
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -209,6 +209,28 @@ class FakeGithub:
             payload = self.issues[number]
             current = self._status(payload)
             self._move(number, current, to, at=at, author=author)
+            payload["updated_at"] = iso(at)
+
+    def assign(self, key: str, *, at: datetime, actor: str, add: Iterable[str] = (),
+               remove: Iterable[str] = ()) -> None:
+        """Assign and unassign people, as GitHub records it: one ``assigned`` or
+        ``unassigned`` timeline event each, the issue's ``assignee``/``assignees`` updated."""
+        with self._lock:
+            number = self.number(key)
+            payload = self.issues[number]
+            logins = [a["login"] for a in payload.get("assignees") or []]
+            for login in remove:
+                if login in logins:
+                    logins.remove(login)
+                    self.timelines[number].append(event(
+                        self._next_id(), "unassigned", actor=actor, at=at, assignee=user(login)))
+            for login in add:
+                if login not in logins:
+                    logins.append(login)
+                    self.timelines[number].append(event(
+                        self._next_id(), "assigned", actor=actor, at=at, assignee=user(login)))
+            payload["assignees"] = [user(login) for login in logins]
+            payload["assignee"] = user(logins[0]) if logins else None
             payload["updated_at"] = iso(at)
 
     def connector(self) -> GithubConnector:
