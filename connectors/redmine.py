@@ -66,6 +66,7 @@ from connectors.base import (
 from models.plan import RedmineSource
 from models.records import (
     Account,
+    AssigneeChange,
     Comment,
     Page,
     RawPayload,
@@ -518,6 +519,7 @@ class RedmineConnector:
         items: list[WorkItem] = []
         changes: list[StatusChange] = []
         comments: list[Comment] = []
+        assignments: list[AssigneeChange] = []
         accounts: dict[str, Account] = {}
         raw: list[RawPayload] = []
 
@@ -539,6 +541,15 @@ class RedmineConnector:
                     at = parse_time(journal["created_on"])
                     author = who(journal.get("user"))
                     for detail in journal.get("details") or []:
+                        if (detail.get("property") == "attr"
+                                and detail.get("name") == "assigned_to_id"):
+                            before, after = detail.get("old_value"), detail.get("new_value")
+                            assignments.append(AssigneeChange(
+                                source=self.name, item_key=key, change_id=str(journal["id"]),
+                                at=at, author=author,
+                                from_account=who({"id": before}) if before else None,
+                                to_account=who({"id": after}) if after else None,
+                            ))
                         if detail.get("property") == "attr" and detail.get("name") == "status_id":
                             old = detail.get("old_value")
                             new_name, new_category = self._status(
@@ -568,6 +579,7 @@ class RedmineConnector:
         kept = {item.key for item in items}
         changes = [c for c in changes if c.item_key in kept]
         comments = [c for c in comments if c.item_key in kept]
+        assignments = [a for a in assignments if a.item_key in kept]
         log.info("source '%s': page of %d issues, %d requests", self.name, len(items),
                  count.value)
         return Page(
@@ -576,7 +588,7 @@ class RedmineConnector:
             # The listing's stamps, not the details': the details may be newer than issues
             # not yet listed, and the watermark must not pass those.
             cursor=max((parse_time(i["updated_on"]) for i in listed), default=None),
-            requests=count.value,
+            requests=count.value, assignments=tuple(assignments),
         )
 
     def _item(self, site: _Site, payload: dict[str, Any], key: str, flags: list[str],

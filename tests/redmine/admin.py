@@ -137,10 +137,12 @@ class RedmineAdmin:
                               as_user=as_user)["issue"]["id"])
 
     def update(self, issue_id: int, *, status: str | None = None, notes: str | None = None,
-               as_user: str | None = None) -> None:
+               assignee: str | None = None, as_user: str | None = None) -> None:
         body: dict[str, Any] = {}
         if status:
             body["status_id"] = self.status_id(status)
+        if assignee is not None:
+            body["assigned_to_id"] = self.user(assignee) if assignee else ""
         if notes:
             body["notes"] = notes
         self._call("PUT", f"/issues/{issue_id}.json", body={"issue": body}, as_user=as_user)

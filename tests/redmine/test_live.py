@@ -254,6 +254,21 @@ def test_without_an_admin_key_people_are_user_ids(redmine: RedmineAdmin) -> None
     assert all(a.email is None for a in page.accounts)
 
 
+def test_reassignments_are_read_from_the_journals_as_logins(redmine: RedmineAdmin) -> None:
+    project = redmine.project("moves", members=PEOPLE)
+    issue = redmine.create_issue(project, "Passed around", assignee="dev1")
+    redmine.update(issue, assignee="carol", as_user="carol")
+    redmine.update(issue, assignee="", notes="back to the pool", as_user="carol")
+    connector = RedmineConnector("ops", _source(redmine, project), token=redmine.server.key)
+    with connector:
+        (page,) = connector.fetch(Window(since=None, until=datetime.now(UTC)))
+    moves = [(a.from_account, a.to_account, a.author) for a in page.assignments]
+    assert moves == [("dev1", "carol", "carol"), ("carol", None, "carol")]
+    assert page.items[0].assignee is None
+    assert [a.change_id for a in page.assignments] == [
+        str(j) for j in redmine.journal_ids(issue)[:2]]
+
+
 def test_a_deleted_issue_leaves_the_store_at_the_reconcile(redmine: RedmineAdmin,
                                                            tmp_path: Path) -> None:
     project = redmine.project("gone")
