@@ -416,3 +416,22 @@ def test_a_transition_leaves_one_history_entry_and_moves_the_issue(
     (item,) = page.items
     assert item.resolved == T0 + timedelta(days=3) and item.flags == ()
     assert {c.author for c in page.changes} == {ident("user", "dev2")}
+
+
+def test_reassignments_come_from_the_history_as_user_ids(linear: FakeLinear) -> None:
+    linear.add_issue("ENG-7", title="Passed around", created=T0, assignee="alice")
+    linear.move("ENG-7", "In Progress", at=T0 + timedelta(hours=1), author="alice")
+    linear.assign("ENG-7", "bob", at=T0 + timedelta(days=1), author="carol")
+    linear.assign("ENG-7", None, at=T0 + timedelta(days=2), author="carol")
+    pages = fetch(linear)
+    moves = [(a.at - T0, a.from_account, a.to_account, a.author)
+             for page in pages for a in page.assignments]
+    assert moves == [
+        (timedelta(days=1), ident("user", "alice"), ident("user", "bob"), ident("user", "carol")),
+        (timedelta(days=2), ident("user", "bob"), None, ident("user", "carol")),
+    ]
+    assert [c.to_status for page in pages for c in page.changes] == ["In Progress"]
+    assert items_of(pages)["ENG-7"].assignee is None
+    # The history query asks for both sides of an assignment.
+    query = linear.calls("StratmapIssues")[0].query
+    assert "fromAssignee {" in query and "toAssignee {" in query

@@ -46,7 +46,15 @@ from connectors.http import fan_out, iso_seconds
 from connectors.linear.payloads import LABELS_PER_ISSUE, LinearIssue, Row, moment, normalize_issue
 from connectors.linear.transport import GraphQLApi
 from models.plan import LinearSource
-from models.records import Account, Comment, Page, RawPayload, StatusChange, WorkItem
+from models.records import (
+    Account,
+    AssigneeChange,
+    Comment,
+    Page,
+    RawPayload,
+    StatusChange,
+    WorkItem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +65,8 @@ _USER = "id name displayName email"
 _STATE = "id name type"
 _PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 _HISTORY = (f"nodes {{ id createdAt actor {{ {_USER} }} fromState {{ {_STATE} }} "
-            f"toState {{ {_STATE} }} }} {_PAGE_INFO}")
+            f"toState {{ {_STATE} }} fromAssignee {{ {_USER} }} toAssignee {{ {_USER} }} }} "
+            f"{_PAGE_INFO}")
 _COMMENTS = f"nodes {{ id body createdAt user {{ {_USER} }} }} {_PAGE_INFO}"
 
 ISSUES_QUERY = f"""\
@@ -278,6 +287,7 @@ class LinearConnector:
         items: list[WorkItem] = []
         changes: list[StatusChange] = []
         comments: list[Comment] = []
+        assignments: list[AssigneeChange] = []
         accounts: dict[str, Account] = {}
         raw: list[RawPayload] = []
         for issue in issues:
@@ -285,6 +295,7 @@ class LinearConnector:
             items.append(records.item)
             changes.extend(records.changes)
             comments.extend(records.comments)
+            assignments.extend(records.assignments)
             for account in records.accounts:
                 known = accounts.get(account.account_id)
                 if known is None or (not known.email and account.email):
@@ -296,4 +307,5 @@ class LinearConnector:
         return Page(source=self.name, items=tuple(items), changes=tuple(changes),
                     comments=tuple(comments),
                     accounts=tuple(accounts[k] for k in sorted(accounts)), raw=tuple(raw),
-                    cursor=min(top, until) if top is not None else None, requests=requests)
+                    cursor=min(top, until) if top is not None else None, requests=requests,
+                    assignments=tuple(assignments))

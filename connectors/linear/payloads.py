@@ -14,7 +14,14 @@ from datetime import time as clock_time
 from typing import Any
 
 from connectors.http import parse_moment
-from models.records import Account, Comment, StatusCategory, StatusChange, WorkItem
+from models.records import (
+    Account,
+    AssigneeChange,
+    Comment,
+    StatusCategory,
+    StatusChange,
+    WorkItem,
+)
 
 Row = dict[str, Any]
 
@@ -61,6 +68,7 @@ class IssueRecords:
     changes: tuple[StatusChange, ...]
     comments: tuple[Comment, ...]
     accounts: tuple[Account, ...]
+    assignments: tuple[AssigneeChange, ...] = ()
 
 
 def moment(value: object) -> datetime | None:
@@ -180,6 +188,19 @@ def normalize_issue(source: str, issue: LinearIssue) -> IssueRecords:
             if isinstance(before, dict) else None,
             to_category=category(to.get("type"), flags),
         ))
+    # Assignments: the history entries that name an assignee on either side.
+    assignments: list[AssigneeChange] = []
+    moves = [e for e in issue.history if isinstance(e, dict)
+             and (e.get("fromAssignee") is not None or e.get("toAssignee") is not None)]
+    for entry in sorted(moves, key=lambda e: (str(e.get("createdAt")), str(e.get("id")))):
+        at = moment(entry.get("createdAt"))
+        if at is None:
+            flags.append("unreadable_history")
+            continue
+        assignments.append(AssigneeChange(
+            source=source, item_key=key, change_id=str(entry.get("id")), at=at,
+            author=person(entry.get("actor")), from_account=person(entry.get("fromAssignee")),
+            to_account=person(entry.get("toAssignee"))))
     notes: list[Comment] = []
     for entry in issue.comments:
         at = moment(entry.get("createdAt")) if isinstance(entry, dict) else None
@@ -210,4 +231,5 @@ def normalize_issue(source: str, issue: LinearIssue) -> IssueRecords:
         url=str(node["url"]) if node.get("url") else None,
         fields=fields, flags=tuple(dict.fromkeys(flags)),
     )
-    return IssueRecords(item, tuple(changes), tuple(notes), tuple(accounts.values()))
+    return IssueRecords(item, tuple(changes), tuple(notes), tuple(accounts.values()),
+                        tuple(assignments))

@@ -342,6 +342,23 @@ class FakeLinear:
             node["completedAt"] = iso(at) if kind == "completed" else None
             node["canceledAt"] = iso(at) if kind in ("canceled", "duplicate") else None
 
+    def assign(self, identifier: str, to: str | None, *, at: datetime, author: str) -> None:
+        """A reassignment as Linear records it: a history entry with ``fromAssignee`` and
+        ``toAssignee`` (and no state), and the issue's assignee updated."""
+        with self._lock:
+            node = self.issues[identifier]
+            before, after = node.get("assignee"), user(to) if to else None
+            self._ids += 1
+            self.history[identifier].append({
+                "id": ident("history", str(self._ids)), "createdAt": iso(at),
+                "updatedAt": iso(at), "actor": user(author), "fromState": None,
+                "toState": None, "fromStateId": None, "toStateId": None, "archived": None,
+                "trashed": None, "updatedDescription": None, "fromAssignee": before,
+                "toAssignee": after, "fromAssigneeId": before["id"] if before else None,
+                "toAssigneeId": after["id"] if after else None})
+            node["assignee"] = after
+            node["updatedAt"] = iso(max(parse(node["updatedAt"]), at))
+
     def comment(self, identifier: str, *, at: datetime, author: str, body: str) -> None:
         with self._lock:
             self._ids += 1
@@ -361,7 +378,8 @@ class FakeLinear:
                 "updatedAt": iso(at), "actor": user(author), "fromState": before,
                 "toState": after, "fromStateId": before["id"] if before else None,
                 "toStateId": after["id"], "archived": None, "trashed": None,
-                "updatedDescription": None}
+                "updatedDescription": None, "fromAssignee": None, "toAssignee": None,
+                "fromAssigneeId": None, "toAssigneeId": None}
 
     def _seed_one(self, item: SeedItem) -> None:
         identifier = self.key_of(item.key)
