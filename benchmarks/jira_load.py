@@ -29,7 +29,6 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,6 +44,7 @@ from tests.fakes.jira_server import (
     _split_list,
     _token,
 )
+from tests.fakes.local import QuietServer
 
 PROJECTS = ("WEB", "API", "OPS", "DATA")
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -191,8 +191,15 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class _LoadServer(QuietServer):
+    request_queue_size = 128
+    fake: LoadJira
+
+
 class LoadJira(FakeJira):
     """A :class:`FakeJira` that serves many issues fast, with latency and a concurrency limit."""
+
+    server_class = _LoadServer
 
     def __init__(
         self,
@@ -332,28 +339,12 @@ class LoadJira(FakeJira):
         with self._stats_lock:
             self._in_flight -= 1
 
-    def start(self) -> LoadJira:
-        server = _LoadServer(("127.0.0.1", 0), _LoadHandler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
+    def handler(self) -> type[_Handler]:
+        return _LoadHandler
 
 
 class _Raw(bytes):
     """A JSON body already encoded."""
-
-
-class _LoadServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-    fake: LoadJira
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
 
 
 def _kind(path: str) -> str:

@@ -47,9 +47,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.local import LocalServer, QuietServer
 
 Deployment = Literal["cloud", "datacenter"]
 
@@ -391,7 +393,7 @@ def _compare(getter: Callable[[FakeIssue], Any], op: str, text: str) -> Predicat
 # -- the server ------------------------------------------------------------------------------
 
 
-class FakeJira:
+class FakeJira(LocalServer):
     """A Jira Cloud or Data Center site on 127.0.0.1, for tests. Use as a context manager."""
 
     def __init__(
@@ -451,42 +453,19 @@ class FakeJira:
         self._next_id = 10000
         self._next_history = 20000
         self._next_comment = 30000
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle --
 
-    def start(self) -> FakeJira:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def close(self) -> None:
-        self._closing.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeJira:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._closing.set()  # stalled answers end at once
+        super().close()
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{self.context_path}"
+        return f"{self.address}{self.context_path}"
 
     def source_config(self, **overrides: Any) -> Any:
         """A ``JiraSource`` pointing here, with matching auth settings."""
@@ -1200,15 +1179,6 @@ NO_CONTENT = object()
 """What a route returns for Jira's ``204 No Content`` (an edit)."""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeJira
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (read timeout, reset) is part of the tests, not an error.
-        pass
-
-
 def _split_list(value: Any) -> list[str] | None:
     if value is None:
         return None
@@ -1218,7 +1188,7 @@ def _split_list(value: Any) -> list[str] | None:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: QuietServer
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 

@@ -45,13 +45,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from connectors.base import RetryPolicy
 from connectors.linear import LinearConnector
 from models.plan import LinearSource
 from tests.contract.suite import T0, SeedItem
+from tests.fakes.local import LocalServer, QuietServer
 
 TEAM = "ENG"
 OTHER_TEAM = "OPS"
@@ -145,7 +146,7 @@ class Fault:
     drop: bool = False
 
 
-class FakeLinear:
+class FakeLinear(LocalServer):
     """Linear for one workspace; usable as the contract suite's harness."""
 
     http = True
@@ -179,40 +180,15 @@ class FakeLinear:
         self.sleeps: list[float] = []
         self._ids = 0
         self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> FakeLinear:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeLinear:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/graphql"
+        return f"{self.address}/graphql"
 
     # -- the Harness protocol --------------------------------------------------------------
 
@@ -570,16 +546,8 @@ def _select(value: Any, query: str) -> Any:
     return value
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeLinear
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up is part of the tests
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: QuietServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
