@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
-from models.records import Page
+from models.records import (
+    Account,
+    AssigneeChange,
+    Comment,
+    Page,
+    StatusChange,
+    WorkItem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,18 @@ class RateGate:
     def hold_back(self, seconds: float) -> None:
         with self._lock:
             self._not_before = max(self._not_before, self._clock() + seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRecords:
+    """One tracker item normalized: the item and what its history, comments and people
+    give (what a connector's ``normalize_issue`` returns)."""
+
+    item: WorkItem
+    changes: tuple[StatusChange, ...]
+    comments: tuple[Comment, ...]
+    accounts: tuple[Account, ...]
+    assignments: tuple[AssigneeChange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from connectors.base import IssueRecords
 from models.records import (
     Account,
     AssigneeChange,
@@ -65,15 +66,6 @@ class Site:
     def search_fields(self) -> list[str]:
         extra = [f for f in (self.points_field, self.epic_link_field) if f]
         return [*BASE_FIELDS, *extra]
-
-
-@dataclass(frozen=True, slots=True)
-class IssueRecords:
-    item: WorkItem
-    changes: tuple[StatusChange, ...]
-    comments: tuple[Comment, ...]
-    accounts: tuple[Account, ...]
-    assignments: tuple[AssigneeChange, ...] = ()
 
 
 def discover_fields(fields: Iterable[Mapping[str, Any]]) -> tuple[str | None, str | None]:

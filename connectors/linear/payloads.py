@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from datetime import time as clock_time
 from typing import Any
 
+from connectors.base import IssueRecords
 from connectors.http import parse_moment
 from models.records import (
     Account,
@@ -60,15 +61,6 @@ class LinearIssue:
         """The node as stored raw: with the complete history and comments inside."""
         return {**self.node, "history": {"nodes": self.history},
                 "comments": {"nodes": self.comments}}
-
-
-@dataclass(frozen=True, slots=True)
-class IssueRecords:
-    item: WorkItem
-    changes: tuple[StatusChange, ...]
-    comments: tuple[Comment, ...]
-    accounts: tuple[Account, ...]
-    assignments: tuple[AssigneeChange, ...] = ()
 
 
 def moment(value: object) -> datetime | None:
