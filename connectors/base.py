@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar, Protocol, TypeVar, runtime_checkable
@@ -33,6 +33,7 @@ from models.records import (
     AssigneeChange,
     Comment,
     Page,
+    RawPayload,
     StatusChange,
     WorkItem,
 )
@@ -122,6 +123,33 @@ class IssueRecords:
     comments: tuple[Comment, ...]
     accounts: tuple[Account, ...]
     assignments: tuple[AssigneeChange, ...] = ()
+
+
+def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPayload],
+            requests: int, until: datetime | None = None) -> Page:
+    """One page from normalized items: their records side by side, each account once (the
+    copy with an e-mail wins), the cursor the highest ``updated`` (at most ``until``)."""
+    items: list[WorkItem] = []
+    changes: list[StatusChange] = []
+    comments: list[Comment] = []
+    assignments: list[AssigneeChange] = []
+    accounts: dict[str, Account] = {}
+    for found in records:
+        items.append(found.item)
+        changes.extend(found.changes)
+        comments.extend(found.comments)
+        assignments.extend(found.assignments)
+        for account in found.accounts:
+            known = accounts.get(account.account_id)
+            if known is None or (not known.email and account.email):
+                accounts[account.account_id] = account
+    top = max((item.updated for item in items), default=None)
+    return Page(
+        source=source, items=tuple(items), changes=tuple(changes), comments=tuple(comments),
+        accounts=tuple(accounts[k] for k in sorted(accounts)), raw=tuple(raw),
+        assignments=tuple(assignments), requests=requests,
+        cursor=top if top is None or until is None else min(top, until),
+    )
 
 
 @dataclass(frozen=True, slots=True)

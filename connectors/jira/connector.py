@@ -30,12 +30,14 @@ from connectors.base import (
     AuthError,
     Difference,
     FatalSourceError,
+    IssueRecords,
     PushCheck,
     RequestCount,
     RetryPolicy,
     Target,
     TokenPaginator,
     Window,
+    page_of,
 )
 from connectors.jira.history import HistoryReader, Searched
 from connectors.jira.jql import jql_problem, jql_quote, selector_jql, window_jql
@@ -56,13 +58,8 @@ from connectors.jira.transport import (
 )
 from models.plan import JiraSource
 from models.records import (
-    Account,
-    AssigneeChange,
-    Comment,
     Page,
     RawPayload,
-    StatusChange,
-    WorkItem,
     utcnow,
 )
 
@@ -488,11 +485,7 @@ class JiraConnector:
     def _page(self, site: Site, batch: _Batch, endpoint: str) -> Page:
         fetched_at = utcnow()
         user_names = self._user_names(site, batch)
-        items: list[WorkItem] = []
-        changes: list[StatusChange] = []
-        comments: list[Comment] = []
-        assignments: list[AssigneeChange] = []
-        accounts: dict[str, Account] = {}
+        found: list[IssueRecords] = []
         raw: list[RawPayload] = []
         for issue in batch.issues:
             if issue.unchanged:
@@ -507,7 +500,7 @@ class JiraConnector:
                 )
             )
             try:
-                records = normalize_issue(
+                found.append(normalize_issue(
                     self.name,
                     issue.payload,
                     site,
@@ -515,33 +508,14 @@ class JiraConnector:
                     comments=issue.comments,
                     flags=issue.flags,
                     user_names=user_names,
-                )
+                ))
             except (AttributeError, KeyError, TypeError, ValueError) as error:
                 # Beyond drift (which is stored and flagged): kept only as a raw payload.
                 log.warning("source '%s': cannot read issue %s: %s", self.name, issue.key, error)
-                continue
-            items.append(records.item)
-            changes.extend(records.changes)
-            comments.extend(records.comments)
-            assignments.extend(records.assignments)
-            for record in records.accounts:
-                known = accounts.get(record.account_id)
-                if known is None or (not known.email and record.email):
-                    accounts[record.account_id] = record
         log.info(
-            "source '%s': page of %d issues, %d requests", self.name, len(items), batch.count.value
+            "source '%s': page of %d issues, %d requests", self.name, len(found), batch.count.value
         )
-        return Page(
-            source=self.name,
-            items=tuple(items),
-            changes=tuple(changes),
-            comments=tuple(comments),
-            accounts=tuple(accounts.values()),
-            raw=tuple(raw),
-            assignments=tuple(assignments),
-            cursor=max((item.updated for item in items), default=None),
-            requests=batch.count.value,
-        )
+        return page_of(self.name, found, raw=raw, requests=batch.count.value)
 
 
 def _searched(data: Mapping[str, Any], stored: Mapping[str, datetime]) -> list[Searched]:

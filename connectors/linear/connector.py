@@ -41,19 +41,21 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
-from connectors.base import FatalSourceError, RequestCount, RetryPolicy, TokenPaginator, Window
+from connectors.base import (
+    FatalSourceError,
+    RequestCount,
+    RetryPolicy,
+    TokenPaginator,
+    Window,
+    page_of,
+)
 from connectors.http import fan_out, iso_seconds
 from connectors.linear.payloads import LABELS_PER_ISSUE, LinearIssue, Row, moment, normalize_issue
 from connectors.linear.transport import GraphQLApi
 from models.plan import LinearSource
 from models.records import (
-    Account,
-    AssigneeChange,
-    Comment,
     Page,
     RawPayload,
-    StatusChange,
-    WorkItem,
 )
 
 log = logging.getLogger(__name__)
@@ -284,28 +286,8 @@ class LinearConnector:
 
     def _page(self, issues: list[LinearIssue], until: datetime, requests: int) -> Page:
         fetched_at = datetime.fromtimestamp(self.clock(), UTC)
-        items: list[WorkItem] = []
-        changes: list[StatusChange] = []
-        comments: list[Comment] = []
-        assignments: list[AssigneeChange] = []
-        accounts: dict[str, Account] = {}
-        raw: list[RawPayload] = []
-        for issue in issues:
-            records = normalize_issue(self.name, issue)
-            items.append(records.item)
-            changes.extend(records.changes)
-            comments.extend(records.comments)
-            assignments.extend(records.assignments)
-            for account in records.accounts:
-                known = accounts.get(account.account_id)
-                if known is None or (not known.email and account.email):
-                    accounts[account.account_id] = account
-            raw.append(RawPayload(source=self.name, key=records.item.key,
-                                  endpoint=self.api.url, fetched_at=fetched_at,
-                                  payload=issue.payload()))
-        top = max((item.updated for item in items), default=None)
-        return Page(source=self.name, items=tuple(items), changes=tuple(changes),
-                    comments=tuple(comments),
-                    accounts=tuple(accounts[k] for k in sorted(accounts)), raw=tuple(raw),
-                    cursor=min(top, until) if top is not None else None, requests=requests,
-                    assignments=tuple(assignments))
+        found = [normalize_issue(self.name, issue) for issue in issues]
+        raw = [RawPayload(source=self.name, key=records.item.key, endpoint=self.api.url,
+                          fetched_at=fetched_at, payload=issue.payload())
+               for issue, records in zip(issues, found, strict=True)]
+        return page_of(self.name, found, raw=raw, requests=requests, until=until)
