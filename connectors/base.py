@@ -237,6 +237,21 @@ class PushCheck:
     """Containers the plan names that the tracker does not have, as sentences."""
 
 
+def dated(targets: Sequence[Target], key: str) -> list[tuple[Target, date]]:
+    """The targets that name exactly one ``key`` container and have a due day to push."""
+    return [(t, t.due) for t in targets if set(t.criteria) == {key} and t.due is not None]
+
+
+def due_difference(target: Target, due: date, current: date | None, *, container: str,
+                   ref: str) -> Difference | None:
+    """The container's due day against the plan's: a ``due`` difference, or None."""
+    if current == due:
+        return None
+    return Difference(milestone=target.milestone, container=container, field="due",
+                      tracker=current.isoformat() if current else None, plan=due.isoformat(),
+                      ref=ref)
+
+
 @runtime_checkable
 class Pusher(Protocol):
     """A connector that can keep the tracker's containers in step with the plan.

@@ -60,6 +60,8 @@ from connectors.base import (
     SourceError,
     Target,
     Window,
+    dated,
+    due_difference,
     error_for_status,
     parse_retry_after,
 )
@@ -283,8 +285,7 @@ class GithubConnector:
         when some target has a due day to compare (a milestone has no assignee).
         """
         found = PushCheck()
-        wanted = [(t, t.due) for t in targets
-                  if set(t.criteria) == {"milestone"} and t.due is not None]
+        wanted = dated(targets, "milestone")
         if not wanted:
             return found
         by_title: dict[str, Row] = {}
@@ -301,11 +302,10 @@ class GithubConnector:
                     f"repository {self.repo} of '{self.name}', or the token cannot see it")
                 continue
             current = due_day(milestone.get("due_on"))
-            if current != due:
-                found.differences.append(Difference(
-                    milestone=target.milestone, container=f"milestone '{title}'", field="due",
-                    tracker=current.isoformat() if current else None,
-                    plan=due.isoformat(), ref=str(milestone["number"])))
+            difference = due_difference(target, due, current, container=f"milestone '{title}'",
+                                        ref=str(milestone["number"]))
+            if difference is not None:
+                found.differences.append(difference)
         return found
 
     def apply(self, difference: Difference) -> None:

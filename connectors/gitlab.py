@@ -63,6 +63,8 @@ from connectors.base import (
     SourceError,
     Target,
     Window,
+    dated,
+    due_difference,
     error_for_status,
     parse_retry_after,
 )
@@ -269,8 +271,7 @@ class GitlabConnector:
         and only when some target has a due day to compare (a milestone has no assignee).
         """
         found = PushCheck()
-        wanted = [(t, t.due) for t in targets
-                  if set(t.criteria) == {"milestone"} and t.due is not None]
+        wanted = dated(targets, "milestone")
         if not wanted:
             return found
         by_title: dict[str, list[Row]] = {}
@@ -298,11 +299,10 @@ class GitlabConnector:
                 continue
             raw = milestone.get("due_date")
             current = date.fromisoformat(str(raw)) if raw else None
-            if current != due:
-                found.differences.append(Difference(
-                    milestone=target.milestone, container=f"milestone '{title}'", field="due",
-                    tracker=current.isoformat() if current else None,
-                    plan=due.isoformat(), ref=ref))
+            difference = due_difference(target, due, current, container=f"milestone '{title}'",
+                                        ref=ref)
+            if difference is not None:
+                found.differences.append(difference)
         return found
 
     def apply(self, difference: Difference) -> None:

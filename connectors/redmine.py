@@ -60,6 +60,8 @@ from connectors.base import (
     SourceError,
     Target,
     Window,
+    dated,
+    due_difference,
     error_for_status,
     with_retries,
 )
@@ -226,8 +228,7 @@ class RedmineConnector:
         has a due day to compare (a version has no assignee).
         """
         found = PushCheck()
-        wanted = [(t, t.due) for t in targets
-                  if set(t.criteria) == {"version"} and t.due is not None]
+        wanted = dated(targets, "version")
         if not wanted:
             return found
         project = self.config.project
@@ -257,11 +258,10 @@ class RedmineConnector:
             version = versions[0]
             raw = version.get("due_date")
             current = date.fromisoformat(str(raw)) if raw else None
-            if current != due:
-                found.differences.append(Difference(
-                    milestone=target.milestone, container=f"version '{name}'", field="due",
-                    tracker=current.isoformat() if current else None,
-                    plan=due.isoformat(), ref=str(version["id"])))
+            difference = due_difference(target, due, current, container=f"version '{name}'",
+                                        ref=str(version["id"]))
+            if difference is not None:
+                found.differences.append(difference)
         return found
 
     def apply(self, difference: Difference) -> None:

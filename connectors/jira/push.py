@@ -11,6 +11,7 @@ the due date on the epic's edit screen; Jira's refusal is passed on with what to
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import (
@@ -20,6 +21,7 @@ from connectors.base import (
     PushCheck,
     RequestCount,
     Target,
+    due_difference,
 )
 from connectors.jira.payloads import account_id
 from connectors.jira.transport import NotFound
@@ -66,12 +68,12 @@ def check(connector: JiraConnector, targets: Sequence[Target]) -> PushCheck:
         fields: Mapping[str, Any] = raw_fields if isinstance(raw_fields, Mapping) else {}
         container = f"epic {key}"
         if target.due is not None:
-            current = fields.get("duedate") or None
-            wanted = target.due.isoformat()
-            if current != wanted:
-                found.differences.append(Difference(
-                    milestone=target.milestone, container=container, field="due",
-                    tracker=str(current) if current else None, plan=wanted, ref=key))
+            raw = fields.get("duedate")
+            current = date.fromisoformat(str(raw)[:10]) if raw else None
+            difference = due_difference(target, target.due, current, container=container,
+                                        ref=key)
+            if difference is not None:
+                found.differences.append(difference)
         if target.owner_account is not None:
             assignee = fields.get("assignee")
             if account_id(assignee, cloud=cloud) != target.owner_account:
