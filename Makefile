@@ -24,7 +24,12 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# mypy cannot follow the editable install's import hook: lay the `stratmap` namespace out as
+# symlinks to the design card's folders, the same tree the wheel holds.
+NAMESPACE := flows connectors models judgement publish deployments
 types: setup
+	@mkdir -p .typecheck/stratmap
+	@for d in $(NAMESPACE); do ln -sfn ../../$$d .typecheck/stratmap/$$d; done
 	$(BIN)/mypy
 
 pytest: setup
@@ -37,5 +42,5 @@ bench: setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) northwind.db northwind-report.json .pytest_cache .mypy_cache .ruff_cache \
+	rm -rf $(VENV) .typecheck northwind.db northwind-report.json .pytest_cache .mypy_cache .ruff_cache \
 		benchmarks/.venv-peers

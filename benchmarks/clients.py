@@ -41,10 +41,10 @@ def _auth(deployment: str) -> dict[str, str]:
 
 
 def run_stratmap(options: dict[str, Any]) -> dict[str, Any]:
-    from connectors.jira import JiraConnector
-    from flows.pipeline import sync_source
-    from models.plan import JiraSource
-    from models.store import Store
+    from stratmap.connectors.jira import JiraConnector
+    from stratmap.flows.pipeline import sync_source
+    from stratmap.models.plan import JiraSource
+    from stratmap.models.store import Store
 
     started = datetime.fromisoformat(options["started"])
     deployment = options["deployment"]

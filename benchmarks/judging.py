@@ -27,8 +27,15 @@ def _rss_mb() -> float:
 
 
 def build(items: int, milestones: int, *, seed: int = 5) -> tuple[Any, Any]:
-    from models.plan import Plan
-    from models.records import Account, Comment, Evidence, StatusCategory, StatusChange, WorkItem
+    from stratmap.models.plan import Plan
+    from stratmap.models.records import (
+        Account,
+        Comment,
+        Evidence,
+        StatusCategory,
+        StatusChange,
+        WorkItem,
+    )
 
     rng = random.Random(seed)
     people = {f"p{n:03d}": {"name": f"Person {n}", "email": f"p{n:03d}@northwind.example",
@@ -117,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--milestones", type=int, default=500)
     args = parser.parse_args(argv)
-    from judgement import judge
+    from stratmap.judgement import judge
 
     clock = time.perf_counter()
     plan, evidence = build(args.items, args.milestones)

@@ -130,7 +130,7 @@ class LoadServer:
 
 
 def search_fields(deployment: str) -> list[str]:
-    from connectors.jira.payloads import BASE_FIELDS
+    from stratmap.connectors.jira.payloads import BASE_FIELDS
 
     extra = ["customfield_10042"] + ([] if deployment == "cloud" else ["customfield_10700"])
     return [*BASE_FIELDS, *extra]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
-from models.records import (
+from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,

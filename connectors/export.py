@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from connectors.base import FatalSourceError, Window
-from models.records import (
+from stratmap.connectors.base import FatalSourceError, Window
+from stratmap.models.records import (
     Account,
     Comment,
     Page,

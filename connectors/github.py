@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     Difference,
     FatalSourceError,
@@ -65,7 +65,7 @@ from connectors.base import (
     error_for_status,
     parse_retry_after,
 )
-from connectors.http import (
+from stratmap.connectors.http import (
     Classify,
     JsonApi,
     Listing,
@@ -78,8 +78,8 @@ from connectors.http import (
     spent_budget,
     sweep_updated,
 )
-from models.plan import GithubSource
-from models.records import (
+from stratmap.models.plan import GithubSource
+from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,

@@ -52,7 +52,7 @@ from urllib.parse import quote
 
 import httpx
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     Difference,
     FatalSourceError,
@@ -68,7 +68,7 @@ from connectors.base import (
     error_for_status,
     parse_retry_after,
 )
-from connectors.http import (
+from stratmap.connectors.http import (
     Classify,
     JsonApi,
     Listing,
@@ -81,8 +81,8 @@ from connectors.http import (
     spent_budget,
     sweep_updated,
 )
-from models.plan import GitlabSource
-from models.records import (
+from stratmap.models.plan import GitlabSource
+from stratmap.models.records import (
     Account,
     Comment,
     Page,

@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     FatalSourceError,
     RateGate,

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     Difference,
     FatalSourceError,
@@ -65,8 +65,8 @@ from connectors.base import (
     error_for_status,
     with_retries,
 )
-from models.plan import RedmineSource
-from models.records import (
+from stratmap.models.plan import RedmineSource
+from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,

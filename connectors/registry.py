@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from connectors.base import Connector, FatalSourceError
-from models.plan import (
+from stratmap.connectors.base import Connector, FatalSourceError
+from stratmap.models.plan import (
     ExportSource,
     GithubSource,
     GitlabSource,
@@ -24,32 +24,32 @@ def build_connector(name: str, source: Source, *, plan_dir: Path,
                     secret: SecretResolver) -> Connector:
     """The connector for ``source``; relative export paths are read from ``plan_dir``."""
     if isinstance(source, ExportSource):
-        from connectors.export import ExportConnector
+        from stratmap.connectors.export import ExportConnector
 
         path = Path(source.path)
         return ExportConnector(name, path if path.is_absolute() else plan_dir / path,
                                fmt=source.kind, status_done=source.status_done)
     if isinstance(source, JiraSource):
-        from connectors.jira import JiraConnector
+        from stratmap.connectors.jira import JiraConnector
 
         return JiraConnector(name, source, token=secret(name, source.token))
     if isinstance(source, RedmineSource):
-        from connectors.redmine import RedmineConnector
+        from stratmap.connectors.redmine import RedmineConnector
 
         token = secret(name, source.token) if source.token else None
         return RedmineConnector(name, source, token=token)
     if isinstance(source, GithubSource):
-        from connectors.github import GithubConnector
+        from stratmap.connectors.github import GithubConnector
 
         return GithubConnector(
             name, source, token=secret(name, source.token) if source.token else None)
     if isinstance(source, GitlabSource):
-        from connectors.gitlab import GitlabConnector
+        from stratmap.connectors.gitlab import GitlabConnector
 
         return GitlabConnector(
             name, source, token=secret(name, source.token) if source.token else None)
     if isinstance(source, LinearSource):
-        from connectors.linear import LinearConnector
+        from stratmap.connectors.linear import LinearConnector
 
         return LinearConnector(name, source, secret(name, source.token))
     raise FatalSourceError(

@@ -70,7 +70,7 @@ def cmd_init(args: argparse.Namespace, console: Console) -> int:
     if target.exists() and not args.force:
         console.print(f"[red]{target} exists[/]; pass --force to overwrite it")
         return EXIT_INVALID
-    template = resources.files("models").joinpath("templates/plan.yaml").read_text("utf-8")
+    template = resources.files("stratmap.models").joinpath("templates/plan.yaml").read_text("utf-8")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(template, encoding="utf-8")
     console.print(f"Wrote [bold]{target}[/]. Next: edit it, then "
@@ -79,7 +79,7 @@ def cmd_init(args: argparse.Namespace, console: Console) -> int:
 
 
 def _load(path: str, console: Console):  # type: ignore[no-untyped-def]
-    from models.planfile import PlanError, load_plan
+    from stratmap.models.planfile import PlanError, load_plan
 
     try:
         return load_plan(path)
@@ -105,9 +105,9 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def _sync(plan, plan_path: Path, store, console: Console, *, quiet: bool) -> int:  # type: ignore[no-untyped-def]
-    from connectors.base import SourceError
-    from flows.pipeline import sync_plan_source
-    from models.records import utcnow
+    from stratmap.connectors.base import SourceError
+    from stratmap.flows.pipeline import sync_plan_source
+    from stratmap.models.records import utcnow
 
     started = utcnow()
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
@@ -135,7 +135,7 @@ def _sync(plan, plan_path: Path, store, console: Console, *, quiet: bool) -> int
 
 
 def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from models.store import Store
+    from stratmap.models.store import Store
 
     return Store(args.db)
 
@@ -197,7 +197,7 @@ def prefect_api_configured() -> bool:
 
 
 def _run_with_prefect(args: argparse.Namespace, console: Console) -> int:
-    from flows.track import SyncFailed, track_plan
+    from stratmap.flows.track import SyncFailed, track_plan
 
     try:
         track_plan(str(Path(args.plan).resolve()), db=args.db, as_of=args.as_of,
@@ -209,9 +209,9 @@ def _run_with_prefect(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from judgement import judge
-    from models.history import record_run
-    from models.records import utcnow
+    from stratmap.judgement import judge
+    from stratmap.models.history import record_run
+    from stratmap.models.records import utcnow
 
     plan = _load(args.plan, console)
     if plan is None:
@@ -252,8 +252,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from flows.pipeline import judge_plan
-    from models.records import utcnow
+    from stratmap.flows.pipeline import judge_plan
+    from stratmap.models.records import utcnow
 
     plan = _load(args.plan, console)
     if plan is None:
@@ -261,7 +261,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     with _store(args) as store:
         report = judge_plan(plan, store, as_of=args.as_of or utcnow())
         if args.format == "html":  # issue 6: one self-contained page, with history and map
-            from publish.html import render_from_store
+            from stratmap.publish.html import render_from_store
 
             html_text = render_from_store(plan, store, report)
     if args.format == "json":
@@ -269,7 +269,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     elif args.format == "html":
         text = html_text
     else:
-        from publish.markdown import render
+        from stratmap.publish.markdown import render
 
         text = render(report)
     if args.output:
@@ -286,7 +286,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
         return EXIT_INVALID
     from prefect import serve
 
-    from flows.deploy import deployments_for
+    from stratmap.flows.deploy import deployments_for
 
     deployments = deployments_for(plan, plan_path=args.plan, db=args.db)
     for deployment in deployments:
@@ -298,8 +298,8 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_push(args: argparse.Namespace, console: Console) -> int:
-    from connectors.base import SourceError
-    from flows.push import CONTAINER_NAMES, push_plan
+    from stratmap.connectors.base import SourceError
+    from stratmap.flows.push import CONTAINER_NAMES, push_plan
 
     plan = _load(args.plan, console)
     if plan is None:
@@ -356,7 +356,7 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, console: Console) -> int:
-    from models.schemas import schema_text
+    from stratmap.models.schemas import schema_text
 
     sys.stdout.write(schema_text(args.which))
     return EXIT_OK
@@ -534,10 +534,10 @@ def _unexpected(error: Exception, args: argparse.Namespace, console: Console) ->
     """A clear message instead of a traceback (which -v shows), secrets masked."""
     from sqlalchemy.exc import ArgumentError, OperationalError
 
-    from flows.redact import redact
+    from stratmap.flows.redact import redact
 
     if isinstance(error, (ArgumentError, OperationalError)):
-        from models.store import database_url, redact_url
+        from stratmap.models.store import database_url, redact_url
 
         try:
             where = redact_url(database_url(getattr(args, "db", None)))

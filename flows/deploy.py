@@ -12,8 +12,8 @@ from typing import Any
 from prefect.schedules import Cron
 from prefect.schedules import Schedule as Schedule_
 
-from models.plan import Plan, Schedule
-from publish.prefect_ui import slug
+from stratmap.models.plan import Plan, Schedule
+from stratmap.publish.prefect_ui import slug
 
 
 def schedules_for(plan: Plan) -> dict[str, Schedule_]:
@@ -28,7 +28,7 @@ def schedules_for(plan: Plan) -> dict[str, Schedule_]:
 def deployments_for(plan: Plan, *, plan_path: str | Path, db: str | None = None) -> list[Any]:
     """``track-<plan>`` on the sync schedule, ``report-<plan>`` on the report schedule, and
     ``push-<plan>`` run on demand (``apply`` false unless the run sets it)."""
-    from flows.track import push_plan_flow, report_plan, track_plan
+    from stratmap.flows.track import push_plan_flow, report_plan, track_plan
 
     name = slug(plan.name)
     path = str(Path(plan_path).resolve())

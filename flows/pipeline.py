@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from connectors.base import Connector, Window, at_most, minus
-from connectors.registry import build_connector
-from flows.secrets import resolve_secret
-from judgement import judge
-from models.plan import Plan, Selector
-from models.records import Page
-from models.report import Report
-from models.store import Store
+from stratmap.connectors.base import Connector, Window, at_most, minus
+from stratmap.connectors.registry import build_connector
+from stratmap.flows.secrets import resolve_secret
+from stratmap.judgement import judge
+from stratmap.models.plan import Plan, Selector
+from stratmap.models.records import Page
+from stratmap.models.report import Report
+from stratmap.models.store import Store
 
 log = logging.getLogger(__name__)
 

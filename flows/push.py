@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from connectors.base import Difference, PushCheck, Pusher, Target
-from flows.pipeline import connector_for
-from models.plan import Plan
+from stratmap.connectors.base import Difference, PushCheck, Pusher, Target
+from stratmap.flows.pipeline import connector_for
+from stratmap.models.plan import Plan
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from connectors.base import FatalSourceError
-from flows import redact
+from stratmap.connectors.base import FatalSourceError
+from stratmap.flows import redact
 
 
 def resolve_secret(source: str, reference: str) -> str:
@@ -51,7 +51,7 @@ def _load_any(name: str) -> Any:
     """A bare block name: stratmap's own credentials block, else a Secret block."""
     from prefect.blocks.system import Secret
 
-    from flows.blocks import TrackerCredentials
+    from stratmap.flows.blocks import TrackerCredentials
 
     try:
         return TrackerCredentials.load(name)

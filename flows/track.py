@@ -18,19 +18,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
-from connectors.base import FatalSourceError
-from flows import redact
-from flows.pipeline import sync_plan_source
-from judgement import judge
-from models.history import record_run
-from models.marks import load_marks, save_marks
-from models.plan import Plan
-from models.planfile import load_plan
-from models.records import utcnow
-from models.report import Report
-from models.store import Store, database_url, redact_url
-from publish.changes import diff, due_alerts, mark_delivered
-from publish.prefect_ui import deliver, emit_changes, publish_artifacts, report_key, slug
+from stratmap.connectors.base import FatalSourceError
+from stratmap.flows import redact
+from stratmap.flows.pipeline import sync_plan_source
+from stratmap.judgement import judge
+from stratmap.models.history import record_run
+from stratmap.models.marks import load_marks, save_marks
+from stratmap.models.plan import Plan
+from stratmap.models.planfile import load_plan
+from stratmap.models.records import utcnow
+from stratmap.models.report import Report
+from stratmap.models.store import Store, database_url, redact_url
+from stratmap.publish.changes import diff, due_alerts, mark_delivered
+from stratmap.publish.prefect_ui import deliver, emit_changes, publish_artifacts, report_key, slug
 
 
 class SyncFailed(RuntimeError):
@@ -91,7 +91,7 @@ def _judge(plan_path: str, db: str | None, as_of: datetime) -> Report:
 
 def _write_html(plan: Plan, store: Store, report: Report, html_path: str) -> str:
     """Write the HTML report; its address for the link artifact."""
-    from publish.html import render_from_store
+    from stratmap.publish.html import render_from_store
 
     target = Path(html_path).expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -201,7 +201,7 @@ def push_plan_flow(plan_path: str, apply: bool = False,
     a table artifact of the differences; with ``apply``, the plan's values are written."""
     from prefect.artifacts import create_table_artifact
 
-    from flows.push import push_plan
+    from stratmap.flows.push import push_plan
 
     logger = get_run_logger()
     plan = load_plan(Path(plan_path))

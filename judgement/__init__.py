@@ -4,6 +4,6 @@ No I/O and no clock reads live here, so every rule is a fast unit test and judgi
 past moment reproduces the plan as it stood then.
 """
 
-from judgement.engine import judge
+from stratmap.judgement.engine import judge
 
 __all__ = ["judge"]

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from judgement.evidence import EvidenceIndex, ItemId, ItemState
-from models.plan import Feedback, Goal, Milestone, Plan, Rules, format_duration
-from models.records import Comment, Evidence
-from models.report import (
+from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
+from stratmap.models.plan import Feedback, Goal, Milestone, Plan, Rules, format_duration
+from stratmap.models.records import Comment, Evidence
+from stratmap.models.report import (
     AT_RISK_KINDS,
     Finding,
     GoalReport,

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from models.plan import Plan, Selector
-from models.records import (
+from stratmap.models.plan import Plan, Selector
+from stratmap.models.records import (
     AssigneeChange,
     Comment,
     Evidence,

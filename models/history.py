@@ -25,13 +25,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import select
 
-from judgement.engine import judge
-from judgement.evidence import EvidenceIndex
-from models.plan import Plan
-from models.records import Evidence, ensure_utc, utcnow
-from models.report import Finding, Report, Status
-from models.store import Store, upsert
-from models.tables import SnapshotRow
+from stratmap.judgement.engine import judge
+from stratmap.judgement.evidence import EvidenceIndex
+from stratmap.models.plan import Plan
+from stratmap.models.records import Evidence, ensure_utc, utcnow
+from stratmap.models.report import Finding, Report, Status
+from stratmap.models.store import Store, upsert
+from stratmap.models.tables import SnapshotRow
 
 log = logging.getLogger(__name__)
 

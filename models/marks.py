@@ -11,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.store import Store, upsert
-from models.tables import Base
+from stratmap.models.store import Store, upsert
+from stratmap.models.tables import Base
 
 
 class PlanMarkRow(Base):

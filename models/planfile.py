@@ -20,8 +20,8 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from models.plan import SELECTOR_KINDS, Plan, Selector
-from models.report import Kind, Status
+from stratmap.models.plan import SELECTOR_KINDS, Plan, Selector
+from stratmap.models.report import Kind, Status
 
 Path_ = tuple[str | int, ...]
 

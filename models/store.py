@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
-from models.records import (
+from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,
@@ -44,7 +44,7 @@ from models.records import (
     StatusChange,
     WorkItem,
 )
-from models.tables import (
+from stratmap.models.tables import (
     AccountRow,
     AssigneeChangeRow,
     Base,

@@ -18,9 +18,9 @@ import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from models.marks import Mark
-from models.plan import Plan
-from models.report import Finding, Report, Status
+from stratmap.models.marks import Mark
+from stratmap.models.plan import Plan
+from stratmap.models.report import Finding, Report, Status
 
 RANK = {Status.DONE.value: 0, Status.NOT_STARTED.value: 1, Status.ON_TRACK.value: 2,
         Status.AT_RISK.value: 3, Status.OFF_TRACK.value: 4}

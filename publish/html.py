@@ -24,15 +24,15 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from models.report import Finding, GoalReport, MilestoneReport, Report, Severity, Status
-from publish.charts import Point, burnup_svg, trend_svg
-from publish.map import LABEL, MapUnavailable, anchors, strategic_map_svg
+from stratmap.models.report import Finding, GoalReport, MilestoneReport, Report, Severity, Status
+from stratmap.publish.charts import Point, burnup_svg, trend_svg
+from stratmap.publish.map import LABEL, MapUnavailable, anchors, strategic_map_svg
 
 if TYPE_CHECKING:
-    from models.history import Snapshot
-    from models.plan import Plan
-    from models.records import Evidence
-    from models.store import Store
+    from stratmap.models.history import Snapshot
+    from stratmap.models.plan import Plan
+    from stratmap.models.records import Evidence
+    from stratmap.models.store import Store
 
 PLAN_ENTITY = "*"
 TREND_WINDOW = timedelta(days=28)
@@ -390,7 +390,7 @@ def render(report: Report, *, history: Sequence[Snapshot] = (),
 
 def render_from_store(plan: Plan, store: Store, report: Report) -> str:
     """The HTML page of a report judged from ``store``: its history and item links too."""
-    from models.history import history
+    from stratmap.models.history import history
 
     evidence = store.evidence(plan.sources)
     return render(report, history=history(store, plan, evidence, until=report.as_of),

@@ -16,8 +16,8 @@ import re
 import textwrap
 from collections.abc import Mapping
 
-from models.report import GoalReport, MilestoneReport, Report, Status
-from publish.charts import scoped
+from stratmap.models.report import GoalReport, MilestoneReport, Report, Status
+from stratmap.publish.charts import scoped
 
 log = logging.getLogger(__name__)
 

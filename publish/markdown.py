@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import html
 
-from models.report import Finding, Report, Status
-from publish.map import FILL
+from stratmap.models.report import Finding, Report, Status
+from stratmap.publish.map import FILL
 
 STATUS_LABEL = {
     Status.DONE: "done",

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from models.plan import Plan
-from models.report import Kind, Report
-from publish.changes import Alert, Change, alert_text
-from publish.map import strategic_map_image
-from publish.markdown import render
+from stratmap.models.plan import Plan
+from stratmap.models.report import Kind, Report
+from stratmap.publish.changes import Alert, Change, alert_text
+from stratmap.publish.map import strategic_map_image
+from stratmap.publish.markdown import render
 
 log = logging.getLogger(__name__)
 

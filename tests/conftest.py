@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
-from connectors.jira import JiraConnector
-from models.store import Store
+from stratmap.connectors.jira import JiraConnector
+from stratmap.models.store import Store
 from tests.browser import Browser, chromium, required
 from tests.fakes.jira_server import FakeClock, FakeJira, connector_for
 

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from judgement import judge
-from models.history import Snapshot, reconstruct, week_ends
-from models.plan import Plan
-from models.records import Account, Comment, Evidence, StatusCategory, StatusChange, WorkItem
-from models.report import Report
+from stratmap.judgement import judge
+from stratmap.models.history import Snapshot, reconstruct, week_ends
+from stratmap.models.plan import Plan
+from stratmap.models.records import (
+    Account,
+    Comment,
+    Evidence,
+    StatusCategory,
+    StatusChange,
+    WorkItem,
+)
+from stratmap.models.report import Report
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMAGE = '<img src=x onerror="window.__pwned=1">'

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from models.marks import load_marks, save_marks
-from models.plan import Plan
-from models.report import Finding, GoalReport, ItemCounts, MilestoneReport, Report, Status
-from models.store import Store
-from publish.changes import alert_text, diff, due_alerts, mark_delivered
-from publish.prefect_ui import deliver
+from stratmap.models.marks import load_marks, save_marks
+from stratmap.models.plan import Plan
+from stratmap.models.report import Finding, GoalReport, ItemCounts, MilestoneReport, Report, Status
+from stratmap.models.store import Store
+from stratmap.publish.changes import alert_text, diff, due_alerts, mark_delivered
+from stratmap.publish.prefect_ui import deliver
 
 NOW = datetime(2027, 3, 1, 9, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from stratmap.flows.cli import main
 from tests.conftest import EXAMPLES
 
 SAMPLE = EXAMPLES / "northwind"
@@ -18,7 +18,7 @@ AS_OF = "2027-03-01T09:00Z"
 
 
 def stratmap(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "stratmap.flows.cli", *args], capture_output=True,
                           text=True, check=False, cwd=cwd)
 
 

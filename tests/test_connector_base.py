@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     FatalSourceError,
     RateGate,
@@ -95,7 +95,7 @@ def test_a_repeated_page_token_is_refused() -> None:
 def test_spent_budget_reads_a_successful_answers_rate_limit_headers() -> None:
     import httpx
 
-    from connectors.http import spent_budget
+    from stratmap.connectors.http import spent_budget
 
     pace = spent_budget("ratelimit-remaining", "ratelimit-reset")  # GitLab's names
     spent = httpx.Response(200, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "1900"})

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from flows.deploy import deployments_for, schedules_for
-from models.planfile import load_plan, parse_plan
+from stratmap.flows.deploy import deployments_for, schedules_for
+from stratmap.models.planfile import load_plan, parse_plan
 from tests.conftest import EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,11 +15,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from flows.blocks import SmtpEmail
-from models.plan import Plan
-from models.report import Status
-from publish.changes import diff, due_alerts
-from publish.prefect_ui import deliver
+from stratmap.flows.blocks import SmtpEmail
+from stratmap.models.plan import Plan
+from stratmap.models.report import Status
+from stratmap.publish.changes import diff, due_alerts
+from stratmap.publish.prefect_ui import deliver
 from tests.test_alerts import NOW, report
 
 

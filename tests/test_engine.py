@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from judgement import judge
-from models.plan import Plan
-from models.records import (
+from stratmap.judgement import judge
+from stratmap.models.plan import Plan
+from stratmap.models.records import (
     AssigneeChange,
     Comment,
     Evidence,
@@ -19,7 +19,7 @@ from models.records import (
     StatusChange,
     WorkItem,
 )
-from models.report import Kind, Report, Status
+from stratmap.models.report import Kind, Report, Status
 
 START = datetime(2027, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -263,7 +263,7 @@ def test_feedback_from_named_people_and_accounts_matched_by_email() -> None:
     as_of = START + 30 * DAY
     items, changes = _moving(as_of)
     accounts = (
-        __import__("models.records", fromlist=["Account"]).Account(
+        __import__("stratmap.models.records", fromlist=["Account"]).Account(
             source="jira", account_id="acc-carol", email="CAROL@example.com"),
     )
     ev = Evidence(items=tuple(items), changes=tuple(changes),

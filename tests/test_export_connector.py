@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import FatalSourceError, Window
-from connectors.export import ExportConnector
+from stratmap.connectors.base import FatalSourceError, Window
+from stratmap.connectors.export import ExportConnector
 from tests.contract.suite import T0, ConnectorContract, SeedItem
 
 

@@ -34,13 +34,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select
 
-from connectors.base import RetriableError, RetryPolicy, SourceError
-from connectors.jira import JiraConnector
-from flows.pipeline import sync_source
-from judgement import judge
-from models.plan import Plan
-from models.store import Base, Store
-from publish.markdown import render
+from stratmap.connectors.base import RetriableError, RetryPolicy, SourceError
+from stratmap.connectors.jira import JiraConnector
+from stratmap.flows.pipeline import sync_source
+from stratmap.judgement import judge
+from stratmap.models.plan import Plan
+from stratmap.models.store import Base, Store
+from stratmap.publish.markdown import render
 from tests.fakes.jira_server import (
     Deployment,
     FakeClock,

@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.base import AuthError, FatalSourceError, RateLimited, RetryPolicy, Window
-from connectors.github import GithubConnector
-from connectors.registry import build_connector
-from models.plan import GithubSource
-from models.records import Page, StatusCategory
+from stratmap.connectors.base import AuthError, FatalSourceError, RateLimited, RetryPolicy, Window
+from stratmap.connectors.github import GithubConnector
+from stratmap.connectors.registry import build_connector
+from stratmap.models.plan import GithubSource
+from stratmap.models.records import Page, StatusCategory
 from tests.contract.suite import T0, ConnectorContract, SeedItem, make_items
 from tests.fakes.github_api import (
     API,

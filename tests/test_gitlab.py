@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import AuthError, FatalSourceError, Window
-from connectors.gitlab import GitlabConnector
-from connectors.registry import build_connector
-from models.plan import GitlabSource
-from models.records import Page, StatusCategory
+from stratmap.connectors.base import AuthError, FatalSourceError, Window
+from stratmap.connectors.gitlab import GitlabConnector
+from stratmap.connectors.registry import build_connector
+from stratmap.models.plan import GitlabSource
+from stratmap.models.records import Page, StatusCategory
 from tests.contract.suite import T0, ConnectorContract, make_items
 from tests.fakes.gitlab_api import (
     HOST,

@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 
-from flows.cli import main
-from judgement import judge
-from models.history import (
+from stratmap.flows.cli import main
+from stratmap.judgement import judge
+from stratmap.models.history import (
     PLAN,
     history,
     load,
@@ -20,9 +20,9 @@ from models.history import (
     snapshots_of,
     week_ends,
 )
-from models.planfile import load_plan
-from models.store import Store
-from models.tables import Base, SnapshotRow
+from stratmap.models.planfile import load_plan
+from stratmap.models.store import Store
+from stratmap.models.tables import Base, SnapshotRow
 from tests.conftest import EXAMPLES
 
 SAMPLE = EXAMPLES / "northwind" / "plan.yaml"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from models.report import Kind
-from publish.html import item_links, render, safe_url
+from stratmap.flows.cli import main
+from stratmap.models.report import Kind
+from stratmap.publish.html import item_links, render, safe_url
 from tests import hostile
 from tests.browser import Browser, Tab
 from tests.conftest import EXAMPLES

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from jira import JIRA
 
-from connectors.base import Connector, FatalSourceError, Window
-from connectors.jira import JiraConnector, jql_quote
-from models.records import Page, StatusCategory
+from stratmap.connectors.base import Connector, FatalSourceError, Window
+from stratmap.connectors.jira import JiraConnector, jql_quote
+from stratmap.models.records import Page, StatusCategory
 from tests.conftest import Connect
 from tests.fakes.jira_server import T0, FakeJira
 
@@ -679,7 +679,7 @@ def test_a_no_change_sync_re_reads_the_overlap_without_completing_it(
     """An issue in the overlap whose stored ``updated`` is the same is not completed again:
     a sync with nothing new makes three requests (fields, statuses, one search page), even
     when that issue's history is longer than a search embeds."""
-    from flows.pipeline import sync_source
+    from stratmap.flows.pipeline import sync_source
 
     site.embedded_histories = 2
     site.embedded_comments = 1
@@ -741,7 +741,7 @@ def test_the_hint_is_ignored_on_a_full_sync_and_for_other_stamps(
 def test_assignee_changes_reach_the_store_as_account_ids(
     site: FakeJira, connect: Connect, store: Any
 ) -> None:
-    from flows.pipeline import sync_source
+    from stratmap.flows.pipeline import sync_source
 
     ann = site.add_user("557058:ann" if site.cloud else "ann", "Ann").account_id
     bob = site.add_user("557058:bob" if site.cloud else "bob", "Bob").account_id
@@ -765,7 +765,7 @@ def test_assignee_changes_reach_the_store_as_account_ids(
 
 def test_a_deleted_users_key_is_kept_and_the_item_flagged(dc: FakeJira, connect: Connect,
                                                           store: Any) -> None:
-    from flows.pipeline import sync_source
+    from stratmap.flows.pipeline import sync_source
 
     dc.add_user("gone", "Former colleague")
     dc.seed(1)

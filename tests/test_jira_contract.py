@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from connectors.base import Connector
+from stratmap.connectors.base import Connector
 from tests.contract.suite import ConnectorContract, SeedItem
 from tests.fakes.jira_server import FakeClock, FakeJira, connector_for
 

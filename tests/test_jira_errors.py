@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     FatalSourceError,
     RateLimited,
@@ -22,8 +22,8 @@ from connectors.base import (
     SourceError,
     Window,
 )
-from connectors.jira import JiraConnector
-from models.records import Page
+from stratmap.connectors.jira import JiraConnector
+from stratmap.models.records import Page
 from tests.conftest import Connect
 from tests.fakes.jira_server import FakeClock, FakeJira
 

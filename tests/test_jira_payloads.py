@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from connectors.jira import jql_quote
-from connectors.jira.jql import epoch_ms, jql_problem, selector_jql, window_jql
-from connectors.jira.payloads import (
+from stratmap.connectors.jira import jql_quote
+from stratmap.connectors.jira.jql import epoch_ms, jql_problem, selector_jql, window_jql
+from stratmap.connectors.jira.payloads import (
     Site,
     adf_text,
     body_text,
@@ -23,7 +23,7 @@ from connectors.jira.payloads import (
     parse_time,
     status_categories,
 )
-from models.records import StatusCategory
+from stratmap.models.records import StatusCategory
 from tests.fakes.jira_server import FakeJira, JqlError
 
 # -- JQL -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import cli
+from stratmap.flows import cli
 from tests.fakes.jira_server import FakeJira
 
 AS_OF = datetime(2027, 3, 1, 9, tzinfo=UTC)

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import AuthError, FatalSourceError, RetriableError, Window
-from connectors.linear import LinearConnector
-from connectors.registry import build_connector
-from flows.pipeline import judge_plan, sync_plan_source
-from models.plan import LinearSource
-from models.planfile import load_plan
-from models.records import Page, StatusCategory, WorkItem
-from models.store import Store
+from stratmap.connectors.base import AuthError, FatalSourceError, RetriableError, Window
+from stratmap.connectors.linear import LinearConnector
+from stratmap.connectors.registry import build_connector
+from stratmap.flows.pipeline import judge_plan, sync_plan_source
+from stratmap.models.plan import LinearSource
+from stratmap.models.planfile import load_plan
+from stratmap.models.records import Page, StatusCategory, WorkItem
+from stratmap.models.store import Store
 from tests.contract.suite import T0, ConnectorContract, SeedItem, make_items
 from tests.fakes.linear_api import FakeLinear, ident, started
 

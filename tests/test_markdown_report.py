@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from flows.cli import main
-from publish.markdown import mermaid_text, render
+from stratmap.flows.cli import main
+from stratmap.publish.markdown import mermaid_text, render
 from tests import hostile
 from tests.browser import Browser
 from tests.conftest import EXAMPLES
@@ -141,7 +141,7 @@ def test_the_map_image_is_the_graphviz_map_embedded_as_a_data_uri() -> None:
     import base64
     import xml.etree.ElementTree as ET
 
-    from publish.map import strategic_map_image
+    from stratmap.publish.map import strategic_map_image
 
     _plan, _evidence, report, _past = hostile.report_and_history()
     uri = strategic_map_image(report)
@@ -160,11 +160,11 @@ def test_the_map_image_is_the_graphviz_map_embedded_as_a_data_uri() -> None:
 def test_without_graphviz_or_for_a_huge_map_the_map_stays_mermaid(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import publish.map
-    from publish.map import strategic_map_image
+    import stratmap.publish.map
+    from stratmap.publish.map import strategic_map_image
 
     _plan, _evidence, report, _past = hostile.report_and_history()
-    monkeypatch.setattr(publish.map, "MAX_IMAGE_BYTES", 100)
+    monkeypatch.setattr(stratmap.publish.map, "MAX_IMAGE_BYTES", 100)
     assert strategic_map_image(report) is None
     monkeypatch.undo()
     monkeypatch.setenv("PATH", str(tmp_path))  # no `dot` on it

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.pipeline import judge_plan, sync_plan_source
-from models.planfile import load_plan
-from models.store import Store
+from stratmap.flows.pipeline import judge_plan, sync_plan_source
+from stratmap.models.planfile import load_plan
+from stratmap.models.store import Store
 from tests.fakes.github_api import FakeGithub, activated, comment, event, issue, milestone
 
 PLAN = """\

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from models.planfile import PlanError, load_plan, parse_plan
-from models.schemas import HERE, schema_text
+from stratmap.models.planfile import PlanError, load_plan, parse_plan
+from stratmap.models.schemas import HERE, schema_text
 
 BASE = """\
 version: 1
@@ -146,7 +146,7 @@ def test_a_missing_file_and_an_empty_file(tmp_path: Path) -> None:
 def test_validate_exits_2_with_positions_and_no_traceback(tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(BASE.replace("owner: bob\n    milestones", "owner: rob\n    milestones"))
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "validate", str(plan)],
+    done = subprocess.run([sys.executable, "-m", "stratmap.flows.cli", "validate", str(plan)],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert f"{plan}:12:12: unknown person 'rob'" in done.stdout
@@ -154,7 +154,7 @@ def test_validate_exits_2_with_positions_and_no_traceback(tmp_path: Path) -> Non
 
 
 def test_init_template_is_a_valid_plan(tmp_path: Path) -> None:
-    from flows.cli import main
+    from stratmap.flows.cli import main
 
     assert main(["init", str(tmp_path / "plan.yaml")]) == 0
     assert load_plan(tmp_path / "plan.yaml").goals

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from models.planfile import load_plan
+from stratmap.models.planfile import load_plan
 from tests.browser import Browser, chromium
 from tests.conftest import EXAMPLES
 
@@ -336,7 +336,7 @@ def test_stratmap_run_goes_through_prefect_when_an_api_is_configured(
 
     before = {r["id"] for r in runs()}
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", str(EXAMPLES / "northwind" / "plan.yaml"),
+        [sys.executable, "-m", "stratmap.flows.cli", "run", str(EXAMPLES / "northwind" / "plan.yaml"),
          "--db", f"sqlite:///{tmp_path / 's.db'}", "--as-of", AS_OF, "--quiet"],
         env=server.env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -349,7 +349,7 @@ def test_scale_out_server_and_store_on_postgresql(tmp_path_factory: pytest.TempP
     """A prefect server on PostgreSQL, a process worker, and the store on PostgreSQL."""
     from sqlalchemy import create_engine, text
 
-    from models.store import Store
+    from stratmap.models.store import Store
     from tests.conftest import PG_URL, _postgres_or_skip
 
     store_url = _postgres_or_skip()
@@ -378,7 +378,7 @@ def test_scale_out_server_and_store_on_postgresql(tmp_path_factory: pytest.TempP
 def test_stratmap_serve_registers_the_plans_scheduled_deployments(
         server: PrefectServer, tmp_path: Path) -> None:
     served = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", str(EXAMPLES / "northwind" / "plan.yaml"),
+        [sys.executable, "-m", "stratmap.flows.cli", "serve", str(EXAMPLES / "northwind" / "plan.yaml"),
          "--db", f"sqlite:///{tmp_path / 's.db'}"],
         env=server.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

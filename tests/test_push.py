@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import cli
-from flows.push import targets_for
-from models.planfile import load_plan
+from stratmap.flows import cli
+from stratmap.flows.push import targets_for
+from stratmap.models.planfile import load_plan
 from tests.fakes.jira_server import FakeJira
 
 PLAN = """\

@@ -9,8 +9,8 @@ from datetime import date
 
 import pytest
 
-from connectors.base import AuthError, Difference, FatalSourceError, Pusher, Target
-from connectors.github import GithubConnector, due_day
+from stratmap.connectors.base import AuthError, Difference, FatalSourceError, Pusher, Target
+from stratmap.connectors.github import GithubConnector, due_day
 from tests.fakes.github_api import REPO, FakeGithub, activated, github_due_on
 
 

@@ -8,8 +8,8 @@ from datetime import date
 
 import pytest
 
-from connectors.base import AuthError, Difference, FatalSourceError, Pusher, Target
-from connectors.gitlab import GitlabConnector
+from stratmap.connectors.base import AuthError, Difference, FatalSourceError, Pusher, Target
+from stratmap.connectors.gitlab import GitlabConnector
 from tests.fakes.gitlab_api import GROUP_ID, PROJECT, PROJECT_ID, FakeGitlab, activated
 
 TOKEN = "glpat-secret-token-value"

@@ -11,9 +11,9 @@ from datetime import date
 import httpx
 import pytest
 
-from connectors.base import AuthError, Difference, FatalSourceError, Pusher, Target
-from connectors.redmine import RedmineConnector
-from models.plan import RedmineSource
+from stratmap.connectors.base import AuthError, Difference, FatalSourceError, Pusher, Target
+from stratmap.connectors.redmine import RedmineConnector
+from stratmap.models.plan import RedmineSource
 from tests.fakes.redmine_api import URL, FakeRedmine
 
 KEY = "0123456789abcdef0123456789abcdef01234567"

@@ -14,11 +14,17 @@ import httpx
 import pytest
 import respx
 
-from connectors.base import AuthError, FatalSourceError, RateLimited, RetriableError, Window
-from connectors.redmine import RedmineConnector, format_since
-from connectors.registry import build_connector
-from models.plan import RedmineSource
-from models.records import Page, StatusCategory
+from stratmap.connectors.base import (
+    AuthError,
+    FatalSourceError,
+    RateLimited,
+    RetriableError,
+    Window,
+)
+from stratmap.connectors.redmine import RedmineConnector, format_since
+from stratmap.connectors.registry import build_connector
+from stratmap.models.plan import RedmineSource
+from stratmap.models.records import Page, StatusCategory
 from tests.fakes.redmine_api import URL, FakeIssue, FakeRedmine, Replay
 
 T = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from flows.cli import main
-from models.report import Kind
-from models.schemas import schema
+from stratmap.flows.cli import main
+from stratmap.models.report import Kind
+from stratmap.models.schemas import schema
 from tests.conftest import EXAMPLES, _postgres_or_skip
 
 SAMPLE = EXAMPLES / "northwind" / "plan.yaml"

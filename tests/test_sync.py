@@ -10,10 +10,10 @@ from typing import ClassVar
 
 import pytest
 
-from connectors.base import RetriableError, Window
-from flows.pipeline import sync_source
-from models.records import Page, StatusCategory, StatusChange, WorkItem
-from models.store import Store
+from stratmap.connectors.base import RetriableError, Window
+from stratmap.flows.pipeline import sync_source
+from stratmap.models.records import Page, StatusCategory, StatusChange, WorkItem
+from stratmap.models.store import Store
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
 

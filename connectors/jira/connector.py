@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from jira import JIRA
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     Difference,
     FatalSourceError,
@@ -39,9 +39,9 @@ from connectors.base import (
     Window,
     page_of,
 )
-from connectors.jira.history import HistoryReader, Searched
-from connectors.jira.jql import jql_problem, jql_quote, selector_jql, window_jql
-from connectors.jira.payloads import (
+from stratmap.connectors.jira.history import HistoryReader, Searched
+from stratmap.connectors.jira.jql import jql_problem, jql_quote, selector_jql, window_jql
+from stratmap.connectors.jira.payloads import (
     Site,
     discover_fields,
     normalize_issue,
@@ -50,14 +50,14 @@ from connectors.jira.payloads import (
     status_categories,
     user_keys,
 )
-from connectors.jira.transport import (
+from stratmap.connectors.jira.transport import (
     AUTH_HINT,
     NotFound,
     SessionFactory,
     Transport,
 )
-from models.plan import JiraSource
-from models.records import (
+from stratmap.models.plan import JiraSource
+from stratmap.models.records import (
     Page,
     RawPayload,
     utcnow,
@@ -198,13 +198,13 @@ class JiraConnector:
 
     def check(self, targets: Sequence[Target]) -> PushCheck:
         """``stratmap push``: the epics the plan names, against its due dates and owners."""
-        from connectors.jira import push
+        from stratmap.connectors.jira import push
 
         return push.check(self, targets)
 
     def apply(self, difference: Difference) -> None:
         """``stratmap push --apply``: write one difference :meth:`check` found."""
-        from connectors.jira import push
+        from stratmap.connectors.jira import push
 
         push.apply(self, difference)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from connectors.base import IssueRecords
-from models.records import (
+from stratmap.connectors.base import IssueRecords
+from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     Difference,
     FatalSourceError,
@@ -23,11 +23,11 @@ from connectors.base import (
     Target,
     due_difference,
 )
-from connectors.jira.payloads import account_id
-from connectors.jira.transport import NotFound
+from stratmap.connectors.jira.payloads import account_id
+from stratmap.connectors.jira.transport import NotFound
 
 if TYPE_CHECKING:
-    from connectors.jira.connector import JiraConnector
+    from stratmap.connectors.jira.connector import JiraConnector
 
 EDIT_HINT = ("the token's account needs the Edit Issues permission (and Assign Issues for the "
              "assignee) in the epic's project; `stratmap push` without --apply only reads")

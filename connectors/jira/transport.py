@@ -22,7 +22,7 @@ import requests
 from jira import JIRA, JIRAError
 from requests.adapters import HTTPAdapter
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     FatalSourceError,
     RateGate,

@@ -1,5 +1,5 @@
 """Linear (source kind ``linear``): see :mod:`connectors.linear.connector`."""
 
-from connectors.linear.connector import LinearConnector
+from stratmap.connectors.linear.connector import LinearConnector
 
 __all__ = ["LinearConnector"]

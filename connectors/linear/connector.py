@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
-from connectors.base import (
+from stratmap.connectors.base import (
     FatalSourceError,
     RequestCount,
     RetryPolicy,
@@ -49,11 +49,17 @@ from connectors.base import (
     Window,
     page_of,
 )
-from connectors.http import fan_out, iso_seconds
-from connectors.linear.payloads import LABELS_PER_ISSUE, LinearIssue, Row, moment, normalize_issue
-from connectors.linear.transport import GraphQLApi
-from models.plan import LinearSource
-from models.records import (
+from stratmap.connectors.http import fan_out, iso_seconds
+from stratmap.connectors.linear.payloads import (
+    LABELS_PER_ISSUE,
+    LinearIssue,
+    Row,
+    moment,
+    normalize_issue,
+)
+from stratmap.connectors.linear.transport import GraphQLApi
+from stratmap.models.plan import LinearSource
+from stratmap.models.records import (
     Page,
     RawPayload,
 )

@@ -13,9 +13,9 @@ from datetime import UTC, date, datetime
 from datetime import time as clock_time
 from typing import Any
 
-from connectors.base import IssueRecords
-from connectors.http import parse_moment
-from models.records import (
+from stratmap.connectors.base import IssueRecords
+from stratmap.connectors.http import parse_moment
+from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,

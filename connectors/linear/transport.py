@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from connectors.base import (
+from stratmap.connectors.base import (
     AuthError,
     FatalSourceError,
     RateLimited,
@@ -33,7 +33,7 @@ from connectors.base import (
     SourceError,
     parse_retry_after,
 )
-from connectors.http import JsonApi
+from stratmap.connectors.http import JsonApi
 
 Row = dict[str, Any]
 Path = tuple[str | int, ...]

@@ -15,13 +15,13 @@ HERE = Path(__file__).parent
 
 def schema(which: str) -> dict[str, Any]:
     if which == "plan":
-        from models.plan import Plan
+        from stratmap.models.plan import Plan
 
         body = Plan.model_json_schema(by_alias=True)
         body["$id"] = "https://stratmap.dev/schemas/plan.schema.json"
         title = "stratmap plan file (format version 1)"
     elif which == "report":
-        from models.report import Report
+        from stratmap.models.report import Report
 
         body = Report.model_json_schema(mode="serialization")
         body["$id"] = "https://stratmap.dev/schemas/report.schema.json"
@@ -37,7 +37,7 @@ def schema_text(which: str) -> str:
 
 
 def write_all() -> None:
-    """Regenerate the committed schema files (``python -m models.schemas``)."""
+    """Regenerate the committed schema files (``python -m stratmap.models.schemas``)."""
     for which in ("plan", "report"):
         (HERE / f"{which}.schema.json").write_text(schema_text(which), encoding="utf-8")
 

@@ -1,3 +1,3 @@
-from models.schemas import write_all
+from stratmap.models.schemas import write_all
 
 write_all()

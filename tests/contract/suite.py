@@ -18,10 +18,10 @@ from typing import Protocol
 
 import pytest
 
-from connectors.base import AuthError, Connector
-from flows.pipeline import sync_source
-from models.records import StatusCategory
-from models.store import Store
+from stratmap.connectors.base import AuthError, Connector
+from stratmap.flows.pipeline import sync_source
+from stratmap.models.records import StatusCategory
+from stratmap.models.store import Store
 
 T0 = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
 

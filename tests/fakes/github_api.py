@@ -36,9 +36,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import respx
 
-from connectors.base import RetryPolicy
-from connectors.github import GithubConnector
-from models.plan import GithubSource
+from stratmap.connectors.base import RetryPolicy
+from stratmap.connectors.github import GithubConnector
+from stratmap.models.plan import GithubSource
 from tests.contract.suite import T0, SeedItem
 
 API = "https://api.github.com"

@@ -38,9 +38,9 @@ from urllib.parse import quote, urlencode
 import httpx
 import respx
 
-from connectors.base import RetryPolicy
-from connectors.gitlab import GitlabConnector
-from models.plan import GitlabSource
+from stratmap.connectors.base import RetryPolicy
+from stratmap.connectors.gitlab import GitlabConnector
+from stratmap.models.plan import GitlabSource
 from tests.contract.suite import T0, SeedItem
 
 HOST = "https://gitlab.example.com"

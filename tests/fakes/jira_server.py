@@ -469,7 +469,7 @@ class FakeJira(LocalServer):
 
     def source_config(self, **overrides: Any) -> Any:
         """A ``JiraSource`` pointing here, with matching auth settings."""
-        from models.plan import JiraSource
+        from stratmap.models.plan import JiraSource
 
         values: dict[str, Any] = {
             "kind": "jira",
@@ -1537,7 +1537,7 @@ def connector_for(
     """
     import random
 
-    from connectors.jira import JiraConnector
+    from stratmap.connectors.jira import JiraConnector
 
     clock = clock or FakeClock()
     return JiraConnector(

@@ -48,9 +48,9 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from connectors.base import RetryPolicy
-from connectors.linear import LinearConnector
-from models.plan import LinearSource
+from stratmap.connectors.base import RetryPolicy
+from stratmap.connectors.linear import LinearConnector
+from stratmap.models.plan import LinearSource
 from tests.contract.suite import T0, SeedItem
 from tests.fakes.local import LocalServer, QuietServer
 

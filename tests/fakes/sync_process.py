@@ -13,10 +13,10 @@ from datetime import datetime
 
 
 def main() -> None:
-    from connectors.jira import JiraConnector
-    from flows.pipeline import sync_source
-    from models.plan import JiraSource
-    from models.store import Store
+    from stratmap.connectors.jira import JiraConnector
+    from stratmap.flows.pipeline import sync_source
+    from stratmap.models.plan import JiraSource
+    from stratmap.models.store import Store
 
     options = json.loads(sys.argv[1])
     config = JiraSource.model_validate({

@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 
-from connectors.base import Window
-from connectors.redmine import RedmineConnector
-from models.plan import RedmineSource
+from stratmap.connectors.base import Window
+from stratmap.connectors.redmine import RedmineConnector
+from stratmap.models.plan import RedmineSource
 from tests.redmine.admin import RedmineAdmin, RedmineServer
 
 OUT = Path(__file__).resolve().parent.parent / "fakes" / "redmine"

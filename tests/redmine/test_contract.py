@@ -30,8 +30,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.redmine import RedmineConnector
-from models.plan import RedmineSource
+from stratmap.connectors.redmine import RedmineConnector
+from stratmap.models.plan import RedmineSource
 from tests.contract.suite import ConnectorContract, SeedItem
 from tests.redmine.admin import RedmineAdmin
 

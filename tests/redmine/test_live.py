@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from connectors.base import AuthError, Window
-from connectors.redmine import RedmineConnector
-from flows import cli
-from flows.pipeline import sync_source
-from models.plan import RedmineSource
-from models.store import Store
+from stratmap.connectors.base import AuthError, Window
+from stratmap.connectors.redmine import RedmineConnector
+from stratmap.flows import cli
+from stratmap.flows.pipeline import sync_source
+from stratmap.models.plan import RedmineSource
+from stratmap.models.store import Store
 from tests.redmine.admin import RedmineAdmin
 
 PEOPLE = ("carol", "dev1")

@@ -9,9 +9,9 @@ from datetime import date
 
 import pytest
 
-from connectors.base import AuthError, Target
-from connectors.redmine import RedmineConnector
-from models.plan import RedmineSource
+from stratmap.connectors.base import AuthError, Target
+from stratmap.connectors.redmine import RedmineConnector
+from stratmap.models.plan import RedmineSource
 from tests.redmine.admin import RedmineAdmin
 
 

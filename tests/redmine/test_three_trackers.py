@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flows import cli
+from stratmap.flows import cli
 from tests.fakes.github_api import FakeGithub, comment, event, issue, milestone
 from tests.fakes.jira_server import FakeJira
 from tests.redmine.admin import RedmineAdmin
