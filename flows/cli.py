@@ -288,12 +288,32 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
 
     from stratmap.flows.deploy import deployments_for
 
-    deployments = deployments_for(plan, plan_path=args.plan, db=args.db)
+    deployments = deployments_for(plan, plan_path=Path(args.plan).resolve(), db=args.db)
     for deployment in deployments:
         when = (f"on {deployment.schedules[0].schedule.cron} ({plan.timezone})"
                 if deployment.schedules else "on demand (run it from the Prefect UI)")
         console.print(f"serving [bold]{deployment.name}[/] {when}", highlight=False)
     serve(*deployments)
+    return EXIT_OK
+
+
+def cmd_deployments(args: argparse.Namespace, console: Console) -> int:
+    plan = _load(args.plan, console)
+    if plan is None:
+        return EXIT_INVALID
+    from stratmap.flows.deploy import write_deployments
+
+    folder = Path(args.folder)
+    target = folder / "prefect.yaml"
+    if target.exists() and not args.force:
+        console.print(f"[red]{target} exists[/]: pass --force to overwrite it", highlight=False)
+        return EXIT_ERROR
+    plan_path = args.plan_path or str(Path(args.plan).resolve())
+    for path in write_deployments(plan, folder, plan_path=plan_path, pool=args.pool):
+        console.print(f"wrote {path}", highlight=False, markup=False)
+    console.print(f"next: prefect work-pool create {args.pool} --type process; "
+                  f"prefect deploy --prefect-file {target} --all; "
+                  f"prefect worker start --pool {args.pool}", highlight=False, markup=False)
     return EXIT_OK
 
 
@@ -458,6 +478,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("plan", metavar="PLAN")
     serve.add_argument("--db", metavar="URL", help="SQLAlchemy URL of the store")
     serve.set_defaults(func=cmd_serve)
+
+    deployments = commands.add_parser(
+        "deployments", help="write the plan's deployments as a prefect.yaml for a work pool",
+        formatter_class=_Formatter,
+        description=textwrap.dedent("""\
+            Write DIR/prefect.yaml with the deployments `stratmap serve` would serve
+            (track-<plan>, report-<plan>, push-<plan>: the plan's schedule: crons in its time
+            zone, one run at a time), and the example Automations under DIR/automations/.
+            The entrypoints are modules of the installed package (stratmap.flows.track...),
+            so a process worker needs `pip install stratmap`, not a checkout."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              stratmap deployments write plan.yaml deploy/
+              stratmap deployments write plan.yaml deploy/ --pool strategy \\
+                  --plan-path /srv/plans/growth.yaml    # where the worker reads the plan
+              prefect deploy --prefect-file deploy/prefect.yaml --all"""))
+    deployments_actions = deployments.add_subparsers(dest="action", metavar="ACTION",
+                                                     required=True)
+    write = deployments_actions.add_parser(
+        "write", help="write DIR/prefect.yaml and DIR/automations/", formatter_class=_Formatter,
+        description="Write DIR/prefect.yaml and the example Automations for PLAN.")
+    write.add_argument("plan", metavar="PLAN")
+    write.add_argument("folder", metavar="DIR")
+    write.add_argument("--pool", default="stratmap", help="work pool name (default stratmap)")
+    write.add_argument("--plan-path", metavar="PATH",
+                       help="the plan's path on the worker (default: PLAN's absolute path)")
+    write.add_argument("--force", action="store_true", help="overwrite DIR/prefect.yaml")
+    write.set_defaults(func=cmd_deployments)
 
     report = commands.add_parser(
         "report", help="write the report from the store (no sync)", formatter_class=_Formatter,

@@ -370,7 +370,7 @@ class _Series:
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     environment = Environment(
-        loader=PackageLoader("publish", "templates"), autoescape=True,
+        loader=PackageLoader("stratmap.publish", "templates"), autoescape=True,
         undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
     environment.globals.update(LABEL=LABEL)

@@ -57,14 +57,57 @@ def test_deployments_of_a_plan(tmp_path: Path) -> None:
     assert "plan:northwind-growth-plan-2027" in track.tags
 
 
-def test_prefect_yaml_entrypoints_and_schedules_are_real() -> None:
+def test_prefect_yaml_entrypoints_load_as_flows_and_schedules_are_real() -> None:
+    from prefect import Flow
+    from prefect.flows import load_flow_from_entrypoint
+
     config = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
+    assert config["pull"] == []  # nothing to pull: the flows come from the installed package
+    names = set()
     for deployment in config["deployments"]:
-        path, _, name = deployment["entrypoint"].partition(":")
-        assert f"def {name}(" in (ROOT / path).read_text()
+        assert deployment["entrypoint"].startswith("stratmap.flows.")  # a module, not a file
+        flow = load_flow_from_entrypoint(deployment["entrypoint"], use_placeholder_flow=False)
+        assert isinstance(flow, Flow)
+        names.add(flow.name)
+        assert deployment["concurrency_limit"] == 1
+        assert "plan:northwind-growth-plan-2027" in deployment["tags"]
         for schedule in deployment["schedules"]:
             assert next_dates(schedule["cron"], schedule["timezone"],
                               datetime(2027, 1, 4, tzinfo=UTC))
+    assert names == {"track-plan", "report-plan", "push-plan"}
+
+
+def test_the_committed_prefect_yaml_is_what_deployments_write_produces(tmp_path: Path) -> None:
+    from stratmap.flows.cli import main
+
+    out = tmp_path / "deploy"
+    assert main(["deployments", "write", str(SAMPLE), str(out), "--plan-path",
+                 "{{ $STRATMAP_PLAN }}"]) == 0
+    written = (out / "prefect.yaml").read_text()
+    committed = (ROOT / "deployments" / "prefect.yaml").read_text()
+    # Only the header's own path differs.
+    assert written.replace(str(out / "prefect.yaml"), "deployments/prefect.yaml") == committed
+    for name in ("goal-off-track.yaml", "stalled-milestone.yaml"):
+        assert (out / "automations" / name).read_text() == (
+            ROOT / "deployments" / "automations" / name).read_text()
+    # Written again only with --force.
+    assert main(["deployments", "write", str(SAMPLE), str(out)]) == 1
+    assert main(["deployments", "write", str(SAMPLE), str(out), "--force"]) == 0
+    again = yaml.safe_load((out / "prefect.yaml").read_text())
+    assert again["deployments"][0]["parameters"] == {"plan_path": str(SAMPLE.resolve())}
+
+
+def test_serve_and_prefect_yaml_describe_the_same_deployments() -> None:
+    plan = load_plan(SAMPLE)
+    served = {d.name: d for d in deployments_for(plan, plan_path="P")}
+    written = yaml.safe_load((ROOT / "deployments" / "prefect.yaml").read_text())
+    for entry in written["deployments"]:
+        deployment = served[entry["name"]]
+        assert deployment.entrypoint == entry["entrypoint"]
+        assert deployment.concurrency_limit == entry["concurrency_limit"] == 1
+        assert [s.schedule.cron for s in deployment.schedules] == [
+            s["cron"] for s in entry["schedules"]]
+        assert list(deployment.tags) == entry["tags"]
 
 
 @pytest.mark.parametrize("name", ["goal-off-track.yaml", "stalled-milestone.yaml"])

@@ -43,6 +43,9 @@ def _free_port() -> int:
 class PrefectServer:
     def __init__(self, home: Path, *, database: str | None = None) -> None:
         self.port = _free_port()
+        # Every process of these tests runs outside the checkout, as a user's would: the
+        # flows must come from the installed package, never from ./flows.
+        self.home = home
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.env = {
             **os.environ,
@@ -74,10 +77,10 @@ class PrefectServer:
 
     def prefect(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "prefect", *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+                              cwd=self.home, capture_output=True, text=True, timeout=timeout, check=False)
 
     def python(self, code: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", code], env=self.env, cwd=ROOT,
+        return subprocess.run([sys.executable, "-c", code], env=self.env, cwd=self.home,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def stop(self) -> None:
@@ -138,11 +141,14 @@ def _deploy(server: PrefectServer, plan_file: Path, db: str, pool: str,
     created = server.prefect("work-pool", "create", pool, "--type", "process")
     assert created.returncode == 0, created.stdout + created.stderr
     deployed = server.python(
-        "from flows.track import track_plan\n"
-        f"track_plan.from_source(source={str(ROOT)!r}, entrypoint='flows/track.py:track_plan')"
-        f".deploy(name={pool!r}, work_pool_name={pool!r}, parameters={{'plan_path': "
+        "from prefect import deploy\n"
+        "from prefect.types.entrypoint import EntrypointType\n"
+        "from stratmap.flows.track import track_plan\n"
+        f"deployment = track_plan.to_deployment(name={pool!r}, "
+        "entrypoint_type=EntrypointType.MODULE_PATH, parameters={'plan_path': "
         f"{str(plan_file)!r}, 'db': {db!r}, 'as_of': {AS_OF!r}, "
-        f"'html_path': {str(html) if html else None!r}}}, print_next_steps=False)\n")
+        f"'html_path': {str(html) if html else None!r}}})\n"
+        f"deploy(deployment, work_pool_name={pool!r}, print_next_steps_message=False)\n")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     return dict(_api(server, "GET", f"/deployments/name/track-plan/{pool}"))
 
@@ -293,7 +299,7 @@ def test_secrets_never_reach_the_run_logs(server: PrefectServer) -> None:
     code = (
         "import os\n"
         "from prefect import flow, get_run_logger\n"
-        "from flows.secrets import resolve_secret\n"
+        "from stratmap.flows.secrets import resolve_secret\n"
         "@flow(name='leaky')\n"
         "def leaky():\n"
         "    token = resolve_secret('jira', 'env:STRATMAP_E2E_TOKEN')\n"
@@ -305,7 +311,7 @@ def test_secrets_never_reach_the_run_logs(server: PrefectServer) -> None:
         "    return flow_run.id\n"
         "print(leaky())\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", code], cwd=server.home, capture_output=True,
                           text=True, timeout=180, check=False,
                           env={**server.env, "STRATMAP_E2E_TOKEN": secret})
     assert done.returncode == 0, done.stderr
@@ -338,7 +344,7 @@ def test_stratmap_run_goes_through_prefect_when_an_api_is_configured(
     done = subprocess.run(
         [sys.executable, "-m", "stratmap.flows.cli", "run", str(EXAMPLES / "northwind" / "plan.yaml"),
          "--db", f"sqlite:///{tmp_path / 's.db'}", "--as-of", AS_OF, "--quiet"],
-        env=server.env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+        env=server.env, cwd=server.home, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     new = [r for r in runs() if r["id"] not in before]
     assert len(new) == 1 and new[0]["state"]["type"] == "COMPLETED"
@@ -380,7 +386,7 @@ def test_stratmap_serve_registers_the_plans_scheduled_deployments(
     served = subprocess.Popen(
         [sys.executable, "-m", "stratmap.flows.cli", "serve", str(EXAMPLES / "northwind" / "plan.yaml"),
          "--db", f"sqlite:///{tmp_path / 's.db'}"],
-        env=server.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env=server.env, cwd=server.home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         found: dict[str, Any] = {}
@@ -427,9 +433,9 @@ def test_the_push_flow_writes_the_plans_dates_and_publishes_a_table(
         plan_file = tmp_path / "plan.yaml"
         plan_file.write_text(PLAN.format(url=fake.url, auth="deployment: datacenter",
                                          alice="alice", bob="bob"))
-        code = ("import json\nfrom flows.track import push_plan_flow\n"
+        code = ("import json\nfrom stratmap.flows.track import push_plan_flow\n"
                 f"print(json.dumps(push_plan_flow({str(plan_file)!r}, apply=True)))\n")
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+        done = subprocess.run([sys.executable, "-c", code], cwd=server.home, capture_output=True,
                               text=True, timeout=180, check=False,
                               env={**server.env, "STRATMAP_TEST_JIRA_TOKEN": fake.token})
         assert done.returncode == 0, done.stderr
