@@ -18,13 +18,13 @@ def schema(which: str) -> dict[str, Any]:
         from stratmap.models.plan import Plan
 
         body = Plan.model_json_schema(by_alias=True)
-        body["$id"] = "https://stratmap.dev/schemas/plan.schema.json"
+        body["$id"] = "urn:stratmap:schema:plan:1"  # no hosted copy: a URN, not a made-up URL
         title = "stratmap plan file (format version 1)"
     elif which == "report":
         from stratmap.models.report import Report
 
         body = Report.model_json_schema(mode="serialization")
-        body["$id"] = "https://stratmap.dev/schemas/report.schema.json"
+        body["$id"] = "urn:stratmap:schema:report"
         title = "stratmap report"
     else:
         raise ValueError(f"no schema named {which!r}")
