@@ -23,12 +23,11 @@ from stratmap.flows import redact
 from stratmap.flows.pipeline import sync_plan_source
 from stratmap.judgement import judge
 from stratmap.models.history import record_run
-from stratmap.models.marks import load_marks, save_marks
 from stratmap.models.plan import Plan
 from stratmap.models.planfile import load_plan
 from stratmap.models.records import utcnow
 from stratmap.models.report import Report
-from stratmap.models.store import Store, database_url, redact_url
+from stratmap.models.store import Store, database_url, load_marks, redact_url, save_marks
 from stratmap.publish.changes import diff, due_alerts, mark_delivered
 from stratmap.publish.prefect_ui import deliver, emit_changes, publish_artifacts, report_key, slug
 

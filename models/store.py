@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
+from stratmap.models.marks import Mark
 from stratmap.models.records import (
     Account,
     AssigneeChange,
@@ -50,6 +51,7 @@ from stratmap.models.tables import (
     Base,
     CommentRow,
     ItemRow,
+    PlanMarkRow,
     RawPayloadRow,
     SelectionRow,
     SourceState,
@@ -437,4 +439,30 @@ class Store:
             }
 
 
-__all__ = ["DEFAULT_DB", "Base", "Store", "database_url", "migrate", "redact_url"]
+def load_marks(store: Store, plan: str) -> dict[str, Mark]:
+    """What the last run published for ``plan`` (empty before its first run)."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(select(PlanMarkRow).where(PlanMarkRow.plan == plan))
+        return {r.key: Mark(key=r.key, value=r.value, since=r.since, notified=r.notified)
+                for r in rows}
+
+
+def save_marks(store: Store, plan: str, marks: dict[str, Mark]) -> None:
+    """Replace the plan's marks with ``marks`` in one transaction."""
+    with store.transaction() as connection:
+        keys = set(marks)
+        stored = set(connection.scalars(select(PlanMarkRow.key).where(PlanMarkRow.plan == plan)))
+        gone = sorted(stored - keys)
+        for start in range(0, len(gone), 500):
+            connection.execute(delete(PlanMarkRow).where(
+                PlanMarkRow.plan == plan, PlanMarkRow.key.in_(gone[start:start + 500])))
+        upsert(connection, PlanMarkRow.__table__, [
+            {"plan": plan, "key": m.key, "value": m.value, "since": m.since,
+             "notified": m.notified} for m in marks.values()
+        ], ["plan", "key"])
+
+
+__all__ = [
+    "DEFAULT_DB", "Base", "Store", "database_url", "load_marks", "migrate", "redact_url",
+    "save_marks",
+]

@@ -209,3 +209,15 @@ class SnapshotRow(Base):
     origin: Mapped[str] = mapped_column(String(20))
     """``run`` (judged by a run at ``as_of``) or ``backfill`` (reconstructed later)."""
     recorded_at: Mapped[datetime]
+
+
+class PlanMarkRow(Base):
+    """What the last run published for a plan (``models.marks.Mark``), keyed by entity."""
+
+    __tablename__ = "plan_marks"
+
+    plan: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    value: Mapped[str] = mapped_column(String(100))
+    since: Mapped[datetime]
+    notified: Mapped[datetime | None]

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from stratmap.models.marks import load_marks, save_marks
 from stratmap.models.plan import Plan
 from stratmap.models.report import Finding, GoalReport, ItemCounts, MilestoneReport, Report, Status
-from stratmap.models.store import Store
+from stratmap.models.store import Store, load_marks, save_marks
 from stratmap.publish.changes import alert_text, diff, due_alerts, mark_delivered
 from stratmap.publish.prefect_ui import deliver
 
