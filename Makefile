@@ -21,8 +21,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/stratmap run $(SAMPLE) --db sqlite:///northwind.db --as-of $(SAMPLE_AS_OF) --json northwind-report.json
 
+# lint-imports: the contracts in pyproject.toml ([tool.importlinter]), the design's arrows.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 # mypy cannot follow the editable install's import hook: lay the `stratmap` namespace out as
 # symlinks to the design card's folders, the same tree the wheel holds.

@@ -43,7 +43,7 @@ STATUS_STYLE = {
 SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
-log = logging.getLogger("stratmap")
+log = logging.getLogger(__name__)
 
 
 def parse_when(text: str) -> datetime:
