@@ -43,14 +43,13 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 
 from stratmap.connectors.base import (
-    AuthError,
     Difference,
     FatalSourceError,
     PushCheck,
@@ -62,7 +61,6 @@ from stratmap.connectors.base import (
     Window,
     dated,
     due_difference,
-    error_for_status,
     parse_retry_after,
 )
 from stratmap.connectors.http import (
@@ -78,6 +76,7 @@ from stratmap.connectors.http import (
     spent_budget,
     sweep_updated,
 )
+from stratmap.connectors.labelled import LabelStatus, epoch_seconds, label_names, refusal
 from stratmap.models.plan import GithubSource
 from stratmap.models.records import (
     Account,
@@ -94,9 +93,6 @@ API_VERSION = "2022-11-28"
 SECONDARY_WAIT = 60.0
 """GitHub: without retry-after or x-ratelimit-reset, wait at least a minute."""
 
-Status = tuple[str, StatusCategory]
-OPEN: Status = ("open", StatusCategory.TODO)
-CLOSED: Status = ("closed", StatusCategory.DONE)
 STATE_EVENTS = frozenset({"closed", "reopened", "labeled", "unlabeled"})
 WRITE_HINT = ("the token needs write access to the repository's issues and milestones (a "
               "fine-grained token: 'Issues: Read and write' on this repository; a classic "
@@ -116,7 +112,7 @@ def classify(source: str) -> Classify:
             retry_after = parse_retry_after(headers.get("retry-after"))
             wait: float | None = retry_after
             if headers.get("x-ratelimit-remaining") == "0":
-                reset = _float(headers.get("x-ratelimit-reset"))
+                reset = epoch_seconds(headers.get("x-ratelimit-reset"))
                 until_reset = max(0.0, reset - now) if reset is not None else SECONDARY_WAIT
                 wait = max(until_reset, retry_after or 0.0)
             elif wait is None and (status == 429 or _says_rate_limit(response)):
@@ -128,27 +124,17 @@ def classify(source: str) -> Classify:
                     hint="stratmap waits and retries; a token raises the limit from 60 to "
                          "5,000 requests an hour",
                 )
-        if status == 401:
-            return AuthError(
-                source, f"{what} was refused: GitHub did not accept the token (HTTP 401)",
-                hint="check the source's token; a fine-grained token needs 'Issues: read'",
-            )
-        if status == 403:
-            return AuthError(
-                source, f"{what} was forbidden (HTTP 403)",
-                hint="the token may not read this repository's issues",
-            )
-        if status == 404:
-            return FatalSourceError(
-                source, f"{what} found nothing (HTTP 404)",
-                hint="check repo (owner/name); a private repository needs a token with access",
-            )
         if status == 410:
             return FatalSourceError(
                 source, f"{what}: issues are disabled for this repository (HTTP 410)",
             )
-        return error_for_status(source, status, retry_after=headers.get("retry-after"),
-                                what=what)
+        return refusal(
+            source, status, what=what, tracker="GitHub", retry_after=headers.get("retry-after"),
+            token_hint="check the source's token; a fine-grained token needs 'Issues: read'",
+            forbidden_hint="the token may not read this repository's issues",
+            missing_hint="check repo (owner/name); a private repository needs a token with "
+                         "access",
+        )
 
     return read
 
@@ -192,13 +178,6 @@ def due_day(due_on: object) -> date | None:
     return parse_moment(str(due_on)).date()
 
 
-def _float(value: str | None) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except ValueError:
-        return None
-
-
 def _says_rate_limit(response: httpx.Response) -> bool:
     """A secondary rate limit's 403 without headers says so only in its message."""
     try:
@@ -239,7 +218,7 @@ class GithubConnector:
         self.base = f"{source.url.rstrip('/')}/repos/{source.repo}"
         self.page_size = source.page_size
         self.concurrency = source.concurrency
-        self.in_progress = {label.casefold() for label in source.in_progress_labels}
+        self.statuses = LabelStatus.named("open", source.in_progress_labels)
         self.clock = clock
         headers = {
             "Accept": "application/vnd.github+json",
@@ -351,12 +330,6 @@ class GithubConnector:
     def key(self, issue: Row) -> str:
         return f"{self.name}#{issue['number']}"
 
-    def status_of(self, closed: bool, labels: Iterable[str]) -> Status:
-        if closed:
-            return CLOSED
-        marks = sorted(label for label in labels if label.casefold() in self.in_progress)
-        return (marks[0], StatusCategory.IN_PROGRESS) if marks else OPEN
-
     def _page(self, issues: list[Row], timelines: list[list[Row]], listing: Listing,
               requests: int) -> Page:
         fetched_at = datetime.fromtimestamp(self.clock(), UTC)
@@ -370,7 +343,8 @@ class GithubConnector:
             item = self.item(issue)
             history, notes, actors = self.history(item.key, timeline)
             assignments.extend(self.assignments(item.key, timeline))
-            if (history[-1].to_category if history else OPEN[1]) != item.status_category:
+            if (history[-1].to_category if history else StatusCategory.TODO) != \
+                    item.status_category:
                 item = item.model_copy(update={
                     "flags": (*item.flags, "the timeline does not end in the current status"),
                 })
@@ -395,12 +369,9 @@ class GithubConnector:
     def item(self, issue: Row) -> WorkItem:
         """An issue of the list endpoint as a WorkItem."""
         try:
-            labels = tuple(
-                str(label["name"]) if isinstance(label, dict) else str(label)
-                for label in issue.get("labels") or []
-            )
+            labels = label_names(issue)
             closed = issue["state"] == "closed"
-            status, category = self.status_of(closed, labels)
+            status, category = self.statuses.of(closed, labels)
             assignees = [_login(a) for a in issue.get("assignees") or []]
             assignee = next(filter(None, assignees), None) or _login(issue.get("assignee"))
             milestone = issue.get("milestone") or {}
@@ -467,9 +438,7 @@ class GithubConnector:
         changes: list[StatusChange] = []
         comments: list[Comment] = []
         actors: set[str] = set()
-        closed = False
-        marks: set[str] = set()
-        state = OPEN
+        replay = self.statuses.replay()
         relevant = [e for e in timeline if e.get("event") in STATE_EVENTS | {"commented"}]
         for event in sorted(relevant, key=lambda e: parse_moment(str(e["created_at"]))):
             kind = event.get("event")
@@ -483,20 +452,13 @@ class GithubConnector:
                 if author:
                     actors.add(author)
                 continue
-            if kind == "closed":
-                closed = True
-            elif kind == "reopened":
-                closed = False
+            before = replay.state
+            if kind in ("closed", "reopened"):
+                new = replay.close(kind == "closed")
             else:
-                label = str((event.get("label") or {}).get("name") or "")
-                if label.casefold() not in self.in_progress:
-                    continue
-                if kind == "labeled":
-                    marks.add(label)
-                else:
-                    marks.discard(label)
-            new = self.status_of(closed, marks)
-            if new == state:
+                new = replay.label(str((event.get("label") or {}).get("name") or ""),
+                                   added=kind == "labeled")
+            if new is None:
                 continue
             author = _login(event.get("actor"))
             if author:
@@ -504,8 +466,7 @@ class GithubConnector:
             changes.append(StatusChange(
                 source=self.name, item_key=key, change_id=str(event["id"]),
                 at=parse_moment(str(event["created_at"])), author=author,
-                from_status=state[0], to_status=new[0], from_category=state[1],
+                from_status=before[0], to_status=new[0], from_category=before[1],
                 to_category=new[1],
             ))
-            state = new
         return changes, comments, actors

@@ -44,7 +44,7 @@ import functools
 import itertools
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any, ClassVar
@@ -53,7 +53,6 @@ from urllib.parse import quote
 import httpx
 
 from stratmap.connectors.base import (
-    AuthError,
     Difference,
     FatalSourceError,
     PushCheck,
@@ -65,7 +64,6 @@ from stratmap.connectors.base import (
     Window,
     dated,
     due_difference,
-    error_for_status,
     parse_retry_after,
 )
 from stratmap.connectors.http import (
@@ -81,6 +79,7 @@ from stratmap.connectors.http import (
     spent_budget,
     sweep_updated,
 )
+from stratmap.connectors.labelled import LabelStatus, epoch_seconds, label_names, refusal
 from stratmap.models.plan import GitlabSource
 from stratmap.models.records import (
     Account,
@@ -97,9 +96,6 @@ WRITE_HINT = ("the token needs the api scope (read_api cannot write) and its use
               "Reporter role (or Planner) where the milestone lives: the project, or the group "
               "for a group milestone; `stratmap push` without --apply only reads")
 
-Status = tuple[str, StatusCategory]
-OPEN: Status = ("opened", StatusCategory.TODO)
-CLOSED: Status = ("closed", StatusCategory.DONE)
 
 
 class KeysetUnavailable(FatalSourceError):
@@ -117,7 +113,7 @@ def classify(source: str) -> Classify:
         if status == 429:
             wait = parse_retry_after(headers.get("retry-after"))
             if wait is None:
-                reset = _float(headers.get("ratelimit-reset"))
+                reset = epoch_seconds(headers.get("ratelimit-reset"))
                 wait = max(0.0, reset - now) if reset is not None else DEFAULT_WAIT
             return RateLimited(
                 source, f"{what} was rate-limited by GitLab (HTTP 429)", retry_after=wait,
@@ -126,25 +122,14 @@ def classify(source: str) -> Classify:
             )
         if status in (405, 501) and response.request.url.params.get("pagination") == "keyset":
             return KeysetUnavailable(source, f"{what}: no keyset pagination (HTTP {status})")
-        if status == 401:
-            return AuthError(
-                source, f"{what} was refused: GitLab did not accept the token (HTTP 401)",
-                hint="check the source's token (a personal, project or group access token "
-                     "with read_api)",
-            )
-        if status == 403:
-            return AuthError(
-                source, f"{what} was forbidden (HTTP 403)",
-                hint="the token's user may not read this project's issues",
-            )
-        if status == 404:
-            return FatalSourceError(
-                source, f"{what} found nothing (HTTP 404)",
-                hint="check project (group/name or id) and url; a private project needs a "
-                     "token",
-            )
-        return error_for_status(source, status, retry_after=headers.get("retry-after"),
-                                what=what)
+        return refusal(
+            source, status, what=what, tracker="GitLab", retry_after=headers.get("retry-after"),
+            token_hint="check the source's token (a personal, project or group access token "
+                       "with read_api)",
+            forbidden_hint="the token's user may not read this project's issues",
+            missing_hint="check project (group/name or id) and url; a private project needs "
+                         "a token",
+        )
 
     return read
 
@@ -174,13 +159,6 @@ def _message(response: httpx.Response) -> str:
         elif value:
             parts.append(str(value))
     return "; ".join(parts)[:500]
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except ValueError:
-        return None
 
 
 def _milestone_ref(milestone: Row) -> str | None:
@@ -230,7 +208,7 @@ class GitlabConnector:
         self.base = f"{self.root}/projects/{quote(source.project, safe='')}"
         self.page_size = source.page_size
         self.concurrency = source.concurrency
-        self.in_progress = {label.casefold() for label in source.in_progress_labels}
+        self.statuses = LabelStatus.named("opened", source.in_progress_labels)
         self.clock = clock
         self.keyset: bool | None = None
         """Whether the instance pages issues by keyset; None until the first listing."""
@@ -364,7 +342,7 @@ class GitlabConnector:
             "resource_label_events": [],
             "notes": [],
         }
-        if self.in_progress:
+        if self.statuses.in_progress:
             details["resource_label_events"] = self.api.collect(
                 f"{url}/resource_label_events", params={"per_page": 100}, count=count,
                 what=f"reading the label events of {ref}")
@@ -380,12 +358,6 @@ class GitlabConnector:
     def key(self, issue: Row) -> str:
         return f"{self.name}#{issue['iid']}"
 
-    def status_of(self, closed: bool, labels: Iterable[str]) -> Status:
-        if closed:
-            return CLOSED
-        marks = sorted(label for label in labels if label.casefold() in self.in_progress)
-        return (marks[0], StatusCategory.IN_PROGRESS) if marks else OPEN
-
     def _page(self, issues: list[Row], details: list[dict[str, list[Row]]], listing: Listing,
               requests: int) -> Page:
         fetched_at = datetime.fromtimestamp(self.clock(), UTC)
@@ -397,7 +369,8 @@ class GitlabConnector:
         for issue, detail in zip(issues, details, strict=True):
             item = self.item(issue)
             history, notes = self.history(item.key, detail, people)
-            if (history[-1].to_category if history else OPEN[1]) != item.status_category:
+            if (history[-1].to_category if history else StatusCategory.TODO) != \
+                    item.status_category:
                 item = item.model_copy(update={
                     "flags": (*item.flags, "the events do not end in the current status"),
                 })
@@ -421,12 +394,9 @@ class GitlabConnector:
     def item(self, issue: Row) -> WorkItem:
         """An issue of the list endpoint as a WorkItem."""
         try:
-            labels = tuple(
-                str(label["name"]) if isinstance(label, dict) else str(label)
-                for label in issue.get("labels") or []
-            )
+            labels = label_names(issue)
             closed = issue["state"] == "closed"
-            status, category = self.status_of(closed, labels)
+            status, category = self.statuses.of(closed, labels)
             assignees = [_username(a) for a in issue.get("assignees") or []]
             assignee = next(filter(None, assignees), None) or _username(issue.get("assignee"))
             milestone = issue.get("milestone") or {}
@@ -487,31 +457,23 @@ class GitlabConnector:
         events.sort(key=lambda pair: (parse_moment(str(pair[1]["created_at"])),
                                       pair[0] != "state", int(pair[1].get("id") or 0)))
         changes: list[StatusChange] = []
-        closed = False
-        marks: set[str] = set()
-        state = OPEN
+        replay = self.statuses.replay()
         for source, event in events:
+            before = replay.state
             if source == "state":
-                closed = event.get("state") == "closed"
+                new = replay.close(event.get("state") == "closed")
             else:
-                label = str((event.get("label") or {}).get("name") or "")
-                if label.casefold() not in self.in_progress:
-                    continue
-                if event.get("action") == "add":
-                    marks.add(label)
-                else:
-                    marks.discard(label)
-            new = self.status_of(closed, marks)
-            if new == state:
+                new = replay.label(str((event.get("label") or {}).get("name") or ""),
+                                   added=event.get("action") == "add")
+            if new is None:
                 continue
             _meet(people, event.get("user"))
             changes.append(StatusChange(
                 source=self.name, item_key=key, change_id=f"{source}-{event['id']}",
                 at=parse_moment(str(event["created_at"])), author=_username(event.get("user")),
-                from_status=state[0], to_status=new[0], from_category=state[1],
+                from_status=before[0], to_status=new[0], from_category=before[1],
                 to_category=new[1],
             ))
-            state = new
         return changes, comments
 
 
