@@ -11,7 +11,12 @@ Errors are classed by how to recover::
     │   └── RateLimited         429 / throttled: wait at least ``retry_after`` seconds
     └── FatalSourceError        nothing a retry can fix: bad credentials, no permission,
         │                       a missing export file, an unknown project
-        └── AuthError           401 / 403
+        ├── AuthError           401 / 403
+        └── NotFound            404: a wrong url or project, or an item deleted meanwhile
+
+HTTP answers are classed by :func:`error_for_status` (each tracker refines the hints);
+failures below HTTP (timeouts, resets, bad urls) by :func:`connectors.http.transport_error`,
+the one place that reads httpx's and requests' exceptions.
 
 Never branch on exception text: branch on the class.
 """
@@ -74,6 +79,10 @@ class FatalSourceError(SourceError):
 
 class AuthError(FatalSourceError):
     """The tracker refused the credentials (401) or the permission (403)."""
+
+
+class NotFound(FatalSourceError):
+    """HTTP 404: a wrong url or project, an unknown query, or an item deleted meanwhile."""
 
 
 class RequestCount:
@@ -310,6 +319,9 @@ def error_for_status(
         )
     if status >= 500 or status in (408, 409, 425):
         return RetriableError(source, f"{what} failed (HTTP {status})")
+    if status == 404:
+        return NotFound(source, f"{what} failed (HTTP 404)",
+                        hint="check the source's url and scope")
     return FatalSourceError(
         source, f"{what} failed (HTTP {status})", hint="check the source's url and scope"
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import httpx
+import requests
 
 from stratmap.connectors.base import (
     AuthError,
@@ -48,6 +50,39 @@ R = TypeVar("R")
 
 Params = Mapping[str, str | int]
 Row = dict[str, Any]
+
+
+URL_HINT = "check the source's url"
+
+_INVALID_URL: tuple[type[Exception], ...] = (
+    httpx.UnsupportedProtocol, httpx.InvalidURL, requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+)
+_TIMEOUT: tuple[type[Exception], ...] = (httpx.TimeoutException, requests.exceptions.Timeout)
+_CONNECTION: tuple[type[Exception], ...] = (
+    httpx.TransportError, requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
+)
+
+
+def transport_error(source: str, what: str, error: Exception, *,
+                    url_hint: str = URL_HINT) -> SourceError:
+    """A request that got no HTTP answer, classed by how to recover: the one reading of
+    httpx's (GitHub, GitLab, Linear, Redmine) and requests' (Jira) exceptions.
+
+    A bad url or a certificate that fails verification is fatal; a timeout or a lost
+    connection is retried; anything else the client refused is fatal.
+    """
+    if isinstance(error, _INVALID_URL):
+        return FatalSourceError(source, f"{what}: invalid url", hint=url_hint)
+    if isinstance(error, requests.exceptions.SSLError) or isinstance(
+            error.__cause__ or error.__context__, ssl.SSLCertVerificationError):
+        return FatalSourceError(source, f"{what}: TLS verification failed", hint=url_hint)
+    if isinstance(error, _TIMEOUT):
+        return RetriableError(source, f"{what} timed out")
+    if isinstance(error, _CONNECTION):
+        return RetriableError(source, f"{what} lost its connection ({type(error).__name__})")
+    return FatalSourceError(source, f"{what} failed ({type(error).__name__})", hint=url_hint)
 
 
 class Classify(Protocol):
@@ -193,13 +228,8 @@ class JsonApi:
             count.add()
             try:
                 response = self._http().request(method, url, params=params, json=json)
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                raise RetriableError(self.source, f"{what} failed ({type(exc).__name__})") from exc
-            except httpx.HTTPError as exc:
-                raise FatalSourceError(
-                    self.source, f"{what} failed ({type(exc).__name__}: {exc})",
-                    hint="check the source's url",
-                ) from exc
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise transport_error(self.source, what, exc) from exc
             now = self.clock()
             error = read(response, what=what, now=now)
             if error is not None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stratmap.connectors.base import AuthError, FatalSourceError, SourceError, error_for_status
+from stratmap.connectors.base import AuthError, NotFound, SourceError, error_for_status
 from stratmap.models.records import StatusCategory
 
 Status = tuple[str, StatusCategory]
@@ -108,5 +108,5 @@ def refusal(source: str, status: int, *, what: str, tracker: str, retry_after: s
     if status == 403:
         return AuthError(source, f"{what} was forbidden (HTTP 403)", hint=forbidden_hint)
     if status == 404:
-        return FatalSourceError(source, f"{what} found nothing (HTTP 404)", hint=missing_hint)
+        return NotFound(source, f"{what} found nothing (HTTP 404)", hint=missing_hint)
     return error_for_status(source, status, retry_after=retry_after, what=what)

@@ -52,6 +52,7 @@ from stratmap.connectors.base import (
     AuthError,
     Difference,
     FatalSourceError,
+    NotFound,
     PushCheck,
     RateLimited,
     RequestCount,
@@ -65,6 +66,7 @@ from stratmap.connectors.base import (
     error_for_status,
     with_retries,
 )
+from stratmap.connectors.http import transport_error
 from stratmap.models.plan import RedmineSource
 from stratmap.models.records import (
     Account,
@@ -90,10 +92,6 @@ POINTS_FIELDS = frozenset({"story points", "points"})
 WRITE_HINT = ("the API key's user needs the Manage versions permission in the project that owns "
               "the version (Administration -> Roles and permissions); `stratmap push` without "
               "--apply only reads")
-
-
-class NotFound(FatalSourceError):
-    """HTTP 404: a wrong url or project, an unknown saved query, or an issue deleted meanwhile."""
 
 
 @dataclass
@@ -327,14 +325,8 @@ class RedmineConnector:
         log.debug("source '%s': %s %s", self.name, what, query)
         try:
             response = self._client.request(method, path, params=query, json=body)
-        except httpx.TimeoutException as error:
-            raise RetriableError(self.name, f"{what} timed out") from error
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:
-            raise FatalSourceError(self.name, f"{what}: invalid url", hint=URL_HINT) from error
-        except httpx.TransportError as error:
-            raise RetriableError(
-                self.name, f"{what} lost its connection ({type(error).__name__})"
-            ) from error
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise transport_error(self.name, what, error, url_hint=URL_HINT) from error
         classed = error_for_status(self.name, response.status_code,
                                    retry_after=response.headers.get("Retry-After"), what=what)
         if classed is not None:
@@ -355,7 +347,7 @@ class RedmineConnector:
             return classed
         detail = _redmine_errors(response)
         message = f"{classed.message}: {detail}" if detail else classed.message
-        if response.status_code == 404:
+        if isinstance(classed, NotFound):
             hint = (f"check the source's project {self.config.project!r} (its identifier) and url"
                     if self.config.project else URL_HINT)
             return NotFound(self.name, message, hint=hint)

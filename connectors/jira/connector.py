@@ -31,6 +31,7 @@ from stratmap.connectors.base import (
     Difference,
     FatalSourceError,
     IssueRecords,
+    NotFound,
     PushCheck,
     RequestCount,
     RetryPolicy,
@@ -50,12 +51,7 @@ from stratmap.connectors.jira.payloads import (
     status_categories,
     user_keys,
 )
-from stratmap.connectors.jira.transport import (
-    AUTH_HINT,
-    NotFound,
-    SessionFactory,
-    Transport,
-)
+from stratmap.connectors.jira.transport import AUTH_HINT, SessionFactory, Transport
 from stratmap.models.plan import JiraSource
 from stratmap.models.records import (
     Page,

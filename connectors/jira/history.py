@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from stratmap.connectors.base import RequestCount, TokenPaginator
+from stratmap.connectors.base import NotFound, RequestCount, TokenPaginator
 from stratmap.connectors.jira.payloads import Site, history_order
-from stratmap.connectors.jira.transport import NotFound, Transport
+from stratmap.connectors.jira.transport import Transport
 
 BULK_CHANGELOG = "/rest/api/3/changelog/bulkfetch"
 BULK_ISSUES = 1000

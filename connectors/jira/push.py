@@ -18,13 +18,13 @@ from stratmap.connectors.base import (
     AuthError,
     Difference,
     FatalSourceError,
+    NotFound,
     PushCheck,
     RequestCount,
     Target,
     due_difference,
 )
 from stratmap.connectors.jira.payloads import account_id
-from stratmap.connectors.jira.transport import NotFound
 
 if TYPE_CHECKING:
     from stratmap.connectors.jira.connector import JiraConnector

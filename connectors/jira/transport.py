@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from stratmap.connectors.base import (
     AuthError,
     FatalSourceError,
+    NotFound,
     RateGate,
     RateLimited,
     RequestCount,
@@ -34,6 +35,7 @@ from stratmap.connectors.base import (
     error_for_status,
     with_retries,
 )
+from stratmap.connectors.http import transport_error
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,6 @@ AUTH_HINT = (
     "personal access token and no e-mail; and that the account may browse the scope's projects"
 )
 URL_HINT = "check url: it must be the site's base url, e.g. https://example.atlassian.net"
-
-
-class NotFound(FatalSourceError):
-    """HTTP 404: the site (a wrong url) or one issue (deleted while syncing)."""
 
 
 class Transport:
@@ -150,26 +148,8 @@ class Transport:
         except JIRAError as error:
             # Chained JIRAErrors print request details; never let them reach a log.
             raise self._status_error(error, what) from None
-        except requests.exceptions.SSLError as error:
-            raise FatalSourceError(
-                self.source, f"{what}: TLS verification failed", hint=URL_HINT
-            ) from error
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ) as error:
-            raise FatalSourceError(self.source, f"{what}: invalid url", hint=URL_HINT) from error
-        except requests.exceptions.Timeout as error:
-            raise RetriableError(self.source, f"{what} timed out") from error
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError,
-        ) as error:
-            raise RetriableError(
-                self.source, f"{what} lost its connection ({type(error).__name__})"
-            ) from error
+        except requests.exceptions.RequestException as error:
+            raise transport_error(self.source, what, error, url_hint=URL_HINT) from error
         if method == "PUT" and not response.content:
             return None  # 204 No Content: the edit is done
         try:
@@ -198,7 +178,7 @@ class Transport:
             return classed
         detail = _jira_messages(response)
         message = f"{classed.message}: {detail}" if detail else classed.message
-        if status == 404:
+        if isinstance(classed, NotFound):
             return NotFound(self.source, message, hint=URL_HINT)
         return FatalSourceError(self.source, message, hint=classed.hint)
 
