@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   set up, then run the bundled sample offline on SQLite (no server, no network)
 #   make test   set up, then lint, type-check and run the tests on SQLite and PostgreSQL
+#   make test-fast  the fast tier while working: no server, process or PostgreSQL half
 #   make bench  the benchmarks, side by side (benchmarks/README.md); about 7 minutes
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 SAMPLE := examples/northwind/plan.yaml
 SAMPLE_AS_OF := 2027-03-01T09:00Z
 
-.PHONY: setup demo test lint types pytest bench clean
+.PHONY: setup demo test test-fast lint types pytest bench clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +39,11 @@ pytest: setup
 	$(BIN)/pytest
 
 test: lint types pytest
+
+# The fast tier (markers in pyproject.toml, set in tests/conftest.py): everything but the
+# tests that start servers or processes and the PostgreSQL half of the store tests.
+test-fast: setup
+	$(BIN)/pytest -q -m "not integration and not postgres"
 
 # The peers (Perceval, the jira library) go into benchmarks/.venv-peers, never into $(VENV).
 bench: setup

@@ -17,6 +17,18 @@ from stratmap.models.store import Store
 from tests.browser import Browser, chromium, required
 from tests.fakes.jira_server import FakeClock, FakeJira, connector_for
 
+# Test tiers: a test that starts a server (prefect server, Redmine, Chromium, a virtual
+# environment with the built wheel) is `integration`; every other test is in the fast tier
+# (`make test-fast`, `pytest -m "not integration"`). CI runs both (`make test`).
+SERVERS = frozenset({"browser", "redmine_server", "server", "venv"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVERS.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
 PG_URL = os.environ.get("STRATMAP_TEST_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -82,7 +94,7 @@ def _postgres_or_skip() -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database URL on each backend."""
     if request.param == "sqlite":

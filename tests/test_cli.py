@@ -13,6 +13,9 @@ import pytest
 from stratmap.flows.cli import main
 from tests.conftest import EXAMPLES
 
+# Most tests here run the installed CLI in a subprocess (a second or two each).
+pytestmark = pytest.mark.integration
+
 SAMPLE = EXAMPLES / "northwind"
 AS_OF = "2027-03-01T09:00Z"
 

@@ -49,6 +49,9 @@ from tests.fakes.jira_server import (
     connector_for,
 )
 
+# Kills syncs in subprocesses and runs the Jira fake over HTTP: seconds per test.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 STARTED = T0 + timedelta(days=90)

@@ -31,7 +31,7 @@ from tests.conftest import EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2027-03-01T09:00:00+00:00"
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 
 def _free_port() -> int:

@@ -35,6 +35,7 @@ def test_the_sample_report_holds_every_finding_kind_and_fits_its_schema(
     assert report["unknown_people"], "the sample has contractors the plan does not name"
 
 
+@pytest.mark.postgres
 def test_sqlite_and_postgresql_give_the_same_report_byte_for_byte(tmp_path: Path) -> None:
     pg = _postgres_or_skip()
     lite = run_sample(f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "a.json")

@@ -177,6 +177,7 @@ def test_the_overlap_hint_holds_stored_stamps_since_the_bound_not_removed_ones(
     assert window.stored == {f"T-{n}": T0 + timedelta(minutes=n) for n in (1, 2, 3, 4)}
 
 
+@pytest.mark.integration  # thirty rounds of eight threads: seconds
 def test_many_syncs_opening_a_new_sqlite_store_at_once_never_meet_a_locked_file(
     tmp_path: Path,
 ) -> None:

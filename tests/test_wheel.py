@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import EXAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 USER_FLOW = '''\
 from prefect import flow
