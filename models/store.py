@@ -99,7 +99,10 @@ def _wal(cursor: Any) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or attempt == 99:
+            # SQLITE_BUSY is "database is locked"; branch on the code, never the text.
+            busy = getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY,
+                                                                sqlite3.SQLITE_LOCKED)
+            if not busy or attempt == 99:
                 raise
             time.sleep(0.05)
 
