@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from rich.markup import escape
 
+from stratmap.flows.redact import redact
 from stratmap.models.text import visible
 
 __all__ = ["shown", "visible"]
 
 
 def shown(value: object) -> str:
-    """``value`` as text to put inside a rich markup string: no markup, no escapes."""
-    return escape(visible(str(value)))
+    """``value`` as text to put inside a rich markup string: no markup, no escapes, and
+    no secret (masked in every form before it is escaped)."""
+    return escape(visible(redact(str(value))))
