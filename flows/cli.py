@@ -29,7 +29,8 @@ EXIT_FINDINGS = 4
 EXIT_CODES = """\
 exit codes:
   0  done
-  1  an unexpected error (a bug: please report it with the message)
+  1  the store or a file cannot be used (the message says why), or an
+     unexpected error (a bug: please report it with the message)
   2  the plan (or the command line) is invalid: every problem is printed as
      PLAN:LINE:COLUMN: message
   3  a tracker could not be synced: the message names the source and what to check;
@@ -582,13 +583,25 @@ def main(argv: list[str] | None = None) -> int:
         return _unexpected(error, args, console)
 
 
+_DB_DRIVERS = {"MySQLdb", "pymysql", "psycopg", "psycopg2", "asyncpg", "pyodbc", "cx_Oracle",
+               "oracledb", "pg8000", "mysql", "mariadb"}
+"""Database drivers SQLAlchemy imports for a --db URL: missing, the user installs one."""
+
+
 def _unexpected(error: Exception, args: argparse.Namespace, console: Console) -> int:
     """A clear message instead of a traceback (which -v shows), secrets masked."""
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
     from stratmap.flows.redact import redact
+    from stratmap.models.store import StoreRefused
 
-    if isinstance(error, (ArgumentError, OperationalError)):
+    driver = isinstance(error, ModuleNotFoundError) and error.name in _DB_DRIVERS
+    if isinstance(error, OSError) and error.filename and not isinstance(error, DatabaseError):
+        # A folder that does not exist, a read-only one, a full disk: the user's to fix.
+        console.print(f"[red]cannot use[/] {shown(error.filename)}: "
+                      f"{shown(error.strerror or error)}", highlight=False)
+    elif isinstance(error, (ArgumentError, DatabaseError, NoSuchModuleError, StoreRefused)) \
+            or driver:
         from stratmap.models.store import database_url, redact_url
 
         try:
