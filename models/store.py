@@ -262,6 +262,8 @@ def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]],
             keys: Sequence[str], *, newer_only: bool = False) -> None:
     if not rows:
         return
+    if any(isinstance(v, str) and "\0" in v for row in rows for v in row.values()):
+        rows = [_without_nul(row) for row in rows]
     columns = tuple(c for c in rows[0] if c not in keys)
     stmt = _upsert_statement(connection.dialect.name, table, columns, tuple(keys), newer_only)
     # Sorted rows take row locks in one order, so concurrent runs cannot deadlock.
@@ -269,8 +271,23 @@ def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]],
     connection.execute(stmt, ordered)
 
 
+NUL_REMOVED = "nul_removed"
+"""The flag of an item whose text held NUL bytes (PostgreSQL cannot store them)."""
+
+
+def _without_nul(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with NUL removed from its text, on every store alike (PostgreSQL refuses
+    NUL in text; SQLite would keep it, and both stores must judge the same)."""
+    return {k: v.replace("\0", "") if isinstance(v, str) else v for k, v in row.items()}
+
+
 def _item_row(item: WorkItem) -> dict[str, Any]:
     row = item.model_dump()
+    if any(isinstance(v, str) and "\0" in v for v in row.values()) or any(
+            "\0" in label for label in item.labels):
+        row = _without_nul(row)
+        item = item.model_copy(update={"flags": (*item.flags, NUL_REMOVED),
+                                       "labels": tuple(x.replace("\0", "") for x in item.labels)})
     row["status_category"] = item.status_category.value
     row["labels"] = list(item.labels)
     row["flags"] = list(item.flags)

@@ -284,3 +284,46 @@ def test_the_jira_connector_waits_out_a_503s_retry_after(connect) -> None:  # ty
         pages = list(connector.fetch(Window(since=None, until=datetime(2030, 1, 1, tzinfo=UTC))))
     assert sum(len(p.items) for p in pages) == 3
     assert clock.waits and max(clock.waits) >= 37
+
+
+# -- 4. text PostgreSQL refuses: the same store on both ------------------------------------------
+
+
+def test_nul_bytes_and_long_names_are_stored_alike_and_flagged(store) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from stratmap.models.records import (
+        Account,
+        Comment,
+        Page,
+        RawPayload,
+        StatusCategory,
+        StatusChange,
+        WorkItem,
+    )
+    from stratmap.models.store import NUL_REMOVED
+
+    at = datetime(2027, 1, 5, tzinfo=UTC)
+    status = "S" * 300
+    item = WorkItem(source="j", key="J-1", title="a\x00b", status=status,
+                    status_category=StatusCategory.IN_PROGRESS, assignee="acc\x00",
+                    created=at, updated=at, labels=("x\x00y",))
+    page = Page(
+        source="j", items=(item,),
+        changes=(StatusChange(source="j", item_key="J-1", change_id="1", at=at,
+                              author="n" * 600, from_status=None, to_status=status,
+                              to_category=StatusCategory.IN_PROGRESS),),
+        comments=(Comment(source="j", item_key="J-1", comment_id="1", at=at,
+                          author="acc", body="hi\x00there"),),
+        accounts=(Account(source="j", account_id="acc", display_name="D" * 700 + "\x00"),),
+        raw=(RawPayload(source="j", key="J-1", endpoint="/x", fetched_at=at,
+                        payload={"summary": "a\x00b"}),),
+        cursor=at,
+    )
+    store.write_page(page, watermark=at)
+    evidence = store.evidence(["j"])
+    stored, = evidence.items
+    assert (stored.title, stored.assignee, stored.labels) == ("ab", "acc", ("xy",))
+    assert stored.status == status and NUL_REMOVED in stored.flags
+    assert evidence.changes[0].author == "n" * 600
+    assert evidence.comments[0].body == "hithere"
