@@ -169,6 +169,24 @@ def _known_revisions() -> set[str]:
     return {s.revision for s in ScriptDirectory(str(_MIGRATIONS)).walk_revisions()}
 
 
+def _begin_immediate(connection: Connection, where: str) -> None:
+    """Take SQLite's write lock; if another process holds it, say so, then wait for it."""
+    from sqlalchemy.exc import OperationalError
+
+    connection.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as error:
+        if "locked" not in str(error):
+            raise
+        log.warning("the store %s is locked by another process (a sync or a first run "
+                    "creating it); waiting up to 30 s", where)
+        connection.exec_driver_sql("PRAGMA busy_timeout=30000")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        connection.exec_driver_sql("PRAGMA busy_timeout=30000")
+
+
 @contextmanager
 def _schema_transaction(engine: Engine) -> Iterator[Connection]:
     """One transaction for the whole migration, holding the database's write lock.
@@ -193,7 +211,7 @@ def _schema_transaction(engine: Engine) -> Iterator[Connection]:
 
     try:
         with migrating.connect() as connection:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(connection, redact_url(str(engine.url)))
             try:
                 yield connection
             except BaseException:
