@@ -327,3 +327,65 @@ def test_nul_bytes_and_long_names_are_stored_alike_and_flagged(store) -> None:  
     assert stored.status == status and NUL_REMOVED in stored.flags
     assert evidence.changes[0].author == "n" * 600
     assert evidence.comments[0].body == "hithere"
+
+
+# -- 3, 8. stores and files that are the user's to fix -------------------------------------------
+
+
+SAMPLE_PLAN = str(Path(__file__).parent.parent / "examples" / "northwind" / "plan.yaml")
+
+
+def _sqlite_file_with(tmp_path: Path, *statements: str) -> Path:
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    return path
+
+
+def _content(path: Path) -> object:
+    """The database's tables and rows (the bytes, for a file that is not SQLite)."""
+    import sqlite3
+
+    if not path.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            return list(connection.iterdump())
+    except sqlite3.DatabaseError:
+        return path.read_bytes()
+
+
+@pytest.mark.parametrize("case", ["other app", "newer", "garbage", "driver"])
+def test_a_store_the_user_must_fix_is_one_clear_message_touching_nothing(
+        tmp_path: Path, case: str) -> None:
+    if case == "other app":
+        path = _sqlite_file_with(tmp_path, "CREATE TABLE customers (id INTEGER)")
+        url, said = f"sqlite:///{path}", "is not a stratmap store"
+    elif case == "newer":
+        path = _sqlite_file_with(tmp_path, "PRAGMA journal_mode=WAL",  # as stores are
+                                 "CREATE TABLE alembic_version (version_num TEXT)",
+                                 "INSERT INTO alembic_version VALUES ('9999')")
+        url, said = f"sqlite:///{path}", "written by a newer stratmap (revision 9999)"
+    elif case == "garbage":
+        path = tmp_path / "garbage.db"
+        path.write_bytes(bytes(range(256)) * 40)
+        url, said = f"sqlite:///{path}", "file is not a database"
+    else:
+        path, url, said = tmp_path / "none", "mysql://me@127.0.0.1/x", "No module named"
+    before = _content(path)
+    done = stratmap("run", SAMPLE_PLAN, "--db", url, "-q")
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and said in output, output
+    assert "Traceback" not in output and "this is a bug" not in output
+    assert _content(path) == before  # nothing written to a database that is not ours
+
+
+def test_an_output_folder_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    done = stratmap("report", SAMPLE_PLAN, "--db", db, "-o", str(tmp_path / "no" / "r.md"))
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and "No such file or directory" in output, output
+    assert str(tmp_path / "no" / "r.md") in output and "this is a bug" not in output
