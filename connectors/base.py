@@ -8,7 +8,7 @@ Errors are classed by how to recover::
 
     SourceError                 every tracker problem; names the source and what to do
     ├── RetriableError          5xx, connection reset, read timeout: retry with backoff
-    │   └── RateLimited         429 / throttled: wait at least ``retry_after`` seconds
+    │   └── RateLimited         429, or 5xx with Retry-After: wait at least ``retry_after`` s
     └── FatalSourceError        nothing a retry can fix: bad credentials, no permission,
         │                       a missing export file, an unknown project
         ├── AuthError           401 / 403
@@ -318,6 +318,11 @@ def error_for_status(
             hint="check the source's token/e-mail and that the account may browse the projects",
         )
     if status >= 500 or status in (408, 409, 425):
+        wait = parse_retry_after(retry_after)
+        if wait is not None:
+            # A 503 with Retry-After asks for the same wait a 429 does: it is a floor.
+            return RateLimited(source, f"{what} failed (HTTP {status})", retry_after=wait,
+                               hint="the tracker asked to wait; stratmap waits and retries")
         return RetriableError(source, f"{what} failed (HTTP {status})")
     if status == 404:
         return NotFound(source, f"{what} failed (HTTP 404)",

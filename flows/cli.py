@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stratmap.flows.terminal import shown, visible
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_INVALID = 2
@@ -27,7 +29,8 @@ EXIT_FINDINGS = 4
 EXIT_CODES = """\
 exit codes:
   0  done
-  1  an unexpected error (a bug: please report it with the message)
+  1  the store or a file cannot be used (the message says why), or an
+     unexpected error (a bug: please report it with the message)
   2  the plan (or the command line) is invalid: every problem is printed as
      PLAN:LINE:COLUMN: message
   3  a tracker could not be synced: the message names the source and what to check;
@@ -85,7 +88,7 @@ def _load(path: str, console: Console):  # type: ignore[no-untyped-def]
         return load_plan(path)
     except PlanError as error:
         for problem in error.problems:
-            console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+            console.print(visible(str(problem)), markup=False, highlight=False, soft_wrap=True)
         console.print(f"[red]{len(error.problems)} problem(s)[/] in {path}", highlight=False)
         return None
 
@@ -127,7 +130,7 @@ def _sync(plan, plan_path: Path, store, console: Console, *, quiet: bool) -> int
                                           started=started, on_page=on_page)
             except SourceError as error:
                 progress.stop()
-                console.print(f"[red]sync failed:[/] {error}", highlight=False)
+                console.print(f"[red]sync failed:[/] {shown(error)}", highlight=False)
                 return EXIT_SOURCE
             progress.update(task, total=max(1, result.items), completed=max(1, result.items),
                             description=f"synced {name}")
@@ -141,35 +144,36 @@ def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _summary(report, console: Console) -> None:  # type: ignore[no-untyped-def]
-    table = Table(title=f"{report.plan} — as of {report.as_of:%Y-%m-%d %H:%M} UTC",
+    table = Table(title=f"{shown(report.plan)} — as of {report.as_of:%Y-%m-%d %H:%M} UTC",
                   title_justify="left")
     for column in ("Goal / milestone", "Status", "Progress", "Items", "Due", "Owner"):
         table.add_column(column)
     for goal in report.goals:
         style = STATUS_STYLE[goal.status.value]
-        table.add_row(f"[bold]{goal.title}[/] ({goal.id})", f"[{style}]{goal.status.value}[/]",
-                      f"{goal.progress:.0%}", "", "", goal.owner or "[red]—[/]")
+        table.add_row(f"[bold]{shown(goal.title)}[/] ({goal.id})", f"[{style}]{goal.status.value}[/]",
+                      f"{goal.progress:.0%}", "", "", shown(goal.owner or "") or "[red]—[/]")
         for m in goal.milestones:
             style = STATUS_STYLE[m.status.value]
-            table.add_row(f"  {m.title}", f"[{style}]{m.status.value}[/]", f"{m.progress:.0%}",
+            table.add_row(f"  {shown(m.title)}", f"[{style}]{m.status.value}[/]", f"{m.progress:.0%}",
                           f"{m.items.done}/{m.items.total}", str(m.due or ""),
-                          m.owner or "[red]—[/]")
+                          shown(m.owner or "") or "[red]—[/]")
     console.print(table)
     findings = Table(title=f"{len(report.findings)} findings", title_justify="left")
     for column in ("Severity", "Kind", "Where", "Message"):
         findings.add_column(column, overflow="fold")
     for f in report.findings:
         findings.add_row(f"[{SEVERITY_STYLE[f.severity.value]}]{f.severity.value}[/]",
-                         f.kind.value, f.milestone or f.goal or f.item or "", f.message)
+                         f.kind.value, shown(f.milestone or f.goal or f.item or ""),
+                         shown(f.message))
     if report.findings:
         console.print(findings)
     if report.unknown_people:
-        names = ", ".join(f"{u.source}:{u.account}" for u in report.unknown_people)
+        names = ", ".join(f"{shown(u.source)}:{shown(u.account)}" for u in report.unknown_people)
         console.print(f"[yellow]Unknown people[/] (add them to the plan): {names}",
                       highlight=False)
     if report.flagged_items:
         console.print(f"[yellow]Items with payload problems[/] (stored and judged as they are; "
-                      f"see their flags in the store): {', '.join(report.flagged_items)}",
+                      f"see their flags in the store): {shown(', '.join(report.flagged_items))}",
                       highlight=False)
 
 
@@ -203,7 +207,7 @@ def _run_with_prefect(args: argparse.Namespace, console: Console) -> int:
         track_plan(str(Path(args.plan).resolve()), db=args.db, as_of=args.as_of,
                    offline=args.offline)
     except SyncFailed as error:
-        console.print(f"[red]sync failed:[/] {error}", highlight=False)
+        console.print(f"[red]sync failed:[/] {shown(error)}", highlight=False)
         return EXIT_SOURCE
     return EXIT_OK
 
@@ -335,7 +339,7 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
                             sources=args.source or None,
                             on_apply=lambda source, d: written.append(source))
     except SourceError as error:
-        console.print(f"[red]push failed:[/] {error}", highlight=False)
+        console.print(f"[red]push failed:[/] {shown(error)}", highlight=False)
         if written:
             console.print(f"{len(written)} change(s) were written before the error; run "
                           "`stratmap push` again to see what is left", highlight=False)
@@ -348,8 +352,9 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
         for d in result.check.differences:
             differences += 1
             done = " [green]✓ written[/]" if d in result.applied else ""
-            table.add_row(result.source, d.container, d.field, d.tracker or "[dim]unset[/]",
-                          f"{d.plan}{done}", d.milestone)
+            table.add_row(result.source, shown(d.container), d.field,
+                          shown(d.tracker or "") or "[dim]unset[/]", f"{shown(d.plan)}{done}",
+                          d.milestone)
     if differences:
         console.print(table)
     for result in results:
@@ -357,7 +362,7 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
             console.print(f"[dim]{result.source} ({result.kind}): push is not supported for "
                           "this tracker yet; left as it is[/]", highlight=False)
         for note in result.check.missing + result.conflicts:
-            console.print(f"[yellow]{result.source}:[/] {note}", highlight=False)
+            console.print(f"[yellow]{result.source}:[/] {shown(note)}", highlight=False)
     if not any(result.targets for result in results):
         console.print("Nothing to push: no milestone with a due date (or, on a Jira epic, an "
                       "owner whose account the plan knows) names exactly one container: "
@@ -578,13 +583,25 @@ def main(argv: list[str] | None = None) -> int:
         return _unexpected(error, args, console)
 
 
+_DB_DRIVERS = {"MySQLdb", "pymysql", "psycopg", "psycopg2", "asyncpg", "pyodbc", "cx_Oracle",
+               "oracledb", "pg8000", "mysql", "mariadb"}
+"""Database drivers SQLAlchemy imports for a --db URL: missing, the user installs one."""
+
+
 def _unexpected(error: Exception, args: argparse.Namespace, console: Console) -> int:
     """A clear message instead of a traceback (which -v shows), secrets masked."""
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
     from stratmap.flows.redact import redact
+    from stratmap.models.store import StoreRefused
 
-    if isinstance(error, (ArgumentError, OperationalError)):
+    driver = isinstance(error, ModuleNotFoundError) and error.name in _DB_DRIVERS
+    if isinstance(error, OSError) and error.filename and not isinstance(error, DatabaseError):
+        # A folder that does not exist, a read-only one, a full disk: the user's to fix.
+        console.print(f"[red]cannot use[/] {shown(error.filename)}: "
+                      f"{shown(error.strerror or error)}", highlight=False)
+    elif isinstance(error, (ArgumentError, DatabaseError, NoSuchModuleError, StoreRefused)) \
+            or driver:
         from stratmap.models.store import database_url, redact_url
 
         try:
@@ -592,12 +609,12 @@ def _unexpected(error: Exception, args: argparse.Namespace, console: Console) ->
         except ArgumentError:
             where = "the --db URL"
         console.print(f"[red]cannot use the store[/] {where}: "
-                      f"{redact(str(error).splitlines()[0])}", highlight=False)
+                      f"{shown(redact(str(error).splitlines()[0]))}", highlight=False)
         console.print("check --db / STRATMAP_DB (e.g. sqlite:///stratmap.db or "
                       "postgresql+psycopg://user@host/db) and that the server is running",
                       highlight=False)
     else:
-        console.print(f"[red]error:[/] {type(error).__name__}: {redact(str(error))}",
+        console.print(f"[red]error:[/] {type(error).__name__}: {shown(redact(str(error)))}",
                       highlight=False)
         console.print("this is a bug in stratmap: please report it with the message above "
                       "(run with -v for the traceback)", highlight=False)

@@ -8,8 +8,10 @@ shipped.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 _MIN_LENGTH = 4
@@ -17,11 +19,27 @@ _secrets: set[str] = set()
 _lock = threading.Lock()
 
 
+def forms(value: str) -> set[str]:
+    """Every form a secret can take in text: raw, repr-escaped, URL-encoded, and base64 of
+    ``user:secret`` as HTTP basic auth sends it (matched from the secret's aligned part)."""
+    found = {value, repr(value)[1:-1], value.encode("unicode_escape").decode("ascii"),
+             quote(value, safe=""), quote_plus(value, safe="")}
+    raw = value.encode()
+    for shift in range(3):
+        # base64 of prefix+secret holds this run, for a prefix of each length modulo 3.
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        start = 4 if shift else 0  # the first group mixes in the prefix's bytes
+        end = len(encoded) - (4 if (shift + len(raw)) % 3 else 0)
+        if end - start >= 8:
+            found.add(encoded[start:end])
+    return {form for form in found if len(form) >= _MIN_LENGTH}
+
+
 def register(value: str) -> None:
-    """Remember a secret so no log line will ever show it."""
+    """Remember a secret, in each of its text forms, so no log line will ever show it."""
     if len(value) >= _MIN_LENGTH:
         with _lock:
-            _secrets.add(value)
+            _secrets.update(forms(value))
     install()
 
 

@@ -24,6 +24,17 @@ def resolve_secret(source: str, reference: str) -> str:
     else:
         raise FatalSourceError(source, f"cannot resolve secret reference {reference!r}")
     redact.register(value)
+    # A CRLF .env or a secret file ending in a newline leaves whitespace around the token:
+    # it is never part of a token, so it is dropped (see the README).
+    value = value.strip()
+    redact.register(value)
+    if not value or any(not char.isprintable() for char in value):
+        raise FatalSourceError(
+            source, f"the secret {reference} " + ("is empty" if not value else
+                                                  "holds a control character (a line break "
+                                                  "or tab inside the token)"),
+            hint="set it again with the token alone, on one line",
+        )
     return value
 
 

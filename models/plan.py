@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,6 +29,13 @@ from pydantic import (
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_MINUTES = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+MAX_DURATION_MINUTES = 5200 * 10080
+"""The longest duration a plan may give (100 years): longer ones overflow date arithmetic."""
+MIN_YEAR, MAX_YEAR = 1900, 9000
+"""The years a plan's dates may fall in; dates near 1 or 9999 overflow in other zones."""
+MAX_TITLE = 2000
+"""The longest name or title, in characters; a whole document is not a title."""
 
 
 def parse_duration(value: object) -> timedelta:
@@ -39,7 +47,9 @@ def parse_duration(value: object) -> timedelta:
     match = _DURATION.match(value)
     if not match:
         raise ValueError(f"a duration is written like 14d, 12h or 2w, not {value!r}")
-    amount, unit = int(match.group(1)), match.group(2)
+    amount, unit = int(match.group(1)[:12]), match.group(2)
+    if len(match.group(1)) > 12 or amount * _MINUTES[unit] > MAX_DURATION_MINUTES:
+        raise ValueError(f"{value!r} is too long; a duration is at most 100 years (5200w)")
     return timedelta(**{_UNITS[unit]: amount})
 
 
@@ -92,12 +102,21 @@ SecretRef = Annotated[
 
 Slug = Annotated[str, Field(pattern=SLUG)]
 Handle = Annotated[str, Field(min_length=1, description="A person's handle from `people`.")]
-When = date | datetime
+def _within_years(value: date) -> date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"{value.isoformat()} is out of range: plan dates fall in the years "
+                         f"{MIN_YEAR}-{MAX_YEAR}")
+    return value
+
+
+When = Annotated[date | datetime, AfterValidator(_within_years)]
+Title = Annotated[str, Field(max_length=MAX_TITLE)]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="forbid", coerce_numbers_to_str=True, populate_by_name=True
+        frozen=True, extra="forbid", coerce_numbers_to_str=True, populate_by_name=True,
+        allow_inf_nan=False,
     )
 
 
@@ -138,7 +157,8 @@ class JiraSource(_Source):
     )
     page_size: int = Field(100, ge=1, le=5000)
     concurrency: int = Field(4, ge=1, le=32)
-    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
+    timeout: float = Field(30.0, gt=0, le=3600,
+                           description="Seconds per request (connect and read).")
     reconcile_every: Duration | None = Field(
         None, description="How often to look for deleted and moved issues (default 1d)."
     )
@@ -167,7 +187,8 @@ class GithubSource(_Source):
         1, ge=1, le=8,
         description="Issues read at once; GitHub asks for serial requests, so keep 1.",
     )
-    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
+    timeout: float = Field(30.0, gt=0, le=3600,
+                           description="Seconds per request (connect and read).")
 
 
 class GitlabSource(_Source):
@@ -184,7 +205,8 @@ class GitlabSource(_Source):
     )
     page_size: int = Field(100, ge=1, le=100)
     concurrency: int = Field(4, ge=1, le=16, description="Issues read at once.")
-    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
+    timeout: float = Field(30.0, gt=0, le=3600,
+                           description="Seconds per request (connect and read).")
 
 
 class LinearSource(_Source):
@@ -222,7 +244,8 @@ class LinearSource(_Source):
     concurrency: int = Field(
         2, ge=1, le=8, description="Issues whose longer history is completed at the same time."
     )
-    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
+    timeout: float = Field(30.0, gt=0, le=3600,
+                           description="Seconds per request (connect and read).")
 
 
 class RedmineSource(_Source):
@@ -243,7 +266,8 @@ class RedmineSource(_Source):
     concurrency: int = Field(
         4, ge=1, le=16, description="Issues whose journals are read at the same time."
     )
-    timeout: float = Field(30.0, gt=0, description="Seconds per request (connect and read).")
+    timeout: float = Field(30.0, gt=0, le=3600,
+                           description="Seconds per request (connect and read).")
 
 
 class ExportSource(_Source):
@@ -323,11 +347,11 @@ class Rules(_Model):
 
 class Milestone(Rules):
     id: Slug
-    title: str
+    title: Title
     owner: Handle | None = None
     start: When | None = None
     due: When | None = None
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, gt=0, le=1_000_000)
     depends_on: list[str] = Field(
         default_factory=list, description="Other milestones, as goal.milestone."
     )
@@ -336,9 +360,9 @@ class Milestone(Rules):
 
 class Goal(Rules):
     id: Slug
-    title: str
+    title: Title
     owner: Handle | None = None
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, gt=0, le=1_000_000)
     milestones: list[Milestone] = Field(default_factory=list)
 
 
@@ -374,8 +398,8 @@ class Plan(_Model):
     """A strategic implementation plan."""
 
     version: Literal[1]
-    name: str
-    vision: str | None = None
+    name: Title
+    vision: Annotated[str, Field(max_length=20 * MAX_TITLE)] | None = None
     leader: Handle
     timezone: str = "UTC"
     people: dict[Slug, Person] = Field(default_factory=dict)
@@ -389,8 +413,10 @@ class Plan(_Model):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
+            if len(value) > 64:  # the longest IANA name is 32 characters
+                raise ValueError("too long")
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as error:
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from error
         return value
 

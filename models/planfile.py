@@ -9,6 +9,7 @@ an alert route's ``on:`` key mean what they say.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 import typing
@@ -20,10 +21,18 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from stratmap.models.jql import jql_problem
 from stratmap.models.plan import SELECTOR_KINDS, Plan, Selector
 from stratmap.models.report import Kind, Status
 
 Path_ = tuple[str | int, ...]
+
+MAX_NODES = 100_000
+"""The most values a plan may hold once its aliases are expanded (see the README)."""
+MAX_DEPTH = 64
+"""The deepest nesting of mappings and lists a plan may have."""
+MAX_DIGITS = 30
+"""The longest integer, in digits; no count or weight in a plan needs more."""
 
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
@@ -65,6 +74,19 @@ class _Document:
         self.values: dict[Path_, _Mark] = {}
         self.keys: dict[Path_, _Mark] = {}
         self.problems: list[PlanProblem] = []
+        self.size = 0
+
+    def _count(self, node: yaml.Node, depth: int) -> None:
+        """Bound the data an alias can make: aliases repeat their node each time they are
+        used, so a few hundred bytes can expand to gigabytes (a "billion laughs")."""
+        self.size += 1
+        if self.size > MAX_NODES:
+            raise PlanError([PlanProblem(self.file, *_where(node), f"the plan expands to more "
+                                         f"than {MAX_NODES:,} values (YAML aliases repeat "
+                                         "what they name); write it out or use fewer aliases")])
+        if depth > MAX_DEPTH:
+            raise PlanError([PlanProblem(self.file, *_where(node), f"nested more than "
+                                         f"{MAX_DEPTH} levels deep (or an alias names itself)")])
 
     def problem(self, mark: _Mark, message: str) -> None:
         self.problems.append(PlanProblem(self.file, mark.line, mark.column, message))
@@ -81,6 +103,7 @@ class _Document:
         return self.values.get((), _Mark(1, 1))
 
     def build(self, node: yaml.Node, path: Path_ = ()) -> Any:
+        self._count(node, len(path))
         self.values[path] = _Mark(node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
@@ -103,7 +126,17 @@ class _Document:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
-        return _scalar(node)
+        value = _scalar(node)
+        if (isinstance(value, float) and not math.isfinite(value)) or (isinstance(value, int) and (
+                len(node.value) > MAX_DIGITS)):
+            self.problem(_mark(node), f"the number {node.value[:20]}{'...' * (len(node.value) > 20)}"
+                         " is out of range")
+            return None
+        return value
+
+
+def _where(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
 
 
 def _mark(node: yaml.Node) -> _Mark:
@@ -119,7 +152,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     if text in _BOOL:
         return _BOOL[text]
     if _INT.match(text):
-        return int(text)
+        return int(text) if len(text) <= MAX_DIGITS else 0  # refused by build
     if _FLOAT.match(text):
         return float(text)
     return text
@@ -282,6 +315,11 @@ def _cross_checks(doc: _Document, plan: Plan) -> None:
             for w, selector in enumerate(milestone.work):
                 _check_selector(doc, plan, selector, (*base, "work", w))
     _check_cycles(doc, plan)
+    for name, source in plan.sources.items():
+        scope = getattr(source, "scope", None)
+        if source.kind == "jira" and isinstance(scope, str) and (problem := jql_problem(scope)):
+            doc.problem(doc.mark_of(("sources", name, "scope")),
+                        f"the scope JQL cannot be used: {problem}")
     defaults = plan.defaults.feedback
     if defaults and defaults.from_ != "seniors":
         for f, handle in enumerate(defaults.from_):
@@ -310,6 +348,9 @@ def _check_selector(doc: _Document, plan: Plan, selector: Selector, path: Path_)
                     + (", ".join(sorted(allowed)) or "column: value"))
     if source.kind == "csv":
         return
+    jql = criteria.get("jql")
+    if source.kind == "jira" and isinstance(jql, str) and (problem := jql_problem(jql)):
+        doc.problem(doc.mark_of((*path, "jql")), f"this JQL cannot be used: {problem}")
     for name in criteria:
         if name not in allowed:
             doc.problem(doc.mark_of((*path, name), key=True),
@@ -377,6 +418,9 @@ def parse_plan(text: str, *, file: str = "plan.yaml") -> Plan:
     doc = _Document(file)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise PlanError([PlanProblem(file, 1, 1, f"not valid YAML: nested more than "
+                                     f"{MAX_DEPTH} levels deep")]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)

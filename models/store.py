@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
 
 from stratmap.models.marks import Mark
@@ -96,6 +97,8 @@ def _wal(cursor: Any) -> None:
         try:
             if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
                 return
+            if not _empty_or_ours(cursor):
+                return  # another application's file: migrate() refuses it, untouched
             cursor.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as error:
@@ -105,6 +108,13 @@ def _wal(cursor: Any) -> None:
             if not busy or attempt == 99:
                 raise
             time.sleep(0.05)
+
+
+def _empty_or_ours(cursor: Any) -> bool:
+    names = {row[0] for row in cursor.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' LIMIT 2")}
+    return not names or bool(cursor.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone())
 
 
 def _engine(url: str) -> Engine:
@@ -137,24 +147,109 @@ def _heads() -> set[str]:
     return set(ScriptDirectory(str(_MIGRATIONS)).get_heads())
 
 
+class StoreRefused(ValueError):
+    """The database cannot be used as a store: it is another application's, or newer."""
+
+
+def _check_ours(connection: Connection, current: set[str]) -> None:
+    """Refuse, touching nothing, a database that is not a stratmap store or is newer."""
+    from sqlalchemy import inspect
+
+    if current - _known_revisions():
+        raise StoreRefused(
+            f"it was written by a newer stratmap (revision {', '.join(sorted(current))}); "
+            "upgrade stratmap to use it")
+    if not current:
+        tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
+        if tables:
+            raise StoreRefused(
+                f"it holds other tables ({', '.join(sorted(tables)[:3])}"
+                f"{', ...' if len(tables) > 3 else ''}) and is not a stratmap store; "
+                "point --db at a new or a stratmap database")
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {s.revision for s in ScriptDirectory(str(_MIGRATIONS)).walk_revisions()}
+
+
+def _begin_immediate(connection: Connection, where: str) -> None:
+    """Take SQLite's write lock; if another process holds it, say so, then wait for it."""
+    from sqlalchemy.exc import OperationalError
+
+    connection.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as error:
+        if "locked" not in str(error):
+            raise
+        log.warning("the store %s is locked by another process (a sync or a first run "
+                    "creating it); waiting up to 30 s", where)
+        connection.exec_driver_sql("PRAGMA busy_timeout=30000")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    finally:
+        connection.exec_driver_sql("PRAGMA busy_timeout=30000")
+
+
+@contextmanager
+def _schema_transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction for the whole migration, holding the database's write lock.
+
+    SQLite's Python driver runs DDL outside any transaction, so a first migration killed
+    half way left tables without a version row, and two first runs raced to create them.
+    Here SQLite takes ``BEGIN IMMEDIATE`` (the write lock: a second process waits for the
+    first, then finds the schema there) and PostgreSQL an advisory lock.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
+            yield connection
+        return
+    migrating = create_engine(engine.url, poolclass=NullPool)
+
+    @event.listens_for(migrating, "connect")
+    def _explicit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # no implicit transactions: ours is explicit
+        dbapi_connection.execute("PRAGMA busy_timeout=30000")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    try:
+        with migrating.connect() as connection:
+            _begin_immediate(connection, redact_url(str(engine.url)))
+            try:
+                yield connection
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
+    finally:
+        migrating.dispose()
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (a no-op when it is there)."""
+    """Bring the schema to the newest Alembic revision (a no-op when it is there).
+
+    The whole upgrade is one transaction under a lock, so a process killed during it leaves
+    the store as it was, and concurrent first runs create the schema once.
+    """
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
-        if set(MigrationContext.configure(connection).get_current_heads()) == _heads():
+        current = set(MigrationContext.configure(connection).get_current_heads())
+        if current == _heads():
             return
+        _check_ours(connection, current)
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     # Alembic's environment is module-global: one migration at a time in a process.
-    with _MIGRATE_LOCK, engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # Another process may be migrating the same database: queue behind it.
-            connection.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
-            if set(MigrationContext.configure(connection).get_current_heads()) == _heads():
-                return
+    with _MIGRATE_LOCK, _schema_transaction(engine) as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+        if current == _heads():
+            return  # another process migrated while this one waited for the lock
+        _check_ours(connection, current)
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
 
@@ -190,6 +285,8 @@ def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]],
             keys: Sequence[str], *, newer_only: bool = False) -> None:
     if not rows:
         return
+    if any(isinstance(v, str) and "\0" in v for row in rows for v in row.values()):
+        rows = [_without_nul(row) for row in rows]
     columns = tuple(c for c in rows[0] if c not in keys)
     stmt = _upsert_statement(connection.dialect.name, table, columns, tuple(keys), newer_only)
     # Sorted rows take row locks in one order, so concurrent runs cannot deadlock.
@@ -197,8 +294,23 @@ def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]],
     connection.execute(stmt, ordered)
 
 
+NUL_REMOVED = "nul_removed"
+"""The flag of an item whose text held NUL bytes (PostgreSQL cannot store them)."""
+
+
+def _without_nul(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with NUL removed from its text, on every store alike (PostgreSQL refuses
+    NUL in text; SQLite would keep it, and both stores must judge the same)."""
+    return {k: v.replace("\0", "") if isinstance(v, str) else v for k, v in row.items()}
+
+
 def _item_row(item: WorkItem) -> dict[str, Any]:
     row = item.model_dump()
+    if any(isinstance(v, str) and "\0" in v for v in row.values()) or any(
+            "\0" in label for label in item.labels):
+        row = _without_nul(row)
+        item = item.model_copy(update={"flags": (*item.flags, NUL_REMOVED),
+                                       "labels": tuple(x.replace("\0", "") for x in item.labels)})
     row["status_category"] = item.status_category.value
     row["labels"] = list(item.labels)
     row["flags"] = list(item.flags)
@@ -230,7 +342,11 @@ class Store:
                 f"stratmap stores to SQLite or PostgreSQL, not {self.engine.dialect.name}"
             )
         if migrate_schema:
-            migrate(self.engine)
+            try:
+                migrate(self.engine)
+            except BaseException:
+                self.engine.dispose()
+                raise
 
     def close(self) -> None:
         self.engine.dispose()

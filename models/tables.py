@@ -80,18 +80,18 @@ class ItemRow(Base):
     source: Mapped[str] = mapped_column(String(100), primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     title: Mapped[str] = mapped_column(Text, default="")
-    item_type: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(200))
+    item_type: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
     status_category: Mapped[str] = mapped_column(String(20))
-    assignee: Mapped[str | None] = mapped_column(String(200))
-    reporter: Mapped[str | None] = mapped_column(String(200))
+    assignee: Mapped[str | None] = mapped_column(Text)
+    reporter: Mapped[str | None] = mapped_column(Text)
     created: Mapped[datetime]
     updated: Mapped[datetime]
     resolved: Mapped[datetime | None]
     due: Mapped[datetime | None]
-    parent: Mapped[str | None] = mapped_column(String(200))
+    parent: Mapped[str | None] = mapped_column(Text)
     labels: Mapped[list[str]] = mapped_column(default=list)
-    container: Mapped[str | None] = mapped_column(String(500))
+    container: Mapped[str | None] = mapped_column(Text)
     points: Mapped[float | None] = mapped_column(Float)
     url: Mapped[str | None] = mapped_column(Text)
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -109,9 +109,9 @@ class StatusChangeRow(Base):
     item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     change_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     at: Mapped[datetime]
-    author: Mapped[str | None] = mapped_column(String(200))
-    from_status: Mapped[str | None] = mapped_column(String(200))
-    to_status: Mapped[str] = mapped_column(String(200))
+    author: Mapped[str | None] = mapped_column(Text)
+    from_status: Mapped[str | None] = mapped_column(Text)
+    to_status: Mapped[str] = mapped_column(Text)
     from_category: Mapped[str | None] = mapped_column(String(20))
     to_category: Mapped[str] = mapped_column(String(20))
 
@@ -127,9 +127,9 @@ class AssigneeChangeRow(Base):
     item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     change_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     at: Mapped[datetime]
-    author: Mapped[str | None] = mapped_column(String(200))
-    from_account: Mapped[str | None] = mapped_column(String(200))
-    to_account: Mapped[str | None] = mapped_column(String(200))
+    author: Mapped[str | None] = mapped_column(Text)
+    from_account: Mapped[str | None] = mapped_column(Text)
+    to_account: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         ForeignKeyConstraint(["source", "item_key"], ["items.source", "items.key"]),
@@ -143,7 +143,7 @@ class CommentRow(Base):
     item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     comment_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     at: Mapped[datetime]
-    author: Mapped[str | None] = mapped_column(String(200))
+    author: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (
@@ -156,8 +156,8 @@ class AccountRow(Base):
 
     source: Mapped[str] = mapped_column(String(100), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    display_name: Mapped[str | None] = mapped_column(String(500))
-    email: Mapped[str | None] = mapped_column(String(500))
+    display_name: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(Text)
 
 
 class RawPayloadRow(Base):

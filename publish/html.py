@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from stratmap.models.report import Finding, GoalReport, MilestoneReport, Report, Severity, Status
+from stratmap.models.text import visible
 from stratmap.publish.charts import Point, burnup_svg, trend_svg
 from stratmap.publish.map import LABEL, MapUnavailable, anchors, strategic_map_svg
 
@@ -367,11 +368,18 @@ class _Series:
 # -- rendering ---------------------------------------------------------------------------
 
 
+def _visible(value: object) -> object:
+    """Every printed text with its control characters shown escaped (Markup is ours)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     environment = Environment(
         loader=PackageLoader("stratmap.publish", "templates"), autoescape=True,
-        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, finalize=_visible,
     )
     environment.globals.update(LABEL=LABEL)
     return environment

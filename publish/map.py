@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Mapping
 
 from stratmap.models.report import GoalReport, MilestoneReport, Report, Status
+from stratmap.models.text import visible
 from stratmap.publish.charts import scoped
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,14 @@ class MapUnavailable(RuntimeError):
 def _text(text: str) -> str:
     """Text for an HTML-like label: XML-escaped, and each backslash doubled (``dot``
     reads ``\\N`` as the node's name even there, and ``\\\\`` as one backslash)."""
-    return html.escape(text).replace("\\", "\\\\")
+    return html.escape(visible(text)).replace("\\", "\\\\")
+
+
+def _tip(text: str) -> str:
+    """Text for a tooltip attribute: control characters escaped, then quoted for dot."""
+    import graphviz
+
+    return str(graphviz.escape(visible(text)))
 
 
 def _lines(text: str, *, bold: bool = False, size: int | None = None,
@@ -114,7 +122,7 @@ def strategic_map_svg(report: Report, anchors: Mapping[str, str],
         "strategic_map",
         graph_attr={"rankdir": "LR", "bgcolor": background, "nodesep": "0.18",
                     "ranksep": "0.45", "fontname": FONT, "pad": "0.1",
-                    "tooltip": graphviz.escape(report.plan)},
+                    "tooltip": _tip(report.plan)},
         node_attr={"shape": "box", "style": "rounded,filled", "fontname": FONT,
                    "fontsize": "11", "margin": "0.12,0.06", "penwidth": "1.4",
                    "target": "_self"},
@@ -124,14 +132,14 @@ def strategic_map_svg(report: Report, anchors: Mapping[str, str],
     fill, border = FILL[report.status]
     graph.node("plan", _label(report.plan, LABEL[report.status], f"{report.progress:.0%}"),
                fillcolor="#ffffff", color=border, penwidth="2", id="plan",
-               tooltip=graphviz.escape(report.plan), URL="#summary")
+               tooltip=_tip(report.plan), URL="#summary")
     names: dict[str, str] = {}
     for g_number, goal in enumerate(report.goals):
         fill, border = FILL[goal.status]
         goal_node = f"g{g_number}"
         graph.node(goal_node, _label(goal.title, *_goal_facts(goal)), fillcolor=fill,
                    color=border, penwidth="2", id=anchors[goal.id],
-                   tooltip=graphviz.escape(f"{goal.id}: {goal.title}"),
+                   tooltip=_tip(f"{goal.id}: {goal.title}"),
                    URL=f"#{anchors[goal.id]}")
         graph.edge("plan", goal_node)
         for m_number, milestone in enumerate(goal.milestones):
@@ -140,7 +148,7 @@ def strategic_map_svg(report: Report, anchors: Mapping[str, str],
             names[milestone.id] = node
             graph.node(node, _label(milestone.title, *_milestone_facts(milestone)),
                        fillcolor=fill, color=border, id=anchors[milestone.id],
-                       tooltip=graphviz.escape(f"{milestone.id}: {milestone.title}"),
+                       tooltip=_tip(f"{milestone.id}: {milestone.title}"),
                        URL=f"#{anchors[milestone.id]}")
             graph.edge(goal_node, node)
     for goal in report.goals:

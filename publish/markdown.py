@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 
 from stratmap.models.report import Finding, Report, Status
+from stratmap.models.text import visible
 from stratmap.publish.map import FILL
 
 STATUS_LABEL = {
@@ -30,7 +31,7 @@ STATUS_MARK = {
 def cell(value: object) -> str:
     """A value made safe for one Markdown table cell."""
     text = "" if value is None else str(value)
-    text = html.escape(" ".join(text.split()), quote=False)
+    text = html.escape(" ".join(visible(text).split()), quote=False)
     for char in "\\|`*_[]<>#":
         text = text.replace(char, "\\" + char)
     return text

@@ -13,9 +13,10 @@ from uuid import UUID
 
 from stratmap.models.plan import Plan
 from stratmap.models.report import Kind, Report
+from stratmap.models.text import visible
 from stratmap.publish.changes import Alert, Change, alert_text
 from stratmap.publish.map import strategic_map_image
-from stratmap.publish.markdown import render
+from stratmap.publish.markdown import cell, render
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,13 @@ def publish_artifacts(plan: Plan, report: Report, *, html_url: str | None = None
     ids = [
         create_markdown_artifact(key=report_key(plan),
                                  markdown=render(report, map_image=strategic_map_image(report)),
-                                 description=f"stratmap report: {plan.name}"),
+                                 description=f"stratmap report: {cell(plan.name)}"),
         create_table_artifact(
             key=f"stratmap-{key}-findings",
             table=[{"severity": f.severity.value, "kind": f.kind.value,
-                    "where": f.milestone or f.goal or f.item or "", "person": f.person or "",
-                    "message": f.message} for f in report.findings]
+                    "where": visible(f.milestone or f.goal or f.item or ""),
+                    "person": visible(f.person or ""), "message": visible(f.message)}
+                   for f in report.findings]
             or [{"severity": "", "kind": "", "where": "", "person": "",
                  "message": "no findings"}],
             description=f"{len(report.findings)} findings as of {report.as_of.isoformat()}",
@@ -77,11 +79,11 @@ def publish_artifacts(plan: Plan, report: Report, *, html_url: str | None = None
     for goal in report.goals:
         ids.append(create_progress_artifact(
             progress=round(goal.progress * 100, 1),
-            description=f"{goal.title} ({goal.id}): {goal.status.value}",
+            description=f"{cell(goal.title)} ({goal.id}): {goal.status.value}",
         ))
     if html_url:
         ids.append(create_link_artifact(key=f"stratmap-{key}-html", link=html_url,
-                                        link_text=f"{plan.name}: full report"))
+                                        link_text=f"{visible(plan.name)}: full report"))
     return [i for i in ids if isinstance(i, UUID)]
 
 

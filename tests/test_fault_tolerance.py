@@ -472,3 +472,54 @@ def test_payload_drift_is_stored_flagged_and_reported(tmp_path: Path) -> None:
     markdown = render(report)
     assert "## Items with payload problems" in markdown
     assert "jira:WEB-6" in markdown
+
+
+# -- SIGKILL during first-time schema creation ----------------------------------------------
+
+_KILL_AT_STATEMENT = """
+import os, signal, sys
+from sqlalchemy import Engine, event
+seen = [0]
+@event.listens_for(Engine, "before_cursor_execute")
+def _count(*_args):
+    seen[0] += 1
+    if seen[0] == int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)
+from stratmap.models.store import Store
+Store(sys.argv[1]).close()
+print(seen[0])
+"""
+
+
+def _open_store_killed_at(url: str, statement: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _KILL_AT_STATEMENT, url, str(statement)],
+                          capture_output=True, text=True, check=False, timeout=120)
+
+
+def test_a_store_killed_at_every_statement_of_its_first_migration_stays_usable(
+        tmp_path: Path) -> None:
+    clean = _open_store_killed_at(f"sqlite:///{tmp_path / 'clean.db'}", 0)
+    assert clean.returncode == 0, clean.stderr
+    statements = int(clean.stdout.split()[-1])
+    assert statements > 10  # the kill points below cover every statement
+    for statement in range(1, statements + 1):
+        url = f"sqlite:///{tmp_path / f'killed{statement}.db'}"
+        killed = _open_store_killed_at(url, statement)
+        assert killed.returncode == -signal.SIGKILL, (statement, killed.stderr)
+        with Store(url) as store:  # the next run finds a usable store (issue 14)
+            assert set(store.counts()) >= {"items", "accounts", "status_changes"}
+            with store.engine.connect() as connection:
+                assert connection.exec_driver_sql(
+                    "SELECT count(*) FROM alembic_version").scalar() == 1
+
+
+def test_first_runs_at_once_on_a_new_sqlite_file_all_succeed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    runs = [subprocess.Popen([sys.executable, "-c", _KILL_AT_STATEMENT, url, "0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(4)]
+    for run in runs:
+        _out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    with Store(url) as store:
+        assert store.counts()["items"] == 0

@@ -9,11 +9,13 @@ go through :func:`jql_quote`.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
+from stratmap.models.jql import jql_problem
+
+__all__ = ["epoch_ms", "jql_problem", "jql_quote", "selector_jql", "window_jql"]
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -27,47 +29,6 @@ def epoch_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise ValueError("a window bound must be timezone-aware")
     return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _unquoted(jql: str) -> str | None:
-    """``jql`` with its string literals blanked out, or None if a literal is unterminated."""
-    out: list[str] = []
-    quote: str | None = None
-    escaped = False
-    for char in jql:
-        if quote is None:
-            if char in "\"'":
-                quote = char
-                out.append(" ")
-            else:
-                out.append(char)
-        elif escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == quote:
-            quote = None
-            out.append(" ")
-    return None if quote is not None else "".join(out)
-
-
-def jql_problem(jql: str) -> str | None:
-    """Why ``jql`` cannot be wrapped as ``(<jql>)`` safely, or None when it can."""
-    if not jql.strip():
-        return "it is empty"
-    bare = _unquoted(jql)
-    if bare is None:
-        return "a quoted string is not closed"
-    depth = 0
-    for char in bare:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth < 0:
-            return "it closes a parenthesis it did not open"
-    if depth:
-        return "a parenthesis is not closed"
-    if _ORDER_BY.search(bare):
-        return "it has an ORDER BY (stratmap orders the query itself)"
-    return None
 
 
 def window_jql(scope: str, since: datetime | None) -> str:

@@ -145,6 +145,9 @@ def classify(source: str, response: httpx.Response, *, what: str,
             f"{'; '.join(_message(e) for e in errors) or 'no access'}",
             hint="the key's user may not read this team's issues; ask to join the team")
     if status >= 500 or status in (408, 425):
+        wait = parse_retry_after(response.headers.get("retry-after"))
+        if wait is not None:  # a 503 with Retry-After: the same floor as a 429's
+            return RateLimited(source, f"{what} failed (HTTP {status})", retry_after=wait)
         return RetriableError(source, f"{what} failed (HTTP {status})")
     if not isinstance(body, dict):
         return FatalSourceError(
