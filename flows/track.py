@@ -7,6 +7,7 @@ real work.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -27,10 +28,22 @@ from stratmap.models.planfile import load_plan
 from stratmap.models.records import utcnow
 from stratmap.models.report import Report
 from stratmap.models.store import Store, database_url, redact_url
-from stratmap.publish.changes import diff, due_alerts, mark_delivered
+from stratmap.publish.changes import diff, due_alerts, mark_delivered, stale_refs
 from stratmap.publish.prefect_ui import deliver, emit_changes, publish_artifacts, report_key, slug
 
 T = TypeVar("T")
+
+
+def ship_logs() -> None:
+    """Send the ``stratmap.*`` loggers (connector retries, publishing errors) to the flow
+    run's logs in the Prefect UI, as ``PREFECT_LOGGING_EXTRA_LOGGERS=stratmap`` would."""
+    from prefect.logging.handlers import APILogHandler
+
+    logger = logging.getLogger("stratmap")
+    if not any(isinstance(handler, APILogHandler) for handler in logger.handlers):
+        logger.addHandler(APILogHandler())
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
 
 
 class RunFailed(RuntimeError):
@@ -126,9 +139,12 @@ def publisher(*, notify: bool, html_path: str | None) -> Publisher:
     def publish(plan: Plan, db: str | None, report: Report) -> dict[str, Any]:
         logger = get_run_logger()
         now = utcnow()
-        with Store(db) as store:
+        stale = stale_refs(plan, report)
+        with Store(db) as store, store.exclusive(f"stratmap-marks:{slug(plan.name)}"):
+            # Held from reading the marks to saving them: a concurrent run of the plan waits
+            # here, then finds the marks this one saved, so each change is told once.
             previous = load_marks(store, slug(plan.name))
-            changes, marks, subjects = diff(previous, report, now=now)
+            changes, marks, subjects = diff(previous, report, now=now, stale=stale)
             html_url = _write_html(plan, store, report, html_path) if html_path else None
             publish_artifacts(plan, report, html_url=html_url)
             events = emit_changes(plan, report, changes)
@@ -141,6 +157,10 @@ def publisher(*, notify: bool, html_path: str | None) -> Publisher:
             save_marks(store, slug(plan.name), marks)
         for failure in failures:
             logger.error("alert not delivered (it stays due for the next run): %s", failure)
+        if stale is not None:
+            logger.warning("stale sources (not synced this run): %s; what rests on them is "
+                           "neither evented nor alerted until they sync",
+                           ", ".join(s.source for s in report.stale_sources))
         logger.info("published %s: %d changes, %d events, %d alerts delivered",
                     report_key(plan), len(changes), len(events), len(delivered))
         return {"changes": len(changes), "events": events, "alerts_delivered": len(delivered),
@@ -160,6 +180,7 @@ def track_plan(plan_path: str, db: str | None = None, as_of: datetime | None = N
     """
     logger = get_run_logger()
     redact.install()
+    ship_logs()
     plan = load_plan(plan_path)
     logger.info("tracking %s (store %s)", plan.name, redact_url(database_url(db)))
     with tags(f"plan:{slug(plan.name)}"):
@@ -180,6 +201,7 @@ def track_plan(plan_path: str, db: str | None = None, as_of: datetime | None = N
 def sync_source_flow(plan_path: str, source: str, db: str | None = None) -> dict[str, Any]:
     """Sync one source of the plan (for a schedule of its own)."""
     redact.install()
+    ship_logs()
     plan = load_plan(plan_path)
     result = TaskSteps().sync([source], sync_one, plan, Path(plan_path).parent, db, utcnow())
     if isinstance(outcome := result[source], SourceError):

@@ -106,7 +106,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
 class Receiver:
     """A local webhook endpoint that records what it is sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, slow: float = 0.0) -> None:
+        """``slow``: seconds each delivery takes (a slow chat service)."""
         self.bodies: list[dict[str, Any]] = []
         received = self.bodies
 
@@ -114,6 +115,7 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 received.append(json.loads(self.rfile.read(length) or b"{}"))
+                time.sleep(slow)
                 self.send_response(200)
                 self.end_headers()
 
