@@ -15,7 +15,6 @@ import pytest
 
 from tests.test_prefect_server import (
     AS_OF,
-    ROOT,
     PrefectServer,
     Receiver,
     _api,
@@ -29,7 +28,7 @@ __all__ = ["server"]  # the module's prefect server fixture
 
 def _stratmap(server: PrefectServer, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "stratmap.flows.cli", "run", *args],
-                            env=server.env, cwd=ROOT, stdout=subprocess.PIPE,
+                            env=server.env, cwd=server.home, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
