@@ -11,16 +11,36 @@ A plan refers to a block by name: ``token: block:jira-northwind`` (this block ty
 
 from __future__ import annotations
 
-from typing import Literal
+import asyncio
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Literal
 
-from prefect._internal.compatibility.async_dispatch import async_dispatch
-from prefect.blocks.abstract import NotificationBlock
-from prefect.blocks.core import Block
+from prefect.blocks.abstract import CredentialsBlock, NotificationBlock
 from pydantic import Field, SecretStr
 
+if TYPE_CHECKING:
+    import httpx
 
-class TrackerCredentials(Block):
-    """The credentials of one tracker: an API token or personal access token."""
+DOCUMENTATION = "https://docs.prefect.io/v3/concepts/blocks"
+"""No stratmap site exists: the blocks point at Prefect's page on blocks."""
+
+
+class TrackerCredentials(CredentialsBlock):
+    """The credentials of one tracker: an API token or personal access token.
+
+    stratmap's connectors read the token through :meth:`get_token` (a plan says
+    ``token: block:NAME``); :meth:`get_client` gives an authenticated HTTP client for
+    one-off calls to the tracker's REST API.
+
+    Example:
+        Load stored credentials:
+        ```python
+        from stratmap.flows.blocks import TrackerCredentials
+
+        credentials = TrackerCredentials.load("BLOCK_NAME")
+        token = credentials.get_token()
+        ```
+    """
 
     _block_type_name = "stratmap Tracker Credentials"
     _block_type_slug = "stratmap-tracker-credentials"
@@ -29,7 +49,7 @@ class TrackerCredentials(Block):
         "e-mail, Jira Data Center personal access token, GitHub/GitLab token, Linear API key, "
         "Redmine key)."
     )
-    _documentation_url = "https://stratmap.dev/docs/credentials"  # type: ignore[assignment]
+    _documentation_url = DOCUMENTATION  # type: ignore[assignment]
 
     token: SecretStr = Field(description="The API token, personal access token or key.")
     email: str | None = Field(
@@ -38,7 +58,17 @@ class TrackerCredentials(Block):
     url: str | None = Field(default=None, description="The tracker's base URL, for reference.")
 
     def get_token(self) -> str:
+        """The token in clear, for the connector that sends it (never logged)."""
         return self.token.get_secret_value()
+
+    def get_client(self) -> httpx.Client:
+        """An HTTP client for the tracker at ``url``: basic auth with ``email`` (Jira
+        Cloud), else the token as a bearer token."""
+        import httpx
+
+        auth = (httpx.BasicAuth(self.email, self.get_token()) if self.email else None)
+        headers = {} if self.email else {"Authorization": f"Bearer {self.get_token()}"}
+        return httpx.Client(base_url=self.url or "", auth=auth, headers=headers)
 
 
 class SmtpEmail(NotificationBlock):
@@ -48,13 +78,22 @@ class SmtpEmail(NotificationBlock):
     this one speaks SMTP to the company's server and, from stratmap's alerts, writes to the
     e-mail addresses the plan gives the people a route notifies (``notify: [owner,
     leader]``), plus ``to``. ``notify`` (what Prefect Automations call) writes to ``to``.
+
+    Example:
+        Send a test message:
+        ```python
+        from stratmap.flows.blocks import SmtpEmail
+
+        mail = SmtpEmail.load("BLOCK_NAME")
+        mail.notify("stratmap can reach you", subject="stratmap test")
+        ```
     """
 
     _block_type_name = "stratmap SMTP Email"
     _block_type_slug = "stratmap-smtp-email"
     _description = ("E-mail alerts through an SMTP server, to the people of the plan an alert "
                     "is for (their `email:`) and any fixed addresses.")
-    _documentation_url = "https://stratmap.dev/docs/alerts"  # type: ignore[assignment]
+    _documentation_url = DOCUMENTATION  # type: ignore[assignment]
 
     host: str = Field(description="The SMTP server, e.g. smtp.northwind.example.")
     port: int = Field(default=587, description="587 with STARTTLS, 465 with TLS, 25 plain.")
@@ -103,10 +142,15 @@ class SmtpEmail(NotificationBlock):
             smtp.send_message(message, to_addrs=addresses)
 
     async def anotify(self, body: str, subject: str | None = None) -> None:
-        import asyncio
-
         await asyncio.to_thread(self.send_alert, [], body, subject)
 
-    @async_dispatch(anotify)
-    def notify(self, body: str, subject: str | None = None) -> None:  # type: ignore[override]
-        self.send_alert([], body, subject)
+    def notify(  # type: ignore[override]
+            self, body: str, subject: str | None = None) -> Coroutine[Any, Any, None] | None:
+        """Send to ``to``: awaitable inside an event loop (Prefect's server awaits it for
+        Automations), at once from synchronous code."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.send_alert([], body, subject)
+            return None
+        return self.anotify(body, subject)

@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from stratmap.flows.terminal import shown, visible
 
@@ -39,11 +39,6 @@ exit codes:
      for push --check: a tracker differs from the plan
 """
 
-STATUS_STYLE = {
-    "done": "green", "not_started": "dim", "on_track": "green", "at_risk": "yellow",
-    "off_track": "bold red",
-}
-SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 log = logging.getLogger(__name__)
@@ -107,74 +102,10 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     return EXIT_INVALID if failed else EXIT_OK
 
 
-def _sync(plan, plan_path: Path, store, console: Console, *, quiet: bool) -> int:  # type: ignore[no-untyped-def]
-    from stratmap.connectors.base import SourceError
-    from stratmap.flows.pipeline import sync_plan_source
-    from stratmap.models.records import utcnow
-
-    started = utcnow()
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.fields[items]} items · {task.fields[requests]} requests"),
-                  TimeElapsedColumn(), console=console, transient=False,
-                  disable=quiet) as progress:
-        for name in plan.sources:
-            task = progress.add_task(f"sync {name}", total=None, items=0, requests=0)
-
-            def on_page(page, task=task):  # type: ignore[no-untyped-def]
-                progress.update(task, advance=len(page.items),
-                                items=progress.tasks[task].completed + len(page.items),
-                                requests=progress.tasks[task].fields["requests"] + page.requests)
-
-            try:
-                result = sync_plan_source(plan, name, store, plan_dir=plan_path.parent,
-                                          started=started, on_page=on_page)
-            except SourceError as error:
-                progress.stop()
-                console.print(f"[red]sync failed:[/] {shown(error)}", highlight=False)
-                return EXIT_SOURCE
-            progress.update(task, total=max(1, result.items), completed=max(1, result.items),
-                            description=f"synced {name}")
-    return EXIT_OK
-
-
 def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from stratmap.models.store import Store
 
     return Store(args.db)
-
-
-def _summary(report, console: Console) -> None:  # type: ignore[no-untyped-def]
-    table = Table(title=f"{shown(report.plan)} — as of {report.as_of:%Y-%m-%d %H:%M} UTC",
-                  title_justify="left")
-    for column in ("Goal / milestone", "Status", "Progress", "Items", "Due", "Owner"):
-        table.add_column(column)
-    for goal in report.goals:
-        style = STATUS_STYLE[goal.status.value]
-        table.add_row(f"[bold]{shown(goal.title)}[/] ({goal.id})", f"[{style}]{goal.status.value}[/]",
-                      f"{goal.progress:.0%}", "", "", shown(goal.owner or "") or "[red]—[/]")
-        for m in goal.milestones:
-            style = STATUS_STYLE[m.status.value]
-            table.add_row(f"  {shown(m.title)}", f"[{style}]{m.status.value}[/]", f"{m.progress:.0%}",
-                          f"{m.items.done}/{m.items.total}", str(m.due or ""),
-                          shown(m.owner or "") or "[red]—[/]")
-    console.print(table)
-    findings = Table(title=f"{len(report.findings)} findings", title_justify="left")
-    for column in ("Severity", "Kind", "Where", "Message"):
-        findings.add_column(column, overflow="fold")
-    for f in report.findings:
-        findings.add_row(f"[{SEVERITY_STYLE[f.severity.value]}]{f.severity.value}[/]",
-                         f.kind.value, shown(f.milestone or f.goal or f.item or ""),
-                         shown(f.message))
-    if report.findings:
-        console.print(findings)
-    if report.unknown_people:
-        names = ", ".join(f"{shown(u.source)}:{shown(u.account)}" for u in report.unknown_people)
-        console.print(f"[yellow]Unknown people[/] (add them to the plan): {names}",
-                      highlight=False)
-    if report.flagged_items:
-        console.print(f"[yellow]Items with payload problems[/] (stored and judged as they are; "
-                      f"see their flags in the store): {shown(', '.join(report.flagged_items))}",
-                      highlight=False)
 
 
 def _fail_on(report, threshold: str | None) -> int:  # type: ignore[no-untyped-def]
@@ -185,73 +116,79 @@ def _fail_on(report, threshold: str | None) -> int:  # type: ignore[no-untyped-d
 
 
 def prefect_api_configured() -> bool:
-    """Whether a Prefect API is set, read without importing Prefect (which is slow)."""
+    """Whether a Prefect API is set, as Prefect itself reads its settings (environment,
+    profile, ``prefect.toml``, ``pyproject.toml``, ``.env``).
+
+    Importing Prefect takes seconds, so it is imported only when one of those places could
+    set something: with none of them, Prefect would read its defaults (no API).
+    """
     import os
-    import tomllib
 
-    if os.environ.get("PREFECT_API_URL"):
-        return True
-    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))
-    try:
-        profiles = tomllib.loads((home / "profiles.toml").read_text("utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+    here = Path.cwd()
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    pyproject = here / "pyproject.toml"
+    anywhere = (any(name.startswith("PREFECT_") for name in os.environ)
+                or (home / "profiles.toml").exists() or (here / "prefect.toml").exists()
+                or (here / ".env").exists()
+                or (pyproject.exists() and "tool.prefect" in pyproject.read_text("utf-8")))
+    if not anywhere:
         return False
-    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
-    return bool(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+    from prefect.settings import get_current_settings
 
-
-def _run_with_prefect(args: argparse.Namespace, console: Console) -> int:
-    from stratmap.flows.track import SyncFailed, track_plan
-
-    try:
-        track_plan(str(Path(args.plan).resolve()), db=args.db, as_of=args.as_of,
-                   offline=args.offline)
-    except SyncFailed as error:
-        console.print(f"[red]sync failed:[/] {shown(error)}", highlight=False)
-        return EXIT_SOURCE
-    return EXIT_OK
+    return bool(get_current_settings().api.url)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from stratmap.judgement import judge
-    from stratmap.models.history import record_run
-    from stratmap.models.records import utcnow
+    from stratmap.flows.present import SyncProgress, summary, sync_failures
 
     plan = _load(args.plan, console)
     if plan is None:
         return EXIT_INVALID
+    plan_path = Path(args.plan).resolve()
     use_prefect = args.prefect if args.prefect is not None else prefect_api_configured()
     if use_prefect:
-        code = _run_with_prefect(args, console)
-        if code != EXIT_OK:
-            return code
-        args.offline = True  # synced by the flow: what follows only prints the summary
-    elif plan.alerts and plan.alerts.routes and not args.quiet:
-        console.print("[dim]alerts and events are sent by the Prefect flow: set PREFECT_API_URL "
-                      "(or pass --prefect) to publish them[/]")
-    with _store(args) as store:
-        if not args.offline:
-            code = _sync(plan, Path(args.plan), store, console, quiet=args.quiet)
-            if code != EXIT_OK:
-                return code
-        elif not use_prefect:
-            never = [name for name in plan.sources if store.state(name) is None]
+        from stratmap.flows.track import RunFailed, track_plan
+
+        # The flow syncs, judges, records and publishes; the CLI shows what it returned.
+        undelivered: list[str] = []
+        try:
+            report = track_plan(str(plan_path), db=args.db, as_of=args.as_of,
+                                offline=args.offline)["report"]
+            failed: dict[str, str] = {}
+        except RunFailed as error:
+            report, failed = error.tracked.report, error.tracked.failed
+            undelivered = list(error.tracked.published.get("alert_failures", []))
+    else:
+        from stratmap.flows.run import track
+
+        if plan.alerts and plan.alerts.routes and not args.quiet:
+            console.print("[dim]alerts and events are sent by the Prefect flow: set "
+                          "PREFECT_API_URL (or pass --prefect) to publish them[/]")
+        if args.offline:
+            with _store(args) as store:
+                never = [name for name in plan.sources if store.state(name) is None]
             if never:
                 console.print(f"[yellow]warning:[/] never synced: {', '.join(never)}; "
                               "--offline judges only what the store holds (run once without "
                               "--offline, or check --db)", highlight=False)
-        # -- progress history (issue 6): judge from the evidence once, then store the
-        # run's snapshots and reconstruct the past weeks none covers (the first run's backfill).
-        evidence = store.evidence(plan.sources)
-        report = judge(plan, evidence, as_of=args.as_of or utcnow())
-        record_run(store, plan, report, evidence=evidence)
-        # -- end progress history
+        with SyncProgress(console, [] if args.offline else list(plan.sources),
+                          quiet=args.quiet) as progress:
+            run = track(plan, plan_dir=plan_path.parent, db=args.db, as_of=args.as_of,
+                        offline=args.offline, observer=progress)
+        report, failed, undelivered = run.report, run.failed, []
     if args.json:
         Path(args.json).write_text(report.to_json(), encoding="utf-8")
+    sync_failures(console, failed)
     if not args.quiet:
-        _summary(report, console)
+        summary(report, console)
         if args.json:
             console.print(f"Report written to [bold]{args.json}[/]")
+    if failed:
+        return EXIT_SOURCE
+    if use_prefect and undelivered:
+        for failure in undelivered:
+            console.print(Text.assemble(("alert not delivered: ", "red"), failure))
+        return EXIT_ERROR
     return _fail_on(report, args.fail_on)
 
 

@@ -49,6 +49,10 @@ def _from_block(source: str, name: str) -> str:
             hint="create it in the Prefect UI or with `prefect block create`; names are "
                  "type-slug/block-name, e.g. stratmap-tracker-credentials/jira",
         ) from error
+    from stratmap.flows.blocks import TrackerCredentials
+
+    if isinstance(block, TrackerCredentials):
+        return block.get_token()
     for attribute in ("token", "api_token", "value"):
         value = getattr(block, attribute, None)
         if value is not None:

@@ -1,39 +1,63 @@
-"""The Prefect flows: track a plan (sync every source concurrently, judge, publish), sync
-one source, and publish the weekly report.
+"""The Prefect flows: track a plan (the one tracking run of :mod:`stratmap.flows.run`, its
+steps as tasks), sync one source, publish the weekly report, push the plan's dates.
 
 Tasks are per source and per step, never per item: each task run costs the Prefect server
-real work. Tasks that touch trackers or the database retry, and never reuse cached
-results (``NO_CACHE``): the same inputs mean "look again", not "nothing changed".
+real work.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from prefect import flow, get_run_logger, tags
-from prefect.assets import Asset, AssetProperties, materialize
+from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
-from stratmap.connectors.base import FatalSourceError
+from stratmap.connectors.base import FatalSourceError, SourceError
 from stratmap.flows import redact
-from stratmap.flows.pipeline import sync_plan_source
-from stratmap.judgement import judge
-from stratmap.models.history import record_run
+from stratmap.flows.pipeline import SyncResult
+from stratmap.flows.run import Publisher, Steps, Tracked, sync_one, track
 from stratmap.models.plan import Plan
 from stratmap.models.planfile import load_plan
 from stratmap.models.records import utcnow
 from stratmap.models.report import Report
 from stratmap.models.store import Store, database_url, load_marks, redact_url, save_marks
-from stratmap.publish.changes import diff, due_alerts, mark_delivered
+from stratmap.publish.changes import diff, due_alerts, mark_delivered, stale_refs
 from stratmap.publish.prefect_ui import deliver, emit_changes, publish_artifacts, report_key, slug
 
+T = TypeVar("T")
 
-class SyncFailed(RuntimeError):
-    """Some sources could not be synced; the plan was still judged on what is stored."""
+
+def ship_logs() -> None:
+    """Send the ``stratmap.*`` loggers (connector retries, publishing errors) to the flow
+    run's logs in the Prefect UI, as ``PREFECT_LOGGING_EXTRA_LOGGERS=stratmap`` would."""
+    from prefect.logging.handlers import APILogHandler
+
+    logger = logging.getLogger("stratmap")
+    if not any(isinstance(handler, APILogHandler) for handler in logger.handlers):
+        logger.addHandler(APILogHandler())
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+
+class RunFailed(RuntimeError):
+    """The run judged and published what it could, but some sources were not synced or some
+    alerts were not delivered; ``tracked`` is what it did."""
+
+    def __init__(self, tracked: Tracked) -> None:
+        self.tracked = tracked
+        problems = [f"source {k} not synced: {v}" for k, v in sorted(tracked.failed.items())]
+        problems += [f"alert not delivered: {failure}"
+                     for failure in tracked.published.get("alert_failures", [])]
+        super().__init__("; ".join(problems))
+
+
+SyncFailed = RunFailed  # the name before alerts could fail a run
 
 
 def _retry_unless_fatal(task: Any, task_run: Any, state: State[Any]) -> bool:
@@ -57,35 +81,45 @@ def _run_name() -> str:
     return f"track-{name}-{utcnow():%Y-%m-%d-%H%M}"
 
 
-def _asset(plan: Plan, name: str, description: str) -> Asset:
-    return Asset(key=f"stratmap://{slug(plan.name)}/{name}",
-                 properties=AssetProperties(name=f"{plan.name}: {name}",
-                                            description=description, owners=[plan.leader]))
+class TaskSteps(Steps):
+    """The run's steps as Prefect tasks: one per source sync (concurrently), one per step.
 
+    Tasks that touch trackers or the database retry, and never reuse cached results
+    (``NO_CACHE``): the same inputs mean "look again", not "nothing changed".
+    """
 
-def _sync(plan_path: str, source: str, db: str | None, started: datetime) -> dict[str, Any]:
-    logger = get_run_logger()
-    plan = load_plan(plan_path)
-    redact.install()
-    with Store(db) as store:
-        result = sync_plan_source(
-            plan, source, store, plan_dir=Path(plan_path).parent, started=started,
-            on_page=lambda page: logger.debug("%s: %d items", source, len(page.items)))
-    logger.info("synced %s: %d items in %d pages, %d requests, %.1fs (watermark %s)",
-                source, result.items, result.pages, result.requests, result.seconds,
-                result.watermark)
-    return {"source": source, "items": result.items, "pages": result.pages,
-            "requests": result.requests, "removed": result.removed}
+    def sync(self, sources: Sequence[str], step: Callable[..., SyncResult],
+             *args: Any) -> dict[str, SyncResult | SourceError]:
+        options: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [5, 30, 120],
+                                   "retry_condition_fn": _retry_unless_fatal,
+                                   "cache_policy": NO_CACHE}
 
+        # The arguments (the plan, the store URL) are bound here, not passed as task
+        # parameters: Prefect would walk the plan's models and record the URL with the run.
+        def sync(source: str) -> SyncResult:
+            return step(source, *args)
 
-def _judge(plan_path: str, db: str | None, as_of: datetime) -> Report:
-    """Judge from the store and record the run in the progress history."""
-    plan = load_plan(plan_path)
-    with Store(db) as store:
-        evidence = store.evidence(plan.sources)
-        report = judge(plan, evidence, as_of=as_of)
-        record_run(store, plan, report, evidence=evidence)
-    return report
+        futures = {source: task(name=f"sync-{source}", tags=[f"source:{source}"],
+                                **options)(sync).submit(source)
+                   for source in sources}
+        outcomes: dict[str, SyncResult | SourceError] = {}
+        for source, future in futures.items():
+            try:
+                outcomes[source] = future.result()
+            except SourceError as error:
+                outcomes[source] = error
+        return outcomes
+
+    def run(self, name: str, step: Callable[..., T], *args: Any) -> T:
+        # Publishing is not retried: a second attempt would send its events again.
+        options: dict[str, Any] = {"retries": 2 if name == "judge-plan" else 0,
+                                   "retry_delay_seconds": 10, "cache_policy": NO_CACHE}
+
+        def bound() -> T:
+            return step(*args)
+
+        result: T = task(name=name, **options)(bound)()
+        return result
 
 
 def _write_html(plan: Plan, store: Store, report: Report, html_path: str) -> str:
@@ -98,92 +132,81 @@ def _write_html(plan: Plan, store: Store, report: Report, html_path: str) -> str
     return target.as_uri()
 
 
-def _publish(plan_path: str, db: str | None, report: Report, notify: bool,
-             html_path: str | None = None) -> dict[str, Any]:
+def publisher(*, notify: bool, html_path: str | None) -> Publisher:
     """Artifacts, events for what changed since the last run, and the due alerts."""
-    logger = get_run_logger()
-    plan = load_plan(plan_path)
-    now = utcnow()
-    with Store(db) as store:
-        previous = load_marks(store, slug(plan.name))
-        changes, marks, subjects = diff(previous, report, now=now)
-        html_url = _write_html(plan, store, report, html_path) if html_path else None
-        publish_artifacts(plan, report, html_url=html_url)
-        events = emit_changes(plan, report, changes)
-        delivered: set[str] = set()
-        failures: list[str] = []
-        if notify and plan.alerts:
-            alerts = due_alerts(plan, marks, subjects, now=now)
-            delivered, failures = deliver(plan, alerts)
-            marks = mark_delivered(marks, delivered, now=now)
-        save_marks(store, slug(plan.name), marks)
-    for failure in failures:
-        logger.error("alert not delivered (it stays due for the next run): %s", failure)
-    logger.info("published %s: %d changes, %d events, %d alerts delivered",
-                report_key(plan), len(changes), len(events), len(delivered))
-    return {"changes": len(changes), "events": events, "alerts_delivered": len(delivered),
-            "alert_failures": failures}
 
+    def publish(plan: Plan, db: str | None, report: Report) -> dict[str, Any]:
+        logger = get_run_logger()
+        now = utcnow()
+        stale = stale_refs(plan, report)
+        with Store(db) as store, store.exclusive(f"stratmap-marks:{slug(plan.name)}"):
+            # Held from reading the marks to saving them: a concurrent run of the plan waits
+            # here, then finds the marks this one saved, so each change is told once.
+            previous = load_marks(store, slug(plan.name))
+            changes, marks, subjects = diff(previous, report, now=now, stale=stale)
+            html_url = _write_html(plan, store, report, html_path) if html_path else None
+            publish_artifacts(plan, report, html_url=html_url)
+            events = emit_changes(plan, report, changes)
+            delivered: set[str] = set()
+            failures: list[str] = []
+            if notify and plan.alerts:
+                alerts = due_alerts(plan, marks, subjects, now=now)
+                delivered, failures = deliver(plan, alerts)
+                marks = mark_delivered(marks, delivered, now=now)
+            save_marks(store, slug(plan.name), marks)
+        for failure in failures:
+            logger.error("alert not delivered (it stays due for the next run): %s", failure)
+        if stale is not None:
+            logger.warning("stale sources (not synced this run): %s; what rests on them is "
+                           "neither evented nor alerted until they sync",
+                           ", ".join(s.source for s in report.stale_sources))
+        logger.info("published %s: %d changes, %d events, %d alerts delivered",
+                    report_key(plan), len(changes), len(events), len(delivered))
+        return {"changes": len(changes), "events": events, "alerts_delivered": len(delivered),
+                "alert_failures": failures}
 
-def sync_task(plan: Plan, source: str) -> Any:
-    """The sync task of one source, materializing that source's items as an asset."""
-    return materialize(
-        _asset(plan, f"items/{source}", f"Items of source '{source}', synced incrementally"),
-        name=f"sync-{source}", retries=3, retry_delay_seconds=[5, 30, 120],
-        retry_condition_fn=_retry_unless_fatal, cache_policy=NO_CACHE,
-        tags=[f"source:{source}"],
-    )(_sync)
+    return publish
 
 
 @flow(name="track-plan", flow_run_name=_run_name, log_prints=False)
 def track_plan(plan_path: str, db: str | None = None, as_of: datetime | None = None,
                offline: bool = False, notify: bool = True,
                html_path: str | None = None) -> dict[str, Any]:
-    """Sync every source of the plan concurrently, judge the plan, publish what changed.
+    """Sync every source of the plan concurrently, judge the plan, publish what changed: the
+    tracking run of :mod:`stratmap.flows.run`, its steps as tasks.
 
     ``html_path``: also write the HTML report there, linked from a link artifact.
     """
     logger = get_run_logger()
     redact.install()
+    ship_logs()
     plan = load_plan(plan_path)
     logger.info("tracking %s (store %s)", plan.name, redact_url(database_url(db)))
-    started = utcnow()
-    sources: list[Asset | str] = [_asset(plan, f"items/{s}", f"Items of source '{s}'")
-                                  for s in plan.sources]
-    judgement = _asset(plan, "judgement", "Statuses, progress and findings of the plan")
-    report_asset = _asset(plan, "report", "The published report (Prefect artifact)")
-    failed: dict[str, str] = {}
-    summary: dict[str, Any] = {"plan": plan.name, "sources": {}}
     with tags(f"plan:{slug(plan.name)}"):
-        if not offline:
-            futures = {name: sync_task(plan, name).submit(plan_path, name, db, started)
-                       for name in plan.sources}
-            for name, future in futures.items():
-                try:
-                    summary["sources"][name] = future.result()
-                except Exception as error:
-                    failed[name] = str(error)
-                    logger.error("sync of %s failed: %s", name, error)
-        judge = materialize(judgement, asset_deps=sources, name="judge-plan", retries=2,
-                            retry_delay_seconds=10, cache_policy=NO_CACHE)(_judge)
-        report = judge(plan_path, db, as_of or utcnow())
-        publish = materialize(report_asset, asset_deps=[judgement], name="publish-report",
-                              retries=1, cache_policy=NO_CACHE)(_publish)
-        summary["published"] = publish(plan_path, db, report, notify, html_path)
-    summary.update(status=report.status.value, progress=report.progress,
-                   findings=len(report.findings))
-    if failed:
-        raise SyncFailed("sources not synced: " + "; ".join(f"{k}: {v}" for k, v in
-                                                           sorted(failed.items())))
-    return summary
+        tracked = track(plan, plan_dir=Path(plan_path).parent, db=db, as_of=as_of,
+                        offline=offline, steps=TaskSteps(),
+                        publish=publisher(notify=notify, html_path=html_path))
+    if tracked.failed or tracked.published.get("alert_failures"):
+        raise RunFailed(tracked)
+    report = tracked.report
+    return {"plan": plan.name, "report": report,
+            "sources": {name: {"items": r.items, "pages": r.pages, "requests": r.requests,
+                               "removed": r.removed} for name, r in tracked.synced.items()},
+            "published": tracked.published, "status": report.status.value,
+            "progress": report.progress, "findings": len(report.findings)}
 
 
 @flow(name="sync-source", log_prints=False)
 def sync_source_flow(plan_path: str, source: str, db: str | None = None) -> dict[str, Any]:
     """Sync one source of the plan (for a schedule of its own)."""
     redact.install()
+    ship_logs()
     plan = load_plan(plan_path)
-    return dict(sync_task(plan, source)(plan_path, source, db, utcnow()))
+    result = TaskSteps().sync([source], sync_one, plan, Path(plan_path).parent, db, utcnow())
+    if isinstance(outcome := result[source], SourceError):
+        raise outcome
+    return {"source": source, "items": outcome.items, "pages": outcome.pages,
+            "requests": outcome.requests, "removed": outcome.removed}
 
 
 @flow(name="report-plan", log_prints=False)

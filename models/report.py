@@ -115,6 +115,16 @@ class UnknownPerson(_Out):
     last_activity: Moment | None
 
 
+class StaleSource(_Out):
+    """A source this run could not sync: what the report says of it is judged from what the
+    store held before (nothing, if it never synced)."""
+
+    source: str
+    error: str = Field(description="what went wrong and what to check")
+    last_synced: Moment | None = Field(
+        description="when the source last finished a sync; null: it never did")
+
+
 class Report(_Out):
     plan: str
     as_of: Moment
@@ -128,6 +138,10 @@ class Report(_Out):
     flagged_items: list[str] = Field(
         default_factory=list,
         description="Items stored with payload problems (source:key), judged as they are.",
+    )
+    stale_sources: list[StaleSource] = Field(
+        default_factory=list,
+        description="Sources this run could not sync: the report is stale for them.",
     )
 
     def to_json(self) -> str:

@@ -8,6 +8,7 @@ and its watermark or neither. An item is only overwritten by a version at least 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -139,6 +140,7 @@ def _engine(url: str) -> Engine:
 
 
 _MIGRATE_LOCK = threading.Lock()
+_MEMORY_LOCK = threading.RLock()
 
 
 def _heads() -> set[str]:
@@ -361,6 +363,40 @@ class Store:
     def transaction(self) -> Iterator[Connection]:
         with self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the lock ``name`` across processes while the block runs; others wait.
+
+        PostgreSQL: a session advisory lock (``pg_advisory_lock``) on a connection of its
+        own, released when the block ends or the connection drops. SQLite: an exclusive
+        ``flock`` on a file beside the database (``<file>.lock``); SQLite's own write lock
+        cannot span the separate transactions the block makes.
+        """
+        if self.engine.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                connection.commit()
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.commit()
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            with _MEMORY_LOCK:  # one process: a thread lock is enough
+                yield
+            return
+        import fcntl
+
+        with open(f"{database}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- sync state -------------------------------------------------------------------
 

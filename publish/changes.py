@@ -80,12 +80,47 @@ def subjects_of(report: Report) -> dict[str, Subject]:
     return subjects
 
 
-def diff(previous: dict[str, Mark], report: Report, *,
-         now: datetime) -> tuple[list[Change], dict[str, Mark], dict[str, Subject]]:
-    """(changes, the new marks, the subjects by key)."""
-    subjects = subjects_of(report)
+def stale_refs(plan: Plan, report: Report) -> set[str] | None:
+    """The goals and milestones whose work reads a source this run could not sync (the
+    report is stale for them); None when every source synced."""
+    stale = {s.source for s in report.stale_sources}
+    if not stale:
+        return None
+    refs: set[str] = set()
+    for goal in plan.goals:
+        for milestone in goal.milestones:
+            if any(selector.source in stale for selector in milestone.work):
+                refs.update({goal.id, f"{goal.id}.{milestone.id}"})
+    return refs
+
+
+def held(subject: Subject, refs: set[str] | None, report: Report) -> bool:
+    """Whether ``subject`` may rest on a source that did not sync: its change waits."""
+    if refs is None:
+        return False
+    if subject.ref is not None:
+        return subject.ref in refs
+    finding = subject.finding
+    source = finding.evidence.get("source") if finding is not None else None
+    if isinstance(source, str):  # unmapped work names its source
+        return source in {s.source for s in report.stale_sources}
+    return True  # about the plan or a person as a whole: may rest on any source
+
+
+def diff(previous: dict[str, Mark], report: Report, *, now: datetime,
+         stale: set[str] | None = None) -> tuple[list[Change], dict[str, Mark], dict[str, Subject]]:
+    """(changes, the new marks, the subjects by key).
+
+    ``stale`` (from :func:`stale_refs`): while a source cannot be synced, what rests on it
+    keeps its mark and changes nothing (no event, no alert); the change is seen when the
+    source syncs again. Cleared findings wait too: an empty source clears everything.
+    """
+    subjects = {key: subject for key, subject in subjects_of(report).items()
+                if not held(subject, stale, report)}
     changes: list[Change] = []
     marks: dict[str, Mark] = {}
+    if stale is not None:
+        marks.update({key: mark for key, mark in previous.items() if key not in subjects})
     for key, subject in subjects.items():
         old = previous.get(key)
         if old is not None and old.value == subject.value:
@@ -99,7 +134,7 @@ def diff(previous: dict[str, Mark], report: Report, *,
         marks[key] = Mark(key=key, value=subject.value, since=now,
                           notified=None if worse else now)
     for key, old in previous.items():
-        if key not in subjects and key.startswith("finding:"):
+        if stale is None and key not in subjects and key.startswith("finding:"):
             changes.append(Change(Subject(key, old.value, old.value, None, "", None),
                                   old.value, None))
     return changes, marks, subjects

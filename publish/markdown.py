@@ -126,6 +126,17 @@ def render(report: Report, *, map_image: str | None = None) -> str:
         f"Judged at {report.as_of.isoformat()} · overall {status(report.status)} · "
         f"progress {pct(report.progress)} · leader {cell(report.leader)}",
         "",
+    ]
+    if report.stale_sources:
+        lines += ["**Stale**: these sources could not be synced this run; what rests on them "
+                  "is judged from what was stored before, and nothing about it is alerted.", "",
+                  "| Source | Last synced | Error |", "|---|---|---|"]
+        for stale in report.stale_sources:
+            last = (stale.last_synced.strftime("%Y-%m-%d %H:%M UTC") if stale.last_synced
+                    else "never")
+            lines.append(f"| {cell(stale.source)} | {last} | {cell(stale.error)} |")
+        lines.append("")
+    lines += [
         "## Goals",
         "",
         "| Goal | Status | Progress | Owner |",

@@ -106,7 +106,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
 class Receiver:
     """A local webhook endpoint that records what it is sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, slow: float = 0.0) -> None:
+        """``slow``: seconds each delivery takes (a slow chat service)."""
         self.bodies: list[dict[str, Any]] = []
         received = self.bodies
 
@@ -114,6 +115,7 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 received.append(json.loads(self.rfile.read(length) or b"{}"))
+                time.sleep(slow)
                 self.send_response(200)
                 self.end_headers()
 
@@ -172,27 +174,33 @@ def test_the_block_types_are_registered_by_the_plugin_entry_point(server: Prefec
     assert {"format": "password", "type": "string", "writeOnly": True} in password["anyOf"]
 
 
+def _sample_alerting_to(server: PrefectServer, receiver: Receiver, tmp_path: Path) -> Path:
+    """A copy of the sample whose alert channels are one webhook block posting to
+    ``receiver``."""
+    folder = tmp_path / "northwind"
+    shutil.copytree(EXAMPLES / "northwind", folder)
+    plan_file = folder / "plan.yaml"
+    plan = load_plan(plan_file)
+    assert plan.alerts is not None
+    text = plan_file.read_text()
+    for reference in plan.alerts.channels.values():
+        text = text.replace(reference, "block:custom-webhook/strategy-hook")
+    plan_file.write_text(text)
+    made = server.python(
+        "from prefect.blocks.notifications import CustomWebhookNotificationBlock as B\n"
+        f"B(name='strategy-hook', url={receiver.url!r}, "
+        "json_data={'subject': '{{subject}}', 'text': '{{body}}'})"
+        ".save('strategy-hook', overwrite=True)\n")
+    assert made.returncode == 0, made.stderr
+    return plan_file
+
+
 def test_deployed_tracking_flow_publishes_report_events_and_alerts_once(
         server: PrefectServer, tmp_path: Path) -> None:
     receiver = Receiver()
     try:
-        folder = tmp_path / "northwind"
-        shutil.copytree(EXAMPLES / "northwind", folder)
-        plan_file = folder / "plan.yaml"
-        plan = load_plan(plan_file)
-        assert plan.alerts is not None
-        text = plan_file.read_text()
-        for reference in plan.alerts.channels.values():
-            text = text.replace(reference, "block:custom-webhook/strategy-hook")
-        plan_file.write_text(text)
+        plan_file = _sample_alerting_to(server, receiver, tmp_path)
         db = f"sqlite:///{tmp_path / 'store.db'}"
-
-        made = server.python(
-            "from prefect.blocks.notifications import CustomWebhookNotificationBlock as B\n"
-            f"B(name='strategy-hook', url={receiver.url!r}, "
-            "json_data={'subject': '{{subject}}', 'text': '{{body}}'})"
-            ".save('strategy-hook', overwrite=True)\n")
-        assert made.returncode == 0, made.stderr
         html = tmp_path / "out" / "report.html"
         deployment = _deploy(server, plan_file, db, "e2e-pool", html)
 
@@ -340,14 +348,51 @@ def test_stratmap_run_goes_through_prefect_when_an_api_is_configured(
         return list(_api(server, "POST", "/flow_runs/filter", json={
             "flow_runs": {"name": {"like_": "track-northwind-growth-plan-2027"}}}))
 
+    from sqlalchemy import create_engine, text
+
     before = {r["id"] for r in runs()}
-    done = subprocess.run(
-        [sys.executable, "-m", "stratmap.flows.cli", "run", str(EXAMPLES / "northwind" / "plan.yaml"),
-         "--db", f"sqlite:///{tmp_path / 's.db'}", "--as-of", AS_OF, "--quiet"],
-        env=server.env, cwd=server.home, capture_output=True, text=True, timeout=300, check=False)
+    store = tmp_path / "s.db"
+    report = tmp_path / "report.json"
+    receiver = Receiver()
+    try:
+        plan_file = _sample_alerting_to(server, receiver, tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "stratmap.flows.cli", "run", str(plan_file),
+             "--db", f"sqlite:///{store}", "--quiet", "--json", str(report)],
+            env=server.env, cwd=server.home, capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        receiver.close()
     assert done.returncode == 0, done.stdout + done.stderr
+    assert receiver.bodies, "the flow delivered the alerts"
     new = [r for r in runs() if r["id"] not in before]
     assert len(new) == 1 and new[0]["state"]["type"] == "COMPLETED"
+    # Judged and recorded once, by the flow: one run snapshot per entity at one moment (the
+    # CLI used to judge "now" and record a second time after the flow returned).
+    engine = create_engine(f"sqlite:///{store}")
+    with engine.connect() as connection:
+        moments = connection.execute(text(
+            "SELECT DISTINCT recorded_at FROM snapshots WHERE origin = 'run'")).all()
+        plan_rows = connection.execute(text(
+            "SELECT count(*) FROM snapshots WHERE origin = 'run' AND entity = '*'")).scalar()
+    engine.dispose()
+    assert len(moments) == 1 and plan_rows == 1
+    assert json.loads(report.read_text())["plan"] == "Northwind growth plan 2027"
+
+
+def test_a_prefect_toml_api_url_sends_stratmap_run_through_prefect(
+        server: PrefectServer, tmp_path: Path) -> None:
+    """Prefect's own settings decide: an ``[api] url`` in the working folder's prefect.toml."""
+    (tmp_path / "prefect.toml").write_text(f'[api]\nurl = "{server.url}"\n')
+    env = {k: v for k, v in server.env.items() if k != "PREFECT_API_URL"}
+    code = ("from stratmap.flows.cli import prefect_api_configured\n"
+            "print(prefect_api_configured())\n")
+    found = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert found.stdout.strip() == "True", found.stderr
+    (tmp_path / "prefect.toml").unlink()
+    missing = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert missing.stdout.strip() == "False", missing.stderr
 
 
 def test_scale_out_server_and_store_on_postgresql(tmp_path_factory: pytest.TempPathFactory,
@@ -366,13 +411,16 @@ def test_scale_out_server_and_store_on_postgresql(tmp_path_factory: pytest.TempP
     base = PG_URL.rsplit("/", 1)[0].replace("postgresql+psycopg", "postgresql+asyncpg")
     server = PrefectServer(tmp_path_factory.mktemp("prefect-pg"),
                            database=f"{base}/{prefect_db}")
+    receiver = Receiver()
     try:
         server.wait()
-        deployment = _deploy(server, EXAMPLES / "northwind" / "plan.yaml", store_url, "pg-pool")
+        plan_file = _sample_alerting_to(server, receiver, tmp_path)
+        deployment = _deploy(server, plan_file, store_url, "pg-pool")
         created = _api(server, "POST", f"/deployments/{deployment['id']}/create_flow_run",
                        json={})
         _run_worker_until(server, created["id"], "pg-pool")
     finally:
+        receiver.close()
         server.stop()
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{prefect_db}" WITH (FORCE)'))

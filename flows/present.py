@@ -1,0 +1,128 @@
+"""What the command line shows: progress bars while syncing and the plan's summary.
+
+Tracker text (titles, names, messages) is printed as plain text, never read as markup:
+it goes into :class:`rich.text.Text` (no markup parsing) through :func:`plain` (control
+characters shown escaped, secrets masked).
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from stratmap.connectors.base import SourceError
+from stratmap.flows.pipeline import SyncResult
+from stratmap.flows.redact import redact
+from stratmap.models.records import Page
+from stratmap.models.report import Report
+from stratmap.models.text import visible
+
+STATUS_STYLE = {
+    "done": "green", "not_started": "dim", "on_track": "green", "at_risk": "yellow",
+    "off_track": "bold red",
+}
+SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+
+
+def plain(value: object) -> str:
+    """Tracker or plan text as it may be printed: secrets masked, control characters
+    (terminal escape sequences among them) shown escaped."""
+    return visible(redact(str(value)))
+
+
+class SyncProgress:
+    """A progress bar per source (an :class:`~stratmap.flows.run.Observer`)."""
+
+    def __init__(self, console: Console, sources: list[str], *, quiet: bool) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.fields[items]} items · {task.fields[requests]} requests"),
+            TimeElapsedColumn(), console=console, transient=False, disable=quiet)
+        self.tasks: dict[str, TaskID] = {
+            name: self.progress.add_task(f"sync {name}", total=None, items=0, requests=0)
+            for name in sources}
+
+    def __enter__(self) -> SyncProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.progress.stop()
+
+    def page(self, source: str, page: Page) -> None:
+        task = self.tasks[source]
+        shown = self.progress.tasks[task]
+        self.progress.update(task, advance=len(page.items),
+                             items=shown.completed + len(page.items),
+                             requests=shown.fields["requests"] + page.requests)
+
+    def synced(self, source: str, result: SyncResult) -> None:
+        done = max(1, result.items)
+        self.progress.update(self.tasks[source], total=done, completed=done,
+                             description=f"synced {source}")
+
+    def failed(self, source: str, error: SourceError) -> None:
+        self.progress.update(self.tasks[source], description=f"failed {source}")
+
+
+def sync_failures(console: Console, failed: dict[str, str]) -> None:
+    for message in failed.values():
+        console.print(Text.assemble(("sync failed: ", "red"), plain(message)))
+    if failed:
+        console.print(Text("the report is stale for these sources: judged from what the store "
+                           "held before; what was synced before the error is kept"))
+
+
+def summary(report: Report, console: Console) -> None:
+    """The goals and milestones, then the findings, unknown people and flagged items."""
+    table = Table(title=Text(f"{plain(report.plan)} — as of {report.as_of:%Y-%m-%d %H:%M} UTC"),
+                  title_justify="left")
+    for column in ("Goal / milestone", "Status", "Progress", "Items", "Due", "Owner"):
+        table.add_column(column)
+    for goal in report.goals:
+        table.add_row(Text.assemble((plain(goal.title), "bold"), f" ({goal.id})"),
+                      Text(goal.status.value, STATUS_STYLE[goal.status.value]),
+                      f"{goal.progress:.0%}", "", "", _owner(goal.owner))
+        for m in goal.milestones:
+            table.add_row(Text(f"  {plain(m.title)}"), Text(m.status.value, STATUS_STYLE[m.status.value]),
+                          f"{m.progress:.0%}", f"{m.items.done}/{m.items.total}",
+                          str(m.due or ""), _owner(m.owner))
+    console.print(table)
+    findings = Table(title=f"{len(report.findings)} findings", title_justify="left")
+    for column in ("Severity", "Kind", "Where", "Message"):
+        findings.add_column(column, overflow="fold")
+    for f in report.findings:
+        findings.add_row(Text(f.severity.value, SEVERITY_STYLE[f.severity.value]),
+                         f.kind.value, Text(plain(f.milestone or f.goal or f.item or "")),
+                         Text(plain(f.message)))
+    if report.findings:
+        console.print(findings)
+    if report.stale_sources:
+        names = ", ".join(plain(s.source) for s in report.stale_sources)
+        console.print(Text.assemble(("Stale", "yellow"), f" (not synced this run): {names}"))
+    if report.unknown_people:
+        names = ", ".join(plain(f"{u.source}:{u.account}") for u in report.unknown_people)
+        console.print(Text.assemble(("Unknown people", "yellow"),
+                                    f" (add them to the plan): {names}"))
+    if report.flagged_items:
+        console.print(Text.assemble(
+            ("Items with payload problems", "yellow"),
+            " (stored and judged as they are; see their flags in the store): "
+            + plain(", ".join(report.flagged_items))))
+
+
+def _owner(owner: str | None) -> Text:
+    return Text(plain(owner)) if owner else Text("—", "red")

@@ -1,0 +1,132 @@
+"""One tracking run: sync each source (collecting failures), judge once, record the progress
+history once, publish.
+
+``stratmap run`` calls :func:`track` directly, with :class:`Steps` that run each step here,
+in order. The Prefect flow ``track_plan`` (:mod:`stratmap.flows.track`) calls the same
+function with steps that run as tasks (a task per source sync and per step, never per item),
+so both ways fail the same way: a source that cannot be synced is named in
+:attr:`Tracked.failed`, the plan is still judged from what the store holds, the report marks
+that source stale, and the caller fails the run (exit 3, or a failed flow run).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from stratmap.connectors.base import SourceError
+from stratmap.flows.pipeline import SyncResult, sync_plan_source
+from stratmap.judgement import judge
+from stratmap.models.history import record_run
+from stratmap.models.plan import Plan
+from stratmap.models.records import Page, utcnow
+from stratmap.models.report import Report, StaleSource
+from stratmap.models.store import Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Observer(Protocol):
+    """Who watches a local run's syncs (the CLI's progress bars)."""
+
+    def page(self, source: str, page: Page) -> None: ...
+
+    def synced(self, source: str, result: SyncResult) -> None: ...
+
+    def failed(self, source: str, error: SourceError) -> None: ...
+
+
+Publisher = Callable[[Plan, str | None, Report], dict[str, Any]]
+"""Publishes a judged report: (plan, store URL, report) -> what was published."""
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """What one tracking run did."""
+
+    report: Report
+    synced: dict[str, SyncResult] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    """Sources that could not be synced: name -> what went wrong and what to check."""
+    published: dict[str, Any] = field(default_factory=dict)
+
+
+class Steps:
+    """How the steps of a run are executed: here, one after the other. The Prefect flow's
+    subclass runs each as a task; the failure handling is this class's, both ways."""
+
+    def sync(self, sources: Sequence[str], step: Callable[..., SyncResult],
+             *args: Any) -> dict[str, SyncResult | SourceError]:
+        """``step(source, *args)`` for each source; a :class:`SourceError` is collected."""
+        outcomes: dict[str, SyncResult | SourceError] = {}
+        for source in sources:
+            try:
+                outcomes[source] = step(source, *args)
+            except SourceError as error:
+                outcomes[source] = error
+        return outcomes
+
+    def run(self, name: str, step: Callable[..., T], *args: Any) -> T:
+        return step(*args)
+
+
+def sync_one(source: str, plan: Plan, plan_dir: Path, db: str | None, started: datetime,
+             observer: Observer | None = None) -> SyncResult:
+    """Sync one source of the plan into the store at ``db``."""
+    on_page = (lambda page: observer.page(source, page)) if observer is not None else None
+    with Store(db) as store:
+        result = sync_plan_source(plan, source, store, plan_dir=plan_dir, started=started,
+                                  on_page=on_page)
+    log.info("synced %s: %d items in %d pages, %d requests, %.1fs (watermark %s)",
+             source, result.items, result.pages, result.requests, result.seconds,
+             result.watermark)
+    return result
+
+
+def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
+                     stale: Mapping[str, str]) -> Report:
+    """Judge the plan from the store, mark the sources that did not sync as stale, and
+    record the run in the progress history (once)."""
+    with Store(db) as store:
+        evidence = store.evidence(plan.sources)
+        report = judge(plan, evidence, as_of=as_of)
+        if stale:
+            report = report.model_copy(update={"stale_sources": [
+                StaleSource(source=name, error=stale[name],
+                            last_synced=(state.last_sync_finished if (state := store.state(name))
+                                         else None))
+                for name in sorted(stale)]})
+        record_run(store, plan, report, evidence=evidence)
+    return report
+
+
+def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None = None,
+          offline: bool = False, steps: Steps | None = None, publish: Publisher | None = None,
+          observer: Observer | None = None) -> Tracked:
+    """Sync every source (unless ``offline``), judge once, record once, then ``publish``."""
+    steps = steps or Steps()
+    started = utcnow()
+    synced: dict[str, SyncResult] = {}
+    failed: dict[str, str] = {}
+    if not offline:
+        extra = (observer,) if observer is not None else ()
+        outcomes = steps.sync(list(plan.sources), sync_one, plan, plan_dir, db, started, *extra)
+        for source, outcome in outcomes.items():
+            if isinstance(outcome, SourceError):
+                failed[source] = str(outcome)
+                log.error("sync of %s failed: %s", source, outcome)
+                if observer is not None:
+                    observer.failed(source, outcome)
+            else:
+                synced[source] = outcome
+                if observer is not None:
+                    observer.synced(source, outcome)
+    report = steps.run("judge-plan", judge_and_record, plan, db, as_of or utcnow(), failed)
+    published = steps.run("publish-report", publish, plan, db, report) if publish else {}
+    return Tracked(report=report, synced=synced, failed=failed, published=published)
