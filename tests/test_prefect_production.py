@@ -22,7 +22,7 @@ from tests.test_prefect_server import (
     server,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 __all__ = ["server"]  # the module's prefect server fixture
 
 
