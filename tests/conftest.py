@@ -29,6 +29,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+# Prefect's temporary (ephemeral) API server gets 20 s to start by default; on a loaded CI
+# machine it can take longer, which fails a run before stratmap does anything. Subprocesses
+# inherit this.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
 PG_URL = os.environ.get("STRATMAP_TEST_PG_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -14,10 +17,22 @@ def test_every_table_is_in_the_metadata() -> None:
     assert "plan_marks" in Base.metadata.tables
 
 
+def compare_type(context: MigrationContext, inspected: Any, metadata: Any,
+                 inspected_type: sa.types.TypeEngine[Any],
+                 metadata_type: sa.types.TypeEngine[Any]) -> bool | None:
+    """SQLite keeps text of any length whatever the declared type, so migration 0005 leaves
+    its VARCHAR(n) columns as they are there: text against text is no difference on SQLite.
+    Every other comparison is Alembic's own (None)."""
+    if (context.dialect.name == "sqlite" and isinstance(inspected_type, sa.String)
+            and isinstance(metadata_type, sa.String)):
+        return False
+    return None
+
+
 def test_migrated_schema_matches_the_tables(store_url: str) -> None:
     """``store_url`` is a fresh database on SQLite and on PostgreSQL; the Store migrates it."""
     with Store(store_url) as store, store.engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "compare_server_default": True})
+            connection, opts={"compare_type": compare_type, "compare_server_default": True})
         differences = compare_metadata(context, Base.metadata)
     assert differences == []

@@ -130,6 +130,7 @@ def test_beside_a_user_project_with_its_own_flows_and_models(
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
            "PREFECT_HOME": str(tmp_path / "prefect-home"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",  # a loaded machine
            "PYTHONPATH": str(project)}  # as `prefect deploy` runs a project's flows
     python = str(venv / "bin" / "python")
 

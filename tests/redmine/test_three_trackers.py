@@ -23,6 +23,15 @@ from tests.redmine.admin import RedmineAdmin
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Redmine stamps with the wall clock: take "now" when the test starts, not when the
+    module was imported (minutes earlier in a long session, which put the Redmine issues
+    after the run's as-of)."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 def days_ago(n: float) -> datetime:
     return NOW - timedelta(days=n)
 
