@@ -102,9 +102,13 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     return EXIT_INVALID if failed else EXIT_OK
 
 
-def _store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from stratmap.models.store import Store
+def _store(args: argparse.Namespace, *, reading: bool = False):  # type: ignore[no-untyped-def]
+    """The store of ``--db``. ``reading``: a command that only reads opens a store it may not
+    write (a read-only file or folder) read-only instead of failing."""
+    from stratmap.models.store import Store, database_url, writable
 
+    if reading and not writable(database_url(args.db)):
+        return Store(args.db, read_only=True)
     return Store(args.db)
 
 
@@ -199,7 +203,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     plan = _load(args.plan, console)
     if plan is None:
         return EXIT_INVALID
-    with _store(args) as store:
+    with _store(args, reading=True) as store:
         report = judge_plan(plan, store, as_of=args.as_of or utcnow())
         if args.format == "html":  # issue 6: one self-contained page, with history and map
             from stratmap.publish.html import render_from_store

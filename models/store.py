@@ -118,7 +118,43 @@ def _empty_or_ours(cursor: Any) -> bool:
         "SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone())
 
 
-def _engine(url: str) -> Engine:
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite store URL (None for another database or an in-memory one)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def writable(url: str) -> bool:
+    """Whether this process may write the store: False only for an existing SQLite file
+    that it, or the folder it is in (where SQLite keeps its -wal and -shm files), may not
+    write. A report reads such a store read-only instead of failing."""
+    path = sqlite_file(url)
+    if path is None or not path.exists():
+        return True
+    return os.access(path, os.W_OK) and os.access(path.parent or Path("."), os.W_OK)
+
+
+def _read_only_url(url: str) -> str:
+    """A SQLite URL opened read-only. SQLite reads a WAL store read-only only where it can
+    create the -shm file; in a folder it may not write, the file is opened as immutable
+    (nobody can be writing a store in a folder nobody may write)."""
+    from sqlalchemy.engine import make_url
+
+    path = sqlite_file(url)
+    assert path is not None
+    immutable = not os.access(path.resolve().parent, os.W_OK)
+    query = {"mode": "ro", "uri": "true", **({"immutable": "1"} if immutable else {})}
+    return make_url(url).set(database=f"file:{path.resolve()}", query=query) \
+        .render_as_string(hide_password=False)
+
+
+def _engine(url: str, *, read_only: bool = False) -> Engine:
+    if read_only and sqlite_file(url) is not None:
+        url = _read_only_url(url)
     engine = create_engine(url, future=True, json_serializer=_json_dumps,
                            json_deserializer=orjson.loads)
     if engine.dialect.name == "sqlite":
@@ -128,6 +164,9 @@ def _engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             # First, so that everything below waits for other writers instead of failing.
             cursor.execute("PRAGMA busy_timeout=30000")
+            if read_only:
+                cursor.close()
+                return
             cursor.execute("PRAGMA foreign_keys=ON")
             _wal(cursor)
             # With WAL, NORMAL syncs at checkpoints, not at every commit: a killed process
@@ -137,6 +176,22 @@ def _engine(url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+def _check_current(engine: Engine) -> None:
+    """A store read without writing must be at this version's schema already."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+        if current == _heads():
+            return
+        _check_ours(connection, current)
+    found = ", ".join(sorted(current)) or "none"
+    raise StoreRefused(
+        f"the store is read-only here and its schema (revision {found}) is older than this "
+        f"stratmap's ({', '.join(sorted(_heads()))}); run `stratmap run` once where it may "
+        "be written, to upgrade it")
 
 
 _MIGRATE_LOCK = threading.Lock()
@@ -336,14 +391,24 @@ def _raw_row(raw: RawPayload) -> dict[str, Any]:
 class Store:
     """Records of every source, with per-source watermarks."""
 
-    def __init__(self, url: str | None = None, *, migrate_schema: bool = True) -> None:
+    def __init__(self, url: str | None = None, *, migrate_schema: bool = True,
+                 read_only: bool = False) -> None:
+        """``read_only``: open the store for reading only (a SQLite file opened with
+        ``mode=ro``, no migration; it must already be at this version's schema)."""
         self.url = database_url(url)
-        self.engine = _engine(self.url)
+        self.read_only = read_only
+        self.engine = _engine(self.url, read_only=read_only)
         if self.engine.dialect.name not in ("sqlite", "postgresql"):
             raise ValueError(
                 f"stratmap stores to SQLite or PostgreSQL, not {self.engine.dialect.name}"
             )
-        if migrate_schema:
+        if read_only:
+            try:
+                _check_current(self.engine)
+            except BaseException:
+                self.engine.dispose()
+                raise
+        elif migrate_schema:
             try:
                 migrate(self.engine)
             except BaseException:

@@ -389,3 +389,43 @@ def test_an_output_folder_that_does_not_exist_is_named(tmp_path: Path) -> None:
     output = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 1 and "No such file or directory" in output, output
     assert str(tmp_path / "no" / "r.md") in output and "this is a bug" not in output
+
+
+@pytest.mark.parametrize("folder", ["writable folder", "read-only folder"])
+def test_report_reads_a_store_it_may_not_write(folder: str) -> None:
+    """`report` only reads: a store file (and folder) this user may not write is opened
+    read-only, reports as usual and stays byte for byte as it was. As root, who may write
+    anything, the report runs as `nobody`."""
+    import json
+    import shutil
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="stratmap-ro-"))  # /tmp: readable by `nobody`
+    try:
+        home.chmod(0o755)
+        db = home / "s.db"
+        done = stratmap("run", SAMPLE_PLAN, "--db", f"sqlite:///{db}", "--as-of",
+                        "2027-03-01T09:00Z", "-q")
+        assert done.returncode == 0, done.stdout + done.stderr
+        db.chmod(0o444)
+        if folder == "read-only folder":
+            home.chmod(0o555)
+        before = db.read_bytes()
+        command = [sys.executable, "-m", "stratmap.flows.cli", "report", SAMPLE_PLAN, "--db",
+                   f"sqlite:///{db}", "--as-of", "2027-03-01T09:00Z", "--format", "json"]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                       *command]
+        read = subprocess.run(command, capture_output=True, text=True, check=False,
+                              cwd=tempfile.gettempdir(),
+                              env={**os.environ, "HOME": tempfile.gettempdir()})
+        assert read.returncode == 0, read.stdout + read.stderr
+        report = json.loads(read.stdout)
+        assert report["plan"] == "Northwind growth plan 2027"
+        assert sum(m["items"]["total"] for g in report["goals"] for m in g["milestones"]) > 0
+        assert db.read_bytes() == before
+        if folder == "read-only folder":
+            assert sorted(p.name for p in home.iterdir()) == ["s.db"]
+    finally:
+        home.chmod(0o755)
+        shutil.rmtree(home)
