@@ -28,10 +28,11 @@ from stratmap.models.plan import Plan
 log = logging.getLogger(__name__)
 
 CONTAINERS: dict[str, str] = {
-    "jira": "epic", "github": "milestone", "gitlab": "milestone", "redmine": "version"}
+    "jira": "epic", "github": "milestone", "gitlab": "milestone", "redmine": "version",
+    "azure_devops": "parent"}
 """Source kind -> the selector key that names one container there."""
-CONTAINER_NAMES = ("a Jira epic (due date, assignee), a GitHub or GitLab milestone or a "
-                   "Redmine version (due date)")
+CONTAINER_NAMES = ("a Jira epic or an Azure DevOps Epic/Feature (due date, assignee), a "
+                   "GitHub or GitLab milestone or a Redmine version (due date)")
 
 
 @dataclass
