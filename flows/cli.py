@@ -301,8 +301,9 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
         for note in result.check.missing + result.conflicts:
             console.print(f"[yellow]{result.source}:[/] {shown(note)}", highlight=False)
     if not any(result.targets for result in results):
-        console.print("Nothing to push: no milestone with a due date (or, on a Jira epic, an "
-                      "owner whose account the plan knows) names exactly one container: "
+        console.print("Nothing to push: no milestone with a due date (or an owner whose "
+                      "account the plan knows, where the tracker has an owner) names exactly "
+                      "one container: "
                       f"{CONTAINER_NAMES}.", highlight=False)
         return EXIT_OK
     if not differences:

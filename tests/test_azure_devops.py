@@ -443,3 +443,25 @@ def test_a_plan_with_azure_devops_selectors_parses_and_checks_their_names() -> N
     with pytest.raises(PlanError) as raised:
         parse_plan(PLAN.replace("parent: 10", "epic: 10"), file="plan.yaml")
     assert "'epic' does not select azure_devops items" in str(raised.value)
+
+
+def test_push_through_the_cli_sets_the_epics_target_date_and_owner(
+        boards: FakeAzureDevops, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    boards.add(10, title="Launch", created=at(1), kind="Epic", assignee="alice",
+               target="2026-09-24T00:00:00Z")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    monkeypatch.setenv("STRATMAP_TEST_ADO_PAT", boards.token)
+    assert cli.main(["push", str(plan)]) == 0
+    assert not boards.edits()  # a dry run by default
+    assert cli.main(["push", str(plan), "--check"]) == cli.EXIT_FINDINGS
+    assert cli.main(["push", str(plan), "--apply"]) == 0
+    assert [ops[1]["path"] for _, _, ops in boards.edits()] == [
+        "/fields/Microsoft.VSTS.Scheduling.TargetDate", "/fields/System.AssignedTo"]
+    fields = boards.items[10]["fields"]
+    assert fields["Microsoft.VSTS.Scheduling.TargetDate"] == "2026-10-01T00:00:00Z"
+    assert fields["System.AssignedTo"]["uniqueName"] == "bob@northwind.example"
+    assert cli.main(["push", str(plan), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "Epic 10" in out and boards.token not in out
