@@ -7,9 +7,10 @@ Endpoints (REST v4, ``PRIVATE-TOKEN`` header when a token is set)::
     GET .../issues/{iid}/resource_state_events      closed / reopened
     GET .../issues/{iid}/resource_label_events      only with ``in_progress_labels``
     GET .../issues/{iid}/notes?sort=asc&order_by=created_at
-                                                    comments; ``system`` notes skipped,
-                                                    and not asked for when
-                                                    ``user_notes_count`` is 0
+                                                    comments, and the assignee history
+                                                    from ``system`` notes; not asked for
+                                                    when ``user_notes_count`` is 0 and
+                                                    nobody is assigned
 
 Keyset pagination for project issues came in GitLab 18.3: ``Link: rel="next"`` then
 carries a cursor on ``(updated_at, id)``, which no concurrent update can disturb. An older
@@ -21,6 +22,15 @@ source's ``in_progress_labels`` (e.g. a board's ``workflow::doing``) is in progr
 adding or removing such a label is a status change. ``container`` is the milestone's
 title (its ``due_date`` in ``fields["milestone_due"]``), ``parent`` the epic's iid (for
 the ``epic:`` selector), ``points`` the weight, ``due`` the issue's own due date.
+
+Assignee history: GitLab has no resource events for assignees, only system notes
+(``assigned to @alice``, ``unassigned @bob``, ``assigned to @alice and unassigned @bob``,
+``reassigned to @carol`` before 13.x, several handles as ``@a, @b and @c``). They are
+replayed over the issue's assignee list; each change of the first assignee (the item's
+``assignee``) is an :class:`~models.records.AssigneeChange`. An issue nobody is assigned to
+now is not asked for its notes unless it has comments, so its earlier assignees are not
+known. A closed issue without any state event (GitLab recorded none before 2020) gets its
+close from ``closed_at`` (by ``closed_by``), flagged, so its milestone has a last movement.
 
 ``stratmap push`` (:meth:`GitlabConnector.check`, :meth:`GitlabConnector.apply`): a
 ``{milestone: TITLE}`` selector names the milestone of that title the project's issues can
@@ -43,6 +53,7 @@ from __future__ import annotations
 import functools
 import itertools
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -83,6 +94,7 @@ from stratmap.connectors.labelled import LabelStatus, epoch_seconds, label_names
 from stratmap.models.plan import GitlabSource
 from stratmap.models.records import (
     Account,
+    AssigneeChange,
     Comment,
     Page,
     RawPayload,
@@ -346,7 +358,7 @@ class GitlabConnector:
             details["resource_label_events"] = self.api.collect(
                 f"{url}/resource_label_events", params={"per_page": 100}, count=count,
                 what=f"reading the label events of {ref}")
-        if issue.get("user_notes_count", 1):
+        if issue.get("user_notes_count", 1) or issue.get("assignees") or issue.get("assignee"):
             details["notes"] = self.api.collect(
                 f"{url}/notes", params={"sort": "asc", "order_by": "created_at",
                                         "per_page": 100},
@@ -364,11 +376,17 @@ class GitlabConnector:
         items: list[WorkItem] = []
         changes: list[StatusChange] = []
         comments: list[Comment] = []
+        assignments: list[AssigneeChange] = []
         people: dict[str, str | None] = {}
         raw: list[RawPayload] = []
         for issue, detail in zip(issues, details, strict=True):
             item = self.item(issue)
+            detail = self.closed_without_events(issue, detail)
+            if detail.get("synthesized"):
+                item = item.model_copy(update={"flags": (
+                    *item.flags, "closed without state events: the close is from closed_at")})
             history, notes = self.history(item.key, detail, people)
+            assignments.extend(self.assignments(item.key, detail["notes"], people))
             if (history[-1].to_category if history else StatusCategory.TODO) != \
                     item.status_category:
                 item = item.model_copy(update={
@@ -384,12 +402,50 @@ class GitlabConnector:
                                   fetched_at=fetched_at, payload={"issue": issue, **detail}))
         return Page(
             source=self.name, items=tuple(items), changes=tuple(changes),
-            comments=tuple(comments),
+            comments=tuple(comments), assignments=tuple(assignments),
             accounts=tuple(Account(source=self.name, account_id=username, display_name=name)
                            for username, name in sorted(people.items())),
             raw=tuple(raw), cursor=max((i.updated for i in items), default=None),
             requests=requests,
         )
+
+    def closed_without_events(self, issue: Row, detail: dict[str, list[Row]],
+                              ) -> dict[str, list[Row]]:
+        """``detail`` with a close made from ``closed_at`` (by ``closed_by``) when a closed
+        issue has no state event at all (GitLab recorded none before 2020); marked by a
+        ``synthesized`` entry."""
+        if (issue.get("state") != "closed" or not issue.get("closed_at")
+                or detail["resource_state_events"]):
+            return detail
+        close = {"id": "closed_at", "state": "closed", "created_at": issue["closed_at"],
+                 "user": issue.get("closed_by"), "resource_type": "Issue",
+                 "resource_id": issue.get("id")}
+        return {**detail, "resource_state_events": [close], "synthesized": [close]}
+
+    def assignments(self, key: str, notes: list[Row],
+                    people: dict[str, str | None]) -> list[AssigneeChange]:
+        """Changes of the first assignee, replayed from the assignment system notes."""
+        held: list[str] = []
+        changes: list[AssigneeChange] = []
+        for note in notes:
+            if not note.get("system"):
+                continue
+            moved = assignment_note(str(note.get("body") or ""))
+            if moved is None:
+                continue
+            added, removed, replaced = moved
+            before = held[0] if held else None
+            held = [] if replaced else [h for h in held if h not in removed]
+            held += [h for h in added if h not in held]
+            after = held[0] if held else None
+            if after == before:
+                continue
+            _meet(people, note.get("author"))
+            changes.append(AssigneeChange(
+                source=self.name, item_key=key, change_id=f"note-{note['id']}",
+                at=parse_moment(str(note["created_at"])), author=_username(note.get("author")),
+                from_account=before, to_account=after))
+        return changes
 
     def item(self, issue: Row) -> WorkItem:
         """An issue of the list endpoint as a WorkItem."""
@@ -450,12 +506,12 @@ class GitlabConnector:
                 at=parse_moment(str(note["created_at"])), author=_username(note.get("author")),
                 body=str(note.get("body") or ""),
             ))
-        events = [("state", e) for e in detail["resource_state_events"]]
+        events: list[tuple[str, Row]] = [("state", e) for e in detail["resource_state_events"]]
         events += [("label", e) for e in detail["resource_label_events"]]
         # At one moment, the state first: a board that closes an issue and drops its
         # "doing" label in one move is one change (to closed), not two.
         events.sort(key=lambda pair: (parse_moment(str(pair[1]["created_at"])),
-                                      pair[0] != "state", int(pair[1].get("id") or 0)))
+                                      pair[0] != "state", _event_order(pair[1])))
         changes: list[StatusChange] = []
         replay = self.statuses.replay()
         for source, event in events:
@@ -475,6 +531,35 @@ class GitlabConnector:
                 to_category=new[1],
             ))
         return changes, comments
+
+
+def _event_order(event: Row) -> int:
+    number = event.get("id")
+    return int(str(number)) if str(number).isdigit() else 0
+
+
+_HANDLES = r"@[\w.\-]+(?:(?:,\s*|\s+and\s+)@[\w.\-]+)*"
+_ASSIGNED = re.compile(rf"^(?P<verb>re)?assigned to (?P<added>{_HANDLES})"
+                       rf"(?: and unassigned (?P<removed>{_HANDLES}))?\s*$")
+_UNASSIGNED = re.compile(rf"^unassigned (?P<removed>{_HANDLES})\s*$")
+
+
+def assignment_note(body: str) -> tuple[list[str], list[str], bool] | None:
+    """(added, removed, replaces-all) from an assignment system note's text, else None.
+
+    GitLab writes ``assigned to @a``, ``assigned to @a and unassigned @b``, ``unassigned
+    @b``, several handles as ``@a, @b and @c``; ``reassigned to @a`` (before 13.x)
+    replaces every assignee."""
+    def handles(text: str | None) -> list[str]:
+        return re.findall(r"@([\w.\-]+)", text or "")
+
+    text = body.strip()
+    if match := _ASSIGNED.match(text):
+        return (handles(match.group("added")), handles(match.group("removed")),
+                match.group("verb") is not None)
+    if match := _UNASSIGNED.match(text):
+        return [], handles(match.group("removed")), False
+    return None
 
 
 def _meet(people: dict[str, str | None], user: Any) -> None:
