@@ -465,3 +465,15 @@ def test_push_through_the_cli_sets_the_epics_target_date_and_owner(
     assert cli.main(["push", str(plan), "--check"]) == 0
     out = capsys.readouterr().out
     assert "Epic 10" in out and boards.token not in out
+
+
+def test_a_comment_id_is_read_from_id_or_the_older_comment_id(boards: FakeAzureDevops) -> None:
+    boards.add(5, title="t", created=at(1))
+    boards.comment(5, at=at(2), by="alice", text="new shape")
+    boards.comment(5, at=at(3), by="alice", text="old shape")
+    old = boards.items[5]["comments"][1]
+    old["commentId"] = old.pop("id")
+    (page,) = fetch(boards)
+    assert [(c.comment_id, c.body) for c in page.comments] == [
+        (str(boards.items[5]["comments"][0]["id"]), "new shape"),
+        (str(old["commentId"]), "old shape")]

@@ -418,7 +418,9 @@ class AzureDevopsConnector:
             if (met := account_of(self.name, author)) is not None:
                 accounts.append(met)
             comments.append(Comment(
-                source=self.name, item_key=key, comment_id=str(comment["id"]),
+                source=self.name, item_key=key,
+                # 7.1's Comment has "id"; the 5.x preview answers named it "commentId".
+                comment_id=str(comment["id"] if "id" in comment else comment["commentId"]),
                 at=parse_moment(str(comment["createdDate"])), author=identity(author),
                 body=str(comment.get("text") or "")))
         closed = fields.get("Microsoft.VSTS.Common.ClosedDate") or fields.get(

@@ -27,6 +27,10 @@ Shapes follow the REST reference (learn.microsoft.com/rest/api/azure/devops/wit,
 * ``PATCH .../workitems/{id}`` takes ``application/json-patch+json`` (anything else is a
   400); a failed ``test`` of ``/rev`` is a 412 and nothing is written.
 
+Checked against recordings (``tests/test_recorded_shapes.py``, ``tests/recordings/``): the
+REST reference's examples of updates, work item type states, a WIQL result and a PATCH with
+a ``test`` of ``/rev`` (MicrosoftDocs/vsts-rest-api-specs, MIT).
+
 Every answer carries ``X-RateLimit-*`` headers as the service sends them when it starts to
 delay. Basic auth with an empty user name and the PAT; a wrong or missing one is a 401.
 """
@@ -368,8 +372,11 @@ class FakeAzureDevops:
             points: float | None = None) -> None:
         """A work item as created (revision 1), with the fields given."""
         with self._lock:
+            self._ids += 1
             fields: dict[str, Any] = {
-                "System.Id": number, "System.AreaPath": area or PROJECT,
+                "System.Id": number, "System.Rev": 1, "System.AuthorizedDate": iso(created),
+                "System.RevisedDate": NEVER, "System.Watermark": self._ids,
+                "System.AreaPath": area or PROJECT,
                 "System.TeamProject": PROJECT, "System.IterationPath": iteration or PROJECT,
                 "System.WorkItemType": kind, "System.State": state,
                 "System.Reason": "New", "System.CreatedDate": iso(created),
@@ -398,8 +405,11 @@ class FakeAzureDevops:
             item = self.items[number]
             fields = item["fields"]
             delta: dict[str, dict[str, Any]] = {}
-            for name, value in {**changes, "System.ChangedDate": iso(at),
-                                "System.ChangedBy": ident(by)}.items():
+            self._ids += 1
+            stamps = {"System.Rev": item["rev"] + 1, "System.AuthorizedDate": iso(at),
+                      "System.RevisedDate": NEVER, "System.Watermark": self._ids,
+                      "System.ChangedDate": iso(at), "System.ChangedBy": ident(by)}
+            for name, value in {**changes, **stamps}.items():
                 old = fields.get(name)
                 if old == value:
                     continue
@@ -417,6 +427,8 @@ class FakeAzureDevops:
                 else:
                     fields.pop("Microsoft.VSTS.Common.ClosedDate", None)
             item["updates"][-1]["revisedDate"] = iso(at)
+            # The replaced revision's RevisedDate moves from "never" to now, as recorded.
+            delta["System.RevisedDate"] = {"oldValue": NEVER, "newValue": iso(at)}
             item["rev"] += 1
             item["updates"].append(self._update(number, item["rev"], by, delta))
 
@@ -626,9 +638,30 @@ class FakeAzureDevops:
             else:
                 return self._error(400, f"unsupported operation {op}", "VssException")
         self.change(number, at=datetime.fromtimestamp(self.now, UTC), by="pusher", **changes)
-        return self._answer(200, json.loads(json.dumps({
-            "id": number, "rev": item["rev"], "fields": item["fields"],
-            "url": f"{URL}/{PROJECT}/_apis/wit/workItems/{number}"})))
+        return self._answer(200, json.loads(json.dumps(self.expanded(number))))
+
+    def expanded(self, number: int) -> dict[str, Any]:
+        """A work item as a write answers it: fields, relations (when it has any) and
+        ``_links``, as the PATCH example of the 7.1 reference shows."""
+        item = self.items[number]
+        own = f"{URL}/_apis/wit/workItems/{number}"
+        body: dict[str, Any] = {"id": number, "rev": item["rev"], "fields": item["fields"]}
+        parent = item["fields"].get("System.Parent")
+        if parent is not None:
+            body["relations"] = [{"rel": "System.LinkTypes.Hierarchy-Reverse",
+                                  "url": f"{URL}/_apis/wit/workItems/{parent}",
+                                  "attributes": {"isLocked": False, "name": "Parent"}}]
+        body["_links"] = {
+            "self": {"href": own}, "workItemUpdates": {"href": f"{own}/updates"},
+            "workItemRevisions": {"href": f"{own}/revisions"},
+            "workItemComments": {"href": f"{own}/comments"},
+            "workItemHistory": {"href": f"{own}/history"},
+            "html": {"href": f"{URL}/{PROJECT}/_workitems/edit/{number}"},
+            "workItemType": {"href": f"{URL}/{PROJECT}/_apis/wit/workItemTypes/"
+                                     f"{item['fields']['System.WorkItemType']}"},
+            "fields": {"href": f"{URL}/{PROJECT}/_apis/wit/fields"}}
+        body["url"] = own
+        return body
 
     def edits(self) -> list[tuple[str, str, Any]]:
         return [(r.method, r.url.path, json.loads(r.content or b"null"))

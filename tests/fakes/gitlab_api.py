@@ -8,6 +8,9 @@ state events ``{id, user, created_at, resource_type, resource_id, state}``. Ever
 or label change also leaves a system note, as GitLab does, so skipping them is exercised;
 an assignment is recorded only as a system note (``assigned to @dev1``), as GitLab does.
 
+Checked against GitLab's own API schema for an issue (``spec/fixtures/api/schemas/
+public_api/v4/issue.json`` of gitlabhq/gitlabhq, MIT; ``tests/test_recorded_shapes.py``).
+
 Paging as GitLab does it: ``pagination=keyset`` answers a ``Link: rel="next"`` carrying
 an opaque ``cursor`` (GitLab 18.3+ for issues); an instance built with
 ``keyset=False`` answers that with 405, as older GitLab does, and pages by offset

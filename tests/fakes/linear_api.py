@@ -33,6 +33,9 @@ TimelessDate, ``lead``), ``projects(filter: {name: {eq}})``, and the mutation
 ``leadId`` or project id is an error, as an input Linear rejects. With ``editable = False``
 every mutation answers Linear's ``FORBIDDEN`` error.
 
+Not checked against a recording: none under a permissive licence was found (the SDK's
+tests mock its client); see ``tests/recordings/README.md``.
+
 It does not execute arbitrary GraphQL. It recognises stratmap's operations by their root
 field (``teams``, ``issues``, ``issue``, ``projects``, ``projectUpdate``) and answers only
 the fields the query text names, so a connector that forgets to select a field gets
