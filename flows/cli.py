@@ -477,7 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
             names with exactly one selector key gets the milestone's due date: a Jira epic
             ({source: jira, epic: KEY}, also its owner as assignee when the owner has an
             account on that source under `accounts:`), a GitHub or GitLab milestone
-            ({milestone: title}), a Redmine version ({version: name}).
+            ({milestone: title}), a Redmine version ({version: name}), an Azure DevOps
+            Epic or Feature ({parent: ID}: Target Date, and Assigned To like a Jira
+            epic), a Linear project ({project: name}: target date, and its lead).
 
             Without --apply nothing is written: the differences are printed. Nothing is
             ever cleared, created or deleted. Tokens need edit permission to --apply."""),
