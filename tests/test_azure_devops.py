@@ -477,3 +477,16 @@ def test_a_comment_id_is_read_from_id_or_the_older_comment_id(boards: FakeAzureD
     assert [(c.comment_id, c.body) for c in page.comments] == [
         (str(boards.items[5]["comments"][0]["id"]), "new shape"),
         (str(old["commentId"]), "old shape")]
+
+
+def test_the_overlap_items_the_store_holds_unchanged_are_not_read_again(
+        boards: FakeAzureDevops) -> None:
+    boards.seed(make_items(4))
+    first = fetch(boards)
+    stored = {i.key: i.updated for p in first for i in p.items}
+    since = min(stored.values())
+    boards.requests.clear()
+    boards.transition("ITEM-2", at=T0 + timedelta(days=20), author="dev2", to="Done")
+    again = fetch(boards, Window(since=since, until=EVERYTHING.until, stored=stored))
+    assert [i.key for p in again for i in p.items] == ["boards#2"]
+    assert [r.url.path.split("/")[-2] for r in boards.calls("updates")] == ["2"]
