@@ -7,9 +7,10 @@ Endpoints (REST v4, ``PRIVATE-TOKEN`` header when a token is set)::
     GET .../issues/{iid}/resource_state_events      closed / reopened
     GET .../issues/{iid}/resource_label_events      only with ``in_progress_labels``
     GET .../issues/{iid}/notes?sort=asc&order_by=created_at
-                                                    comments; ``system`` notes skipped,
-                                                    and not asked for when
-                                                    ``user_notes_count`` is 0
+                                                    comments, and the assignee history
+                                                    from ``system`` notes; not asked for
+                                                    when ``user_notes_count`` is 0 and
+                                                    nobody is assigned
 
 Keyset pagination for project issues came in GitLab 18.3: ``Link: rel="next"`` then
 carries a cursor on ``(updated_at, id)``, which no concurrent update can disturb. An older
@@ -22,18 +23,16 @@ adding or removing such a label is a status change. ``container`` is the milesto
 title (its ``due_date`` in ``fields["milestone_due"]``), ``parent`` the epic's iid (for
 the ``epic:`` selector), ``points`` the weight, ``due`` the issue's own due date.
 
-``stratmap push`` (:meth:`GitlabConnector.check`, :meth:`GitlabConnector.apply`): a
-``{milestone: TITLE}`` selector names the milestone of that title the project's issues can
-carry: the project's own, or one of its ancestor groups' (``include_ancestors``, GitLab
-16.7+). Only its ``due_date`` is pushed (a milestone has no assignee)::
+Assignee history: GitLab has no resource events for assignees, only system notes
+(``assigned to @alice``, ``unassigned @bob``, ``assigned to @alice and unassigned @bob``,
+``reassigned to @carol`` before 13.x, several handles as ``@a, @b and @c``). They are
+replayed over the issue's assignee list; each change of the first assignee (the item's
+``assignee``) is an :class:`~models.records.AssigneeChange`. An issue nobody is assigned to
+now is not asked for its notes unless it has comments, so its earlier assignees are not
+known. A closed issue without any state event (GitLab recorded none before 2020) gets its
+close from ``closed_at`` (by ``closed_by``), flagged, so its milestone has a last movement.
 
-    GET /api/v4/projects/:id/milestones?include_ancestors=true&per_page=100   paged
-    PUT /api/v4/projects/:project_id/milestones/:milestone_id  {"due_date": "YYYY-MM-DD"}
-    PUT /api/v4/groups/:group_id/milestones/:milestone_id      (a group milestone)
-
-Editing needs a token with the ``api`` scope (``read_api`` cannot write) whose user has at
-least the Reporter role (Planner too; Developer before GitLab 15.0) where the milestone
-lives: the project, or the group for a group milestone.
+``stratmap push`` (a ``{milestone: TITLE}`` selector's due date): :mod:`connectors.gitlab_push`.
 
 Rate limits: 429 waits for ``Retry-After``, else until ``RateLimit-Reset`` (epoch seconds).
 """
@@ -43,6 +42,7 @@ from __future__ import annotations
 import functools
 import itertools
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -62,8 +62,6 @@ from stratmap.connectors.base import (
     SourceError,
     Target,
     Window,
-    dated,
-    due_difference,
     parse_retry_after,
 )
 from stratmap.connectors.http import (
@@ -75,7 +73,6 @@ from stratmap.connectors.http import (
     fan_out,
     iso_seconds,
     parse_moment,
-    refusals_explained,
     spent_budget,
     sweep_updated,
 )
@@ -83,6 +80,7 @@ from stratmap.connectors.labelled import LabelStatus, epoch_seconds, label_names
 from stratmap.models.plan import GitlabSource
 from stratmap.models.records import (
     Account,
+    AssigneeChange,
     Comment,
     Page,
     RawPayload,
@@ -92,12 +90,6 @@ from stratmap.models.records import (
 )
 
 DEFAULT_WAIT = 60.0
-WRITE_HINT = ("the token needs the api scope (read_api cannot write) and its user at least the "
-              "Reporter role (or Planner) where the milestone lives: the project, or the group "
-              "for a group milestone; `stratmap push` without --apply only reads")
-
-
-
 class KeysetUnavailable(FatalSourceError):
     """The instance cannot page project issues by keyset (before GitLab 18.3)."""
 
@@ -132,44 +124,6 @@ def classify(source: str) -> Classify:
         )
 
     return read
-
-
-def classify_write(source: str, what_to_fix: str) -> Classify:
-    """GitLab's reading of an edit's answer: as :func:`classify`, but a refusal carries
-    GitLab's own message and says what the token needs for writing."""
-    return refusals_explained(classify(source), source=source, tracker="GitLab", said=_message,
-                              auth_hint=lambda _response: WRITE_HINT, what_to_fix=what_to_fix)
-
-
-def _message(response: httpx.Response) -> str:
-    """GitLab's explanation: ``message`` (text, or field -> messages), ``error``,
-    ``error_description``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:200]
-    if not isinstance(body, dict):
-        return ""
-    parts: list[str] = []
-    for key in ("message", "error", "error_description"):
-        value = body.get(key)
-        if isinstance(value, dict):
-            parts.extend(f"{name} {'; '.join(map(str, said)) if isinstance(said, list) else said}"
-                         for name, said in value.items())
-        elif value:
-            parts.append(str(value))
-    return "; ".join(parts)[:500]
-
-
-def _milestone_ref(milestone: Row) -> str | None:
-    """Where a listed milestone is edited: ``projects/P/milestones/M`` or
-    ``groups/G/milestones/M`` (its numeric ``id``, not the ``iid``)."""
-    if milestone.get("id") is None:
-        return None
-    for owner, key in (("projects", "project_id"), ("groups", "group_id")):
-        if milestone.get(key) is not None:
-            return f"{owner}/{int(milestone[key])}/milestones/{int(milestone['id'])}"
-    return None
 
 
 def _username(user: Any) -> str | None:
@@ -243,58 +197,18 @@ class GitlabConnector:
     # -- the Pusher protocol (``stratmap push``) -----------------------------------------
 
     def check(self, targets: Sequence[Target]) -> PushCheck:
-        """The milestones the plan names (``{milestone: TITLE}``), against its due days.
+        """The milestones the plan names (``{milestone: TITLE}``), against its due days:
+        :func:`connectors.gitlab_push.check`."""
+        from stratmap.connectors.gitlab_push import check
 
-        Only reads: one listing of the project's and its groups' milestones (every state),
-        and only when some target has a due day to compare (a milestone has no assignee).
-        """
-        found = PushCheck()
-        wanted = dated(targets, "milestone")
-        if not wanted:
-            return found
-        by_title: dict[str, list[Row]] = {}
-        for row in self.api.collect(
-                f"{self.base}/milestones",
-                params={"include_ancestors": "true", "per_page": 100}, count=RequestCount(),
-                what=f"listing the milestones of {self.project}"):
-            by_title.setdefault(str(row.get("title")), []).append(row)
-        for target, due in wanted:
-            title = str(target.criteria["milestone"])
-            rows = by_title.get(title, [])
-            if not rows:
-                found.missing.append(
-                    f"milestone '{title}' (for {target.milestone}) does not exist in the "
-                    f"project {self.project} or its groups on '{self.name}', or the token "
-                    "cannot see it")
-                continue
-            # GitLab lets a project milestone share a title with a group one; an issue's
-            # milestone is then ambiguous by title, so the project's own is the container.
-            milestone = next((r for r in rows if r.get("project_id") is not None), rows[0])
-            ref = _milestone_ref(milestone)
-            if ref is None:
-                found.missing.append(f"milestone '{title}' (for {target.milestone}) has "
-                                     "neither a project nor a group in GitLab's answer")
-                continue
-            raw = milestone.get("due_date")
-            current = date.fromisoformat(str(raw)) if raw else None
-            difference = due_difference(target, due, current, container=f"milestone '{title}'",
-                                        ref=ref)
-            if difference is not None:
-                found.differences.append(difference)
-        return found
+        return check(self, targets)
 
     def apply(self, difference: Difference) -> None:
         """Write one difference :meth:`check` found: the milestone's due date."""
-        if difference.field != "due":
-            raise ValueError(f"a GitLab milestone has no pushable field {difference.field!r}")
-        day = date.fromisoformat(difference.plan)
-        self.api.send(
-            "PUT", f"{self.root}/{difference.ref}", json={"due_date": day.isoformat()},
-            count=RequestCount(),
-            what=f"setting the due date of {difference.container} ({difference.ref})",
-            classify=classify_write(
-                self.name, "check that the milestone still exists (a renamed or deleted "
-                "milestone: run `stratmap push` again) and the source's url"))
+        from stratmap.connectors.gitlab_push import apply
+
+        apply(self, difference)
+
 
     # -- requests ------------------------------------------------------------------------
 
@@ -346,7 +260,7 @@ class GitlabConnector:
             details["resource_label_events"] = self.api.collect(
                 f"{url}/resource_label_events", params={"per_page": 100}, count=count,
                 what=f"reading the label events of {ref}")
-        if issue.get("user_notes_count", 1):
+        if issue.get("user_notes_count", 1) or issue.get("assignees") or issue.get("assignee"):
             details["notes"] = self.api.collect(
                 f"{url}/notes", params={"sort": "asc", "order_by": "created_at",
                                         "per_page": 100},
@@ -364,11 +278,17 @@ class GitlabConnector:
         items: list[WorkItem] = []
         changes: list[StatusChange] = []
         comments: list[Comment] = []
+        assignments: list[AssigneeChange] = []
         people: dict[str, str | None] = {}
         raw: list[RawPayload] = []
         for issue, detail in zip(issues, details, strict=True):
             item = self.item(issue)
+            detail = self.closed_without_events(issue, detail)
+            if detail.get("synthesized"):
+                item = item.model_copy(update={"flags": (
+                    *item.flags, "closed without state events: the close is from closed_at")})
             history, notes = self.history(item.key, detail, people)
+            assignments.extend(self.assignments(item.key, detail["notes"], people))
             if (history[-1].to_category if history else StatusCategory.TODO) != \
                     item.status_category:
                 item = item.model_copy(update={
@@ -384,12 +304,50 @@ class GitlabConnector:
                                   fetched_at=fetched_at, payload={"issue": issue, **detail}))
         return Page(
             source=self.name, items=tuple(items), changes=tuple(changes),
-            comments=tuple(comments),
+            comments=tuple(comments), assignments=tuple(assignments),
             accounts=tuple(Account(source=self.name, account_id=username, display_name=name)
                            for username, name in sorted(people.items())),
             raw=tuple(raw), cursor=max((i.updated for i in items), default=None),
             requests=requests,
         )
+
+    def closed_without_events(self, issue: Row, detail: dict[str, list[Row]],
+                              ) -> dict[str, list[Row]]:
+        """``detail`` with a close made from ``closed_at`` (by ``closed_by``) when a closed
+        issue has no state event at all (GitLab recorded none before 2020); marked by a
+        ``synthesized`` entry."""
+        if (issue.get("state") != "closed" or not issue.get("closed_at")
+                or detail["resource_state_events"]):
+            return detail
+        close = {"id": "closed_at", "state": "closed", "created_at": issue["closed_at"],
+                 "user": issue.get("closed_by"), "resource_type": "Issue",
+                 "resource_id": issue.get("id")}
+        return {**detail, "resource_state_events": [close], "synthesized": [close]}
+
+    def assignments(self, key: str, notes: list[Row],
+                    people: dict[str, str | None]) -> list[AssigneeChange]:
+        """Changes of the first assignee, replayed from the assignment system notes."""
+        held: list[str] = []
+        changes: list[AssigneeChange] = []
+        for note in notes:
+            if not note.get("system"):
+                continue
+            moved = assignment_note(str(note.get("body") or ""))
+            if moved is None:
+                continue
+            added, removed, replaced = moved
+            before = held[0] if held else None
+            held = [] if replaced else [h for h in held if h not in removed]
+            held += [h for h in added if h not in held]
+            after = held[0] if held else None
+            if after == before:
+                continue
+            _meet(people, note.get("author"))
+            changes.append(AssigneeChange(
+                source=self.name, item_key=key, change_id=f"note-{note['id']}",
+                at=parse_moment(str(note["created_at"])), author=_username(note.get("author")),
+                from_account=before, to_account=after))
+        return changes
 
     def item(self, issue: Row) -> WorkItem:
         """An issue of the list endpoint as a WorkItem."""
@@ -450,12 +408,12 @@ class GitlabConnector:
                 at=parse_moment(str(note["created_at"])), author=_username(note.get("author")),
                 body=str(note.get("body") or ""),
             ))
-        events = [("state", e) for e in detail["resource_state_events"]]
+        events: list[tuple[str, Row]] = [("state", e) for e in detail["resource_state_events"]]
         events += [("label", e) for e in detail["resource_label_events"]]
         # At one moment, the state first: a board that closes an issue and drops its
         # "doing" label in one move is one change (to closed), not two.
         events.sort(key=lambda pair: (parse_moment(str(pair[1]["created_at"])),
-                                      pair[0] != "state", int(pair[1].get("id") or 0)))
+                                      pair[0] != "state", _event_order(pair[1])))
         changes: list[StatusChange] = []
         replay = self.statuses.replay()
         for source, event in events:
@@ -475,6 +433,35 @@ class GitlabConnector:
                 to_category=new[1],
             ))
         return changes, comments
+
+
+def _event_order(event: Row) -> int:
+    number = event.get("id")
+    return int(str(number)) if str(number).isdigit() else 0
+
+
+_HANDLES = r"@[\w.\-]+(?:(?:,\s*|\s+and\s+)@[\w.\-]+)*"
+_ASSIGNED = re.compile(rf"^(?P<verb>re)?assigned to (?P<added>{_HANDLES})"
+                       rf"(?: and unassigned (?P<removed>{_HANDLES}))?\s*$")
+_UNASSIGNED = re.compile(rf"^unassigned (?P<removed>{_HANDLES})\s*$")
+
+
+def assignment_note(body: str) -> tuple[list[str], list[str], bool] | None:
+    """(added, removed, replaces-all) from an assignment system note's text, else None.
+
+    GitLab writes ``assigned to @a``, ``assigned to @a and unassigned @b``, ``unassigned
+    @b``, several handles as ``@a, @b and @c``; ``reassigned to @a`` (before 13.x)
+    replaces every assignee."""
+    def handles(text: str | None) -> list[str]:
+        return re.findall(r"@([\w.\-]+)", text or "")
+
+    text = body.strip()
+    if match := _ASSIGNED.match(text):
+        return (handles(match.group("added")), handles(match.group("removed")),
+                match.group("verb") is not None)
+    if match := _UNASSIGNED.match(text):
+        return [], handles(match.group("removed")), False
+    return None
 
 
 def _meet(people: dict[str, str | None], user: Any) -> None:

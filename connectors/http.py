@@ -217,17 +217,20 @@ class JsonApi:
 
     def send(self, method: str, url: str, *, params: Params | None = None,
              json: object = None, count: RequestCount, what: str,
-             classify: Classify | None = None) -> httpx.Response:
+             classify: Classify | None = None,
+             headers: Mapping[str, str] | None = None) -> httpx.Response:
         """One request (a JSON body with ``json``), retried per the policy; raises the
         tracker's classified error (``classify`` overrides the tracker's reading for this
-        request, e.g. a write that passes the tracker's own refusal on)."""
+        request, e.g. a write that passes the tracker's own refusal on; ``headers`` add to
+        or override the client's, e.g. a JSON Patch body's content type)."""
         read = classify or self.classify
 
         def attempt() -> httpx.Response:
             self._gate.wait_turn()
             count.add()
             try:
-                response = self._http().request(method, url, params=params, json=json)
+                response = self._http().request(method, url, params=params, json=json,
+                                                headers=headers)
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 raise transport_error(self.source, what, exc) from exc
             now = self.clock()

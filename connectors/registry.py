@@ -7,6 +7,7 @@ from pathlib import Path
 
 from stratmap.connectors.base import Connector, FatalSourceError
 from stratmap.models.plan import (
+    AzureDevopsSource,
     ExportSource,
     GithubSource,
     GitlabSource,
@@ -52,6 +53,10 @@ def build_connector(name: str, source: Source, *, plan_dir: Path,
         from stratmap.connectors.linear import LinearConnector
 
         return LinearConnector(name, source, secret(name, source.token))
+    if isinstance(source, AzureDevopsSource):
+        from stratmap.connectors.azure_devops import AzureDevopsConnector
+
+        return AzureDevopsConnector(name, source, token=secret(name, source.token))
     raise FatalSourceError(
         name, f"this version of stratmap has no {source.kind} connector yet",
         hint="sync it to a CSV/JSON lines export meanwhile (kind: csv or jsonl)",

@@ -305,8 +305,9 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
         for note in result.check.missing + result.conflicts:
             console.print(f"[yellow]{result.source}:[/] {shown(note)}", highlight=False)
     if not any(result.targets for result in results):
-        console.print("Nothing to push: no milestone with a due date (or, on a Jira epic, an "
-                      "owner whose account the plan knows) names exactly one container: "
+        console.print("Nothing to push: no milestone with a due date (or an owner whose "
+                      "account the plan knows, where the tracker has an owner) names exactly "
+                      "one container: "
                       f"{CONTAINER_NAMES}.", highlight=False)
         return EXIT_OK
     if not differences:
@@ -480,7 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
             names with exactly one selector key gets the milestone's due date: a Jira epic
             ({source: jira, epic: KEY}, also its owner as assignee when the owner has an
             account on that source under `accounts:`), a GitHub or GitLab milestone
-            ({milestone: title}), a Redmine version ({version: name}).
+            ({milestone: title}), a Redmine version ({version: name}), an Azure DevOps
+            Epic or Feature ({parent: ID}: Target Date, and Assigned To like a Jira
+            epic), a Linear project ({project: name}: target date, and its lead).
 
             Without --apply nothing is written: the differences are printed. Nothing is
             ever cleared, created or deleted. Tokens need edit permission to --apply."""),

@@ -3,8 +3,9 @@
 Syncing reads the trackers into the plan's judgement; pushing keeps the trackers' own
 containers in step with the plan, so people who live in the tracker see the plan's dates:
 the container a milestone names (a Jira epic, a GitHub or GitLab milestone, a Redmine
-version) gets the milestone's ``due`` as its due date, and a Jira epic the owner as its
-assignee (when the plan knows the owner's account on that source). Only a selector that is
+version, an Azure DevOps Epic or Feature, a Linear project) gets the milestone's ``due`` as
+its due date, and a Jira epic, an Azure DevOps item or a Linear project the owner as its
+assignee or lead (when the plan knows the owner's account on that source). Only a selector that is
 exactly one container (``{source: jira, epic: WEB-1}``, ``{source: site, milestone: v2}``)
 is pushed to; JQL, keys and labels choose items, not a container, and are left alone.
 
@@ -28,10 +29,11 @@ from stratmap.models.plan import Plan
 log = logging.getLogger(__name__)
 
 CONTAINERS: dict[str, str] = {
-    "jira": "epic", "github": "milestone", "gitlab": "milestone", "redmine": "version"}
+    "jira": "epic", "github": "milestone", "gitlab": "milestone", "redmine": "version",
+    "azure_devops": "parent", "linear": "project"}
 """Source kind -> the selector key that names one container there."""
-CONTAINER_NAMES = ("a Jira epic (due date, assignee), a GitHub or GitLab milestone or a "
-                   "Redmine version (due date)")
+CONTAINER_NAMES = ("a Jira epic, an Azure DevOps Epic/Feature or a Linear project (due date, "
+                   "assignee), a GitHub or GitLab milestone or a Redmine version (due date)")
 
 
 @dataclass

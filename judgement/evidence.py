@@ -261,17 +261,26 @@ class EvidenceIndex:
             candidates = chosen if candidates is None else candidates & chosen
 
         for name, value in criteria.items():
-            if name == "epic":
-                narrow(self._by_parent.get((source, str(value)), ()))
-                if (source, str(value)) in self.items:
-                    context.add((source, str(value)))
+            if name in ("epic", "parent"):
+                # An Azure DevOps parent is named by its id, its key is ``source#id``.
+                parent = str(value)
+                if name == "parent" and parent.isdigit():
+                    parent = f"{source}#{parent}"
+                narrow(self._by_parent.get((source, parent), ()))
+                if (source, parent) in self.items:
+                    context.add((source, parent))
+            elif name in ("area_path", "iteration_path"):
+                narrow(i for i in self._by_source.get(source, ())
+                       if _under(self.items[i].item.fields.get(name), str(value)))
+            elif name == "tags":
+                narrow(i for tag in value for i in self._by_label.get((source, str(tag)), ()))
             elif name == "keys":
                 narrow((source, str(k)) for k in value if (source, str(k)) in self.items)
             elif name == "labels":
                 narrow(i for label in value for i in self._by_label.get((source, str(label)), ()))
             elif name in ("milestone", "version", "project"):
                 narrow(self._by_container.get((source, str(value)), ()))
-            elif name in ("jql", "query"):
+            elif name in ("jql", "query", "wiql"):
                 keys = self.selections.get((source, selector.key()), frozenset())
                 narrow((source, k) for k in keys if (source, k) in self.items)
             elif name == "tracker":
@@ -282,6 +291,14 @@ class EvidenceIndex:
                        if _column(self.items[i].item, name) == str(value))
         counted = candidates or set()
         return counted - context, context
+
+
+def _under(path: str | None, wanted: str) -> bool:
+    """An Azure DevOps area or iteration path is ``wanted`` or below it (WIQL's UNDER)."""
+    if path is None:
+        return False
+    path, wanted = path.casefold(), wanted.casefold().rstrip("\\")
+    return path == wanted or path.startswith(wanted + "\\")
 
 
 def _column(item: WorkItem, name: str) -> str | None:

@@ -270,6 +270,38 @@ class RedmineSource(_Source):
                            description="Seconds per request (connect and read).")
 
 
+class AzureDevopsSource(_Source):
+    """Azure DevOps Boards (Services or Server): one project's work items, over REST 7.1."""
+
+    kind: Literal["azure_devops"]
+    url: str = Field(
+        description="The organization's root: https://dev.azure.com/ORG (Azure DevOps Server: "
+                    "https://HOST/tfs/COLLECTION).",
+    )
+    project: str = Field(min_length=1, description="The project's name (or id).")
+    token: SecretRef = Field(
+        description="A personal access token with Work Items (Read; Read & write for "
+                    "`stratmap push --apply`), sent as basic auth with an empty user name.",
+    )
+    area_path: str | None = Field(
+        None,
+        description="Only work items under this area path (PROJECT\\TEAM); the whole "
+                    "project if left out.",
+    )
+    scope: str | None = Field(
+        None,
+        description="A WIQL condition ANDed with the project (and area path): everything "
+                    "this source syncs, e.g. [System.WorkItemType] <> 'Test Case'.",
+    )
+    page_size: int = Field(200, ge=1, le=200,
+                           description="Work items per workitemsbatch request (at most 200).")
+    concurrency: int = Field(4, ge=1, le=16,
+                             description="Work items whose updates and comments are read at "
+                                         "once.")
+    timeout: float = Field(30.0, gt=0, le=3600,
+                           description="Seconds per request (connect and read).")
+
+
 class ExportSource(_Source):
     """A tracker export on disk: CSV files or JSON lines (see README, 'Export files')."""
 
@@ -281,7 +313,8 @@ class ExportSource(_Source):
 
 
 Source = Annotated[
-    JiraSource | GithubSource | GitlabSource | LinearSource | RedmineSource | ExportSource,
+    JiraSource | GithubSource | GitlabSource | LinearSource | RedmineSource
+    | AzureDevopsSource | ExportSource,
     Field(discriminator="kind"),
 ]
 
@@ -291,6 +324,7 @@ SELECTOR_KINDS: dict[str, frozenset[str]] = {
     "gitlab": frozenset({"milestone", "labels", "epic"}),
     "linear": frozenset({"project", "labels"}),
     "redmine": frozenset({"version", "tracker", "query"}),
+    "azure_devops": frozenset({"area_path", "iteration_path", "tags", "parent", "wiql"}),
     "csv": frozenset(),  # column: value pairs
     "jsonl": frozenset({"epic", "keys", "labels", "milestone"}),
 }
@@ -314,6 +348,17 @@ class Selector(_Model):
     version: str | None = None
     tracker: str | None = None
     query: str | None = None
+    area_path: str | None = Field(
+        None, description="Azure DevOps: work items under this area path (PROJECT\\TEAM).")
+    iteration_path: str | None = Field(
+        None, description="Azure DevOps: work items under this iteration path "
+                          "(PROJECT\\Sprint 4).")
+    tags: list[str] | None = Field(None, description="Azure DevOps: work items with any of "
+                                                     "these tags.")
+    parent: str | None = Field(
+        None, description="Azure DevOps: the children of this Epic or Feature (its id).")
+    wiql: str | None = Field(
+        None, description="Azure DevOps: a WIQL condition, ANDed with the source's scope.")
 
     def criteria(self) -> dict[str, Any]:
         """The selector's choosing part: everything but ``source``, unset fields left out."""

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from stratmap.models.jql import jql_problem
 from stratmap.models.plan import SELECTOR_KINDS, Plan, Selector
 from stratmap.models.report import Kind, Status
+from stratmap.models.wiql import wiql_problem
 
 Path_ = tuple[str | int, ...]
 
@@ -320,6 +321,10 @@ def _cross_checks(doc: _Document, plan: Plan) -> None:
         if source.kind == "jira" and isinstance(scope, str) and (problem := jql_problem(scope)):
             doc.problem(doc.mark_of(("sources", name, "scope")),
                         f"the scope JQL cannot be used: {problem}")
+        if (source.kind == "azure_devops" and isinstance(scope, str)
+                and (problem := wiql_problem(scope))):
+            doc.problem(doc.mark_of(("sources", name, "scope")),
+                        f"the scope WIQL cannot be used: {problem}")
     defaults = plan.defaults.feedback
     if defaults and defaults.from_ != "seniors":
         for f, handle in enumerate(defaults.from_):
@@ -351,6 +356,9 @@ def _check_selector(doc: _Document, plan: Plan, selector: Selector, path: Path_)
     jql = criteria.get("jql")
     if source.kind == "jira" and isinstance(jql, str) and (problem := jql_problem(jql)):
         doc.problem(doc.mark_of((*path, "jql")), f"this JQL cannot be used: {problem}")
+    wiql = criteria.get("wiql")
+    if source.kind == "azure_devops" and isinstance(wiql, str) and (problem := wiql_problem(wiql)):
+        doc.problem(doc.mark_of((*path, "wiql")), f"this WIQL cannot be used: {problem}")
     for name in criteria:
         if name not in allowed:
             doc.problem(doc.mark_of((*path, name), key=True),

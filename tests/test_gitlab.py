@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from stratmap.connectors.base import AuthError, FatalSourceError, Window
-from stratmap.connectors.gitlab import GitlabConnector
+from stratmap.connectors.gitlab import GitlabConnector, assignment_note
 from stratmap.connectors.registry import build_connector
+from stratmap.flows.pipeline import judge_plan, sync_plan_source
 from stratmap.models.plan import GitlabSource
+from stratmap.models.planfile import load_plan
 from stratmap.models.records import Page, StatusCategory
+from stratmap.models.store import Store
 from tests.contract.suite import T0, ConnectorContract, make_items
 from tests.fakes.gitlab_api import (
     HOST,
@@ -275,3 +278,112 @@ def test_the_registry_builds_it_with_or_without_a_token(tmp_path: Path) -> None:
     assert "PRIVATE-TOKEN" not in public.api.headers
     assert public.base == "https://gitlab.com/api/v4/projects/northwind%2Fwebsite"
     assert public.kind == "gitlab" and public.ordered and public.resolve({"epic": "5"}) is None
+
+
+# -- assignee history and closes GitLab recorded no event for ---------------------------------
+
+def test_assignee_history_is_replayed_from_the_assignment_system_notes(
+        gitlab: FakeGitlab) -> None:
+    at = T0 + timedelta(days=1)
+    gitlab.add(
+        issue(5, title="t", created=T0, updated=at + timedelta(days=4),
+              assignees=["frank", "erin"]),
+        notes=[note(41, 5, by="root", at=at, body="assigned to @erin", system=True),
+               note(42, 5, by="alice", at=at + timedelta(hours=1), body="assigned to @erin",
+                    system=False),  # a comment quoting the text is not an assignment
+               note(43, 5, by="root", at=at + timedelta(days=1),
+                    body="assigned to @frank and unassigned @erin", system=True),
+               note(44, 5, by="root", at=at + timedelta(days=2),
+                    body="changed the description", system=True),
+               note(45, 5, by="root", at=at + timedelta(days=3), body="unassigned @frank",
+                    system=True),
+               note(46, 5, by="grace", at=at + timedelta(days=4),
+                    body="assigned to @frank, @erin and @dan", system=True)])
+    (page,) = fetch(gitlab)
+    assert [(a.change_id, a.from_account, a.to_account, a.at, a.author)
+            for a in page.assignments] == [
+        ("note-41", None, "erin", at, "root"),
+        ("note-43", "erin", "frank", at + timedelta(days=1), "root"),
+        ("note-45", "frank", None, at + timedelta(days=3), "root"),
+        ("note-46", None, "frank", at + timedelta(days=4), "grace"),
+    ]
+    assert [c.comment_id for c in page.comments] == ["42"]
+
+
+def test_an_assigned_issue_without_comments_still_has_its_notes_read(
+        gitlab: FakeGitlab) -> None:
+    gitlab.add(issue(6, title="t", created=T0, updated=T0, assignees=["erin"]),
+               notes=[note(51, 6, by="root", at=T0, body="reassigned to @erin", system=True)])
+    (page,) = fetch(gitlab)
+    assert len(gitlab.calls("notes")) == 1
+    assert [(a.from_account, a.to_account) for a in page.assignments] == [(None, "erin")]
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("assigned to @a", (["a"], [], False)),
+    ("assigned to @a.b-c and unassigned @d", (["a.b-c"], ["d"], False)),
+    ("assigned to @a, @b and @c", (["a", "b", "c"], [], False)),
+    ("unassigned @a and @b", ([], ["a", "b"], False)),
+    ("reassigned to @a", (["a"], [], True)),
+    ("mentioned in issue #4", None),
+    ("assigned to nobody in particular", None),
+])
+def test_assignment_notes_are_read_by_their_shape(
+        body: str, expected: tuple[list[str], list[str], bool] | None) -> None:
+    assert assignment_note(body) == expected
+
+
+def test_a_closed_issue_without_state_events_is_closed_at_closed_at_and_flagged(
+        gitlab: FakeGitlab) -> None:
+    closed = T0 + timedelta(days=3)
+    payload = issue(7, title="from 2019", created=T0, updated=closed, state="closed",
+                    closed_at=closed)
+    payload["closed_by"] = {"id": 9, "username": "frank", "name": "Frank"}
+    gitlab.add(payload)  # no resource_state_events: GitLab recorded none before 2020
+    (page,) = fetch(gitlab)
+    (item,) = page.items
+    assert item.status_category is StatusCategory.DONE and item.resolved == closed
+    assert [(c.change_id, c.at, c.author, c.to_category) for c in page.changes] == [
+        ("state-closed_at", closed, "frank", StatusCategory.DONE)]
+    assert item.flags == ("closed without state events: the close is from closed_at",)
+
+
+def test_a_closed_issue_with_state_events_is_not_given_another_close(
+        gitlab: FakeGitlab) -> None:
+    closed = T0 + timedelta(days=3)
+    gitlab.add(issue(8, title="t", created=T0, updated=closed, state="closed",
+                     closed_at=closed),
+               states=[state_event(61, 8, "closed", by="erin", at=closed)])
+    (page,) = fetch(gitlab)
+    assert [c.change_id for c in page.changes] == ["state-61"]
+    assert page.items[0].flags == ()
+
+
+def test_a_plan_over_an_old_gitlab_project_sees_the_close_as_the_last_movement(
+        tmp_path: Path, store: Store) -> None:
+    closed = T0 + timedelta(days=3)
+    fake = FakeGitlab()
+    with fake.router:
+        for n in (1, 2):
+            fake.add(issue(n, title=f"old {n}", created=T0, updated=closed, state="closed",
+                           closed_at=closed, milestone_=milestone(3, "v1")))
+        (tmp_path / "plan.yaml").write_text(f"""\
+version: 1
+name: Old project
+leader: alice
+people: {{alice: {{name: Alice}}}}
+sources:
+  shop: {{kind: gitlab, project: {PROJECT}, url: "{HOST}"}}
+goals:
+  - id: g
+    title: G
+    milestones:
+      - {{id: m, title: M, due: 2026-12-01, work: [{{source: shop, milestone: v1}}]}}
+""")
+        plan = load_plan(tmp_path / "plan.yaml")
+        sync_plan_source(plan, "shop", store, plan_dir=tmp_path, started=closed +
+                         timedelta(days=1))
+    report = judge_plan(plan, store, as_of=closed + timedelta(days=2))
+    (milestone_report,) = report.goals[0].milestones
+    assert milestone_report.last_movement == closed
+    assert milestone_report.status.value == "done"

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from stratmap.connectors.base import AuthError, FatalSourceError, RetriableError, Window
+from stratmap.connectors.base import (
+    AuthError,
+    FatalSourceError,
+    Pusher,
+    RetriableError,
+    Target,
+    Window,
+)
 from stratmap.connectors.linear import LinearConnector
 from stratmap.connectors.registry import build_connector
 from stratmap.flows.pipeline import judge_plan, sync_plan_source
@@ -435,3 +442,124 @@ def test_reassignments_come_from_the_history_as_user_ids(linear: FakeLinear) -> 
     # The history query asks for both sides of an assignment.
     query = linear.calls("StratmapIssues")[0].query
     assert "fromAssignee {" in query and "toAssignee {" in query
+
+
+# -- stratmap push: a project's target date and lead -------------------------------------
+
+def project_target(name: str, due: date | None, *, lead: str | None = None) -> Target:
+    return Target(milestone=f"web.{name}", criteria={"project": name}, due=due,
+                  owner="bob" if lead else None,
+                  owner_account=ident("user", lead) if lead else None)
+
+
+def test_push_check_reads_each_project_by_name_and_writes_nothing(linear: FakeLinear) -> None:
+    linear.add_project("Website relaunch", target="2026-09-24", lead="alice")
+    linear.add_project("Payments")
+    linear.add_project("Twin")
+    linear.add_project("Twin")
+    with linear.connector() as connector:
+        assert isinstance(connector, Pusher)
+        found = connector.check([
+            project_target("Website relaunch", date(2026, 10, 1), lead="bob"),
+            project_target("Payments", date(2026, 11, 2)),
+            project_target("Twin", date(2026, 11, 2)),
+            project_target("Nowhere", date(2026, 11, 2)),
+        ])
+    listed = linear.calls("StratmapProjects")
+    assert [r.variables for r in listed] == [{"name": n} for n in (
+        "Website relaunch", "Payments", "Twin", "Nowhere")]
+    assert "projects(filter: {name: {eq: $name}}" in listed[0].query
+    assert not [r for r in linear.requests if "mutation" in r.query]
+    assert [(d.container, d.field, d.tracker, d.plan) for d in found.differences] == [
+        ("project 'Website relaunch'", "due", "2026-09-24", "2026-10-01"),
+        ("project 'Website relaunch'", "assignee", "alice", ident("user", "bob")),
+        ("project 'Payments'", "due", None, "2026-11-02"),
+    ]
+    assert len(found.missing) == 2
+    assert "names 2 Linear projects" in found.missing[0]
+    assert "does not exist" in found.missing[1]
+
+
+def test_push_apply_sends_project_update_with_a_timeless_date_and_the_lead(
+        linear: FakeLinear) -> None:
+    project = linear.add_project("Website relaunch", target="2026-09-24", lead="alice")
+    with linear.connector() as connector:
+        for difference in connector.check([project_target("Website relaunch",
+                                                          date(2026, 10, 1), lead="bob")]
+                                          ).differences:
+            connector.apply(difference)
+        assert not connector.check([project_target("Website relaunch", date(2026, 10, 1),
+                                                   lead="bob")]).differences
+    updates = linear.calls("StratmapProjectUpdate")
+    assert [r.variables for r in updates] == [
+        {"id": project["id"], "input": {"targetDate": "2026-10-01"}},
+        {"id": project["id"], "input": {"leadId": ident("user", "bob")}},
+    ]
+    assert all("projectUpdate(id: $id, input: $input)" in r.query for r in updates)
+    assert not any("projectUpdateCreate" in r.query for r in linear.requests)
+    assert project["targetDate"] == "2026-10-01" and project["lead"]["displayName"] == "bob"
+
+
+def test_push_apply_waits_out_a_rate_limit_signalled_as_http_400(linear: FakeLinear) -> None:
+    linear.add_project("Payments")
+    with linear.connector() as connector:
+        (difference,) = connector.check([project_target("Payments", date(2026, 11, 2))]
+                                        ).differences
+        linear.fail_rate_limited(reset_in=42)
+        connector.apply(difference)
+    assert linear.sleeps and linear.sleeps[0] >= 42
+    assert linear.projects[difference.ref]["targetDate"] == "2026-11-02"
+
+
+def test_push_apply_refused_says_what_the_key_needs(linear: FakeLinear) -> None:
+    linear.add_project("Payments")
+    linear.editable = False
+    with linear.connector() as connector:
+        (difference,) = connector.check([project_target("Payments", date(2026, 11, 2))]
+                                        ).differences
+        with pytest.raises(AuthError) as raised:
+            connector.apply(difference)
+    assert "edit the project" in str(raised.value) and "'eng'" in str(raised.value)
+
+
+def test_the_linear_rate_limit_reset_is_read_as_milliseconds_or_seconds() -> None:
+    import httpx
+
+    from stratmap.connectors.linear.transport import rate_limit_wait
+
+    now = 1_800_000_000.0
+    for reset in (str(int((now + 30) * 1000)), str(int(now + 30))):
+        headers = httpx.Headers({"x-ratelimit-requests-remaining": "0",
+                                 "x-ratelimit-requests-reset": reset})
+        assert rate_limit_wait(headers, now) == pytest.approx(30, abs=1)
+
+
+def test_push_through_the_cli_moves_the_projects_target_date(
+        linear: FakeLinear, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stratmap.flows import cli
+
+    project = linear.add_project("Website relaunch", target="2026-09-24")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"""\
+version: 1
+name: Linear plan
+leader: alice
+people:
+  alice: {{name: Alice}}
+sources:
+  eng: {{kind: linear, team: ENG, token: env:STRATMAP_TEST_LINEAR_KEY, url: "{linear.url}"}}
+goals:
+  - id: web
+    title: Web
+    milestones:
+      - id: launch
+        title: Launch
+        due: 2026-10-01
+        work: [{{source: eng, project: Website relaunch}}]
+""")
+    monkeypatch.setenv("STRATMAP_TEST_LINEAR_KEY", linear.token)
+    assert cli.main(["push", str(plan), "--check"]) == cli.EXIT_FINDINGS
+    assert project["targetDate"] == "2026-09-24"  # a check only reads
+    assert cli.main(["push", str(plan), "--apply"]) == 0
+    assert project["targetDate"] == "2026-10-01"
+    assert cli.main(["push", str(plan), "--check"]) == 0

@@ -1,4 +1,5 @@
-"""One milestone judged from two trackers: a JSON lines export and a GitHub repository."""
+"""One milestone judged from several trackers: a JSON lines export and a GitHub repository;
+Jira, GitHub and Azure DevOps."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 from stratmap.flows.pipeline import judge_plan, sync_plan_source
 from stratmap.models.planfile import load_plan
 from stratmap.models.store import Store
+from tests.fakes.azure_devops_api import FakeAzureDevops
 from tests.fakes.github_api import FakeGithub, activated, comment, event, issue, milestone
+from tests.fakes.jira_server import FakeJira
 
 PLAN = """\
 version: 1
@@ -116,3 +119,86 @@ def test_one_milestone_is_judged_from_an_export_and_github_together(
     assert len(github.calls("issues")) == 2
     assert sorted(r.url.path for r in github.calls("timeline")) == [
         f"/repos/northwind/website/issues/{n}/timeline" for n in (1, 2, 3)]
+
+
+THREE_TRACKERS = """\
+version: 1
+name: Three trackers
+leader: alice
+people:
+  alice: {{name: Alice, senior: true, accounts: {{jira: "557058:alice", site: alice-s,
+          boards: alice@northwind.example}}}}
+  bob: {{name: Bob, accounts: {{jira: "557058:bob", site: bob-gh,
+        boards: bob@northwind.example}}}}
+sources:
+  jira:
+    kind: jira
+    url: "{url}"
+    email: {email}
+    token: env:STRATMAP_TEST_JIRA_TOKEN
+    scope: project = WEB
+  site: {{kind: github, repo: northwind/website, in_progress_labels: [in progress]}}
+  boards:
+    kind: azure_devops
+    url: https://dev.azure.com/northwind
+    project: Website
+    token: env:STRATMAP_TEST_ADO_PAT
+goals:
+  - id: brand
+    title: Greater online brand presence
+    owner: alice
+    milestones:
+      - id: website
+        title: Launch the new website
+        owner: bob
+        start: 2026-09-01
+        due: 2026-10-01
+        feedback: {{from: seniors, every: 14d}}
+        work:
+          - {{source: jira, epic: WEB-1}}
+          - {{source: site, milestone: v2 launch}}
+          - {{source: boards, parent: 10}}
+"""
+
+
+def test_one_milestone_is_judged_from_jira_github_and_azure_devops_together(
+        tmp_path: Path, store: Store, github: FakeGithub,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    boards = FakeAzureDevops()
+    # One router answers both fakes' hosts (two active respx routers would each refuse
+    # the other's requests).
+    github.router.route(host="dev.azure.com").mock(side_effect=boards.handle)
+    boards.add(10, title="Website epic", created=at(1), kind="Epic", state="Active")
+    boards.add(11, title="Hosting", created=at(2), assignee="bob", parent=10)
+    boards.change(11, at=at(27), by="bob", **{"System.State": "Closed"})  # the latest move
+    boards.add(12, title="Analytics", created=at(2), assignee="bob", parent=10)
+    boards.add(13, title="Unplanned", created=at(3))
+    with FakeJira(deployment="cloud") as jira:
+        jira.add_user("557058:alice", "Alice")
+        jira.add_user("557058:bob", "Bob")
+        jira.add_issue("WEB-1", summary="Website epic", issuetype="Epic",
+                       status="In Progress", created=at(1))
+        jira.add_issue("WEB-2", summary="Copy", created=at(2), assignee="557058:bob",
+                       parent="WEB-1")
+        jira.transition("WEB-2", "Done", at=at(21), author="557058:bob")
+        jira.add_issue("WEB-3", summary="Legal", created=at(2), assignee="557058:bob",
+                       parent="WEB-1")
+        (tmp_path / "plan.yaml").write_text(THREE_TRACKERS.format(url=jira.url,
+                                                                  email=jira.email))
+        monkeypatch.setenv("STRATMAP_TEST_JIRA_TOKEN", jira.token)
+        monkeypatch.setenv("STRATMAP_TEST_ADO_PAT", boards.token)
+        plan = load_plan(tmp_path / "plan.yaml")
+        as_of = datetime(2026, 10, 5, tzinfo=UTC)
+        synced = {name: sync_plan_source(plan, name, store, plan_dir=tmp_path, started=as_of)
+                  for name in plan.sources}
+    assert (synced["jira"].items, synced["site"].items, synced["boards"].items) == (3, 3, 4)
+    report = judge_plan(plan, store, as_of=as_of)
+    (website,) = report.goals[0].milestones
+    # WEB-2, WEB-3; site#1, site#2; boards#11, boards#12 (the epics are context).
+    assert (website.items.total, website.items.done) == (6, 3)
+    assert website.progress == pytest.approx(0.5)
+    assert website.last_movement == at(27)  # the Azure DevOps close: the latest of all three
+    assert {f.kind.value for f in report.findings if f.milestone == "brand.website"} == {
+        "overdue"}
+    unmapped = sorted(f.item or "" for f in report.findings if f.kind.value == "unmapped_work")
+    assert unmapped == ["boards#13", "site#3"]

@@ -37,14 +37,17 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from stratmap.connectors.base import (
+    Difference,
     FatalSourceError,
+    PushCheck,
     RequestCount,
     RetryPolicy,
+    Target,
     TokenPaginator,
     Window,
     page_of,
@@ -176,6 +179,18 @@ class LinearConnector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- the Pusher protocol (``stratmap push``, :mod:`connectors.linear.push`) -------------
+
+    def check(self, targets: Sequence[Target]) -> PushCheck:
+        from stratmap.connectors.linear.push import check
+
+        return check(self, targets)
+
+    def apply(self, difference: Difference) -> None:
+        from stratmap.connectors.linear.push import apply
+
+        apply(self, difference)
 
     def __repr__(self) -> str:  # never the key
         return f"LinearConnector({self.name!r}, team={self.team!r})"

@@ -16,6 +16,9 @@ midnight US Pacific time and answered as that instant in UTC (``T07:00:00Z``, or
 ``T08:00:00Z`` in winter), so ``2026-09-24T00:00:00Z`` is stored as the 23rd. With
 ``editable = False`` every edit is refused with 403, as for a read-only token.
 
+Checked against recordings (``tests/test_recorded_shapes.py``): the issue list of
+``@octokit/fixtures``' ``paginate-issues`` scenario (MIT), every key and type.
+
 The server side follows GitHub's documented defaults (``state=open``, ``sort=created``,
 ``direction=desc``, ``per_page=30``, at most 100), so a connector that forgets a
 parameter gets the wrong answer, not a lucky one.
@@ -71,7 +74,15 @@ def user(login: str, uid: int = 1000) -> dict[str, Any]:
         "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4", "gravatar_id": "",
         "url": f"{API}/users/{login}", "html_url": f"https://github.com/{login}",
         "followers_url": f"{API}/users/{login}/followers",
-        "repos_url": f"{API}/users/{login}/repos", "type": "User", "site_admin": False,
+        "following_url": f"{API}/users/{login}/following{{/other_user}}",
+        "gists_url": f"{API}/users/{login}/gists{{/gist_id}}",
+        "starred_url": f"{API}/users/{login}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{API}/users/{login}/subscriptions",
+        "organizations_url": f"{API}/users/{login}/orgs",
+        "repos_url": f"{API}/users/{login}/repos",
+        "events_url": f"{API}/users/{login}/events{{/privacy}}",
+        "received_events_url": f"{API}/users/{login}/received_events",
+        "type": "User", "site_admin": False,
     }
 
 

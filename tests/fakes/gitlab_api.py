@@ -5,7 +5,11 @@ Payload shapes follow GitLab's API documentation (``doc/api/issues.md``,
 ``iid``, ``state`` ``opened``/``closed``, label names, ``milestone.due_date``,
 ``epic: {id, iid, title, url, group_id}``, ``user_notes_count``; notes with ``system``;
 state events ``{id, user, created_at, resource_type, resource_id, state}``. Every state
-or label change also leaves a system note, as GitLab does, so skipping them is exercised.
+or label change also leaves a system note, as GitLab does, so skipping them is exercised;
+an assignment is recorded only as a system note (``assigned to @dev1``), as GitLab does.
+
+Checked against GitLab's own API schema for an issue (``spec/fixtures/api/schemas/
+public_api/v4/issue.json`` of gitlabhq/gitlabhq, MIT; ``tests/test_recorded_shapes.py``).
 
 Paging as GitLab does it: ``pagination=keyset`` answers a ``Link: rel="next"`` carrying
 an opaque ``cursor`` (GitLab 18.3+ for issues); an instance built with
@@ -250,6 +254,9 @@ class FakeGitlab:
         iid = self.iid(item.key)
         self.add(issue(iid, title=item.title, created=item.created, updated=item.created,
                        assignees=[item.assignee] if item.assignee else []))
+        if item.assignee:  # GitLab records an assignment only as a system note
+            self.notes[iid].append(note(self._next_id(), iid, by="root", at=item.created,
+                                        body=f"assigned to @{item.assignee}", system=True))
         if iid % 5 == 0:  # an unrelated label, added as GitLab records it
             self.issues[iid]["labels"].append("bug")
             self.label_events[iid].append(label_event(self._next_id(), iid, "bug", "add",

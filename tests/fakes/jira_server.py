@@ -3,8 +3,10 @@
 ``FakeJira`` runs a stdlib ``ThreadingHTTPServer`` on 127.0.0.1 (random port) in a thread
 and answers like Jira Cloud (``deployment="cloud"``) or Data Center
 (``deployment="datacenter"``). Payload shapes are copied from the real responses in
-``shared/fixtures/jira``. It keeps a small issue database that tests seed and mutate, logs
-every request, and injects faults::
+``shared/fixtures/jira``, and checked against them: a Cloud search answer's issue and an
+issue's comments have every key and type of airbyte's recordings (MIT;
+``tests/test_recorded_shapes.py``). It keeps a small issue database that tests seed and
+mutate, logs every request, and injects faults::
 
     with FakeJira(deployment="cloud") as jira:            # or "datacenter"
         jira.seed(250, project="WEB")                       # WEB-1..WEB-250, a minute apart
@@ -978,6 +980,11 @@ class FakeJira(LocalServer):
                 "key": issue.project,
                 "name": issue.project.title(),
                 "projectTypeKey": "software",
+                "simplified": False,
+                "avatarUrls": {size: f"{self.url}/rest/api/2/universal_avatar/view/type/"
+                               f"project/avatar/10400?size={name}"
+                               for size, name in (("48x48", "large"), ("24x24", "small"),
+                                                  ("16x16", "xsmall"), ("32x32", "medium"))},
             },
             "fixVersions": [
                 {
@@ -994,10 +1001,12 @@ class FakeJira(LocalServer):
             "resolutiondate": self.time(issue.resolutiondate),
             "created": self.time(issue.created),
             "updated": self.time(issue.updated),
-            "priority": {"self": f"{api}/priority/3", "name": "Medium", "id": "3"},
+            "priority": {"self": f"{api}/priority/3", "name": "Medium", "id": "3",
+                         "iconUrl": f"{self.url}/images/icons/priorities/medium.svg"},
             "labels": list(issue.labels),
             "assignee": self.render_user(issue.assignee, version),
             "reporter": self.render_user(issue.reporter, version),
+            "creator": self.render_user(issue.reporter, version),
             "status": self.render_status(issue.status, version),
             "summary": issue.summary,
             "description": self.render_body(issue.description, version)

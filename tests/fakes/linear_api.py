@@ -26,9 +26,20 @@ Where the shapes come from:
   HTTP 400 with ``extensions.code`` ``RATELIMITED`` (and ``statusCode: 429``), resets in
   UTC epoch milliseconds.
 
+Projects (``stratmap push``): ``Project`` (``id``, ``name``, ``url``, ``targetDate`` as a
+TimelessDate, ``lead``), ``projects(filter: {name: {eq}})``, and the mutation
+``projectUpdate(id: String!, input: ProjectUpdateInput!): ProjectPayload!`` (``success``,
+``lastSyncId``, ``project``); a ``targetDate`` that is not ``YYYY-MM-DD``, an unknown
+``leadId`` or project id is an error, as an input Linear rejects. With ``editable = False``
+every mutation answers Linear's ``FORBIDDEN`` error.
+
+Not checked against a recording: none under a permissive licence was found (the SDK's
+tests mock its client); see ``tests/recordings/README.md``.
+
 It does not execute arbitrary GraphQL. It recognises stratmap's operations by their root
-field (``teams``, ``issues``, ``issue``) and answers only the fields the query text names,
-so a connector that forgets to select a field gets nothing for it.
+field (``teams``, ``issues``, ``issue``, ``projects``, ``projectUpdate``) and answers only
+the fields the query text names, so a connector that forgets to select a field gets
+nothing for it.
 """
 
 from __future__ import annotations
@@ -134,7 +145,7 @@ class Recorded:
 
     @property
     def operation(self) -> str:
-        match = re.match(r"\s*query\s+(\w+)", self.query)
+        match = re.match(r"\s*(?:query|mutation)\s+(\w+)", self.query)
         return match.group(1) if match else ""
 
 
@@ -175,6 +186,10 @@ class FakeLinear(LocalServer):
         """identifier -> a function that changes the issue node as answered (drift)."""
         self.field_errors: dict[str, str] = {}
         """identifier -> a field answered null with a GraphQL error at its path."""
+        self.projects: dict[str, Row] = {}
+        """project id -> the project's fields."""
+        self.editable = True
+        """False: every mutation is refused (FORBIDDEN), as for a guest."""
         self.faults: deque[Fault] = deque()
         self.requests: list[Recorded] = []
         self.sleeps: list[float] = []
@@ -271,6 +286,17 @@ class FakeLinear(LocalServer):
     def calls(self, operation: str) -> list[Recorded]:
         """Requests of one operation (``StratmapIssues``, ``StratmapIssueHistory``...)."""
         return [r for r in self.requests if r.operation == operation]
+
+    def add_project(self, name: str, *, target: str | None = None,
+                    lead: str | None = None) -> Row:
+        project: Row = {"id": ident("project", f"{name}:{len(self.projects)}"), "name": name,
+                        "url": f"https://linear.app/{WORKSPACE}/project/"
+                               + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
+                        "targetDate": target, "lead": user(lead) if lead else None,
+                        "state": "started", "progress": 0.4}
+        with self._lock:
+            self.projects[project["id"]] = project
+        return project
 
     def add_issue(self, identifier: str, *, title: str, created: datetime,
                   updated: datetime | None = None, status: str = "To Do",
@@ -441,7 +467,58 @@ class FakeLinear(LocalServer):
             return self._issues(query, variables)
         if field == "issue":
             return self._issue(query, variables), []
+        if field == "projects":
+            name = (((variables.get("filter") or {}).get("name") or {}).get("eq")
+                    if "filter" in variables else variables.get("name"))
+            nodes = [json.loads(json.dumps(p)) for p in self.projects.values()
+                     if p["name"] == name]
+            return {"projects": {"nodes": _select(nodes, query),
+                                 "pageInfo": {"hasNextPage": False, "endCursor": None}}}, []
+        if field == "projectUpdate":
+            return self._project_update(query, variables)
         raise ValueError(f'Cannot query field "{field}" on type "Query".')
+
+    def _project_update(self, query: str, variables: Row) -> tuple[Row, list[Row]]:
+        if not query.lstrip().startswith("mutation"):
+            raise ValueError('Cannot query field "projectUpdate" on type "Query".')
+        if not self.editable:
+            return {"projectUpdate": None}, [gql_error(
+                "Forbidden", code="FORBIDDEN", kind="forbidden", status=403,
+                friendly="You don't have permission to update this project.",
+                path=["projectUpdate"])]
+        project = self.projects.get(str(variables.get("id")))
+        if project is None:
+            raise ValueError("Entity not found: Project")
+        update = variables.get("input") or {}
+        unknown = set(update) - {"targetDate", "leadId", "name", "description", "startDate"}
+        if unknown:
+            raise ValueError(f'Field "{sorted(unknown)[0]}" is not defined by type '
+                             '"ProjectUpdateInput".')
+        if "targetDate" in update:
+            value = update["targetDate"]
+            if value is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(value)):
+                raise ValueError(f"Argument Validation Error: targetDate {value!r} is not a "
+                                 "TimelessDate")
+            project["targetDate"] = value
+        if "leadId" in update:
+            lead = update["leadId"]
+            handle = next((h for h in self._handles() if ident("user", h) == lead), None)
+            if lead is not None and handle is None:
+                raise ValueError("Entity not found: User")
+            project["lead"] = user(handle) if handle else None
+        self._ids += 1
+        return {"projectUpdate": _select({"success": True, "lastSyncId": self._ids,
+                                          "project": json.loads(json.dumps(project))},
+                                         query)}, []
+
+    def _handles(self) -> set[str]:
+        """The workspace's users: everyone the issues and projects name, and its members."""
+        names = {"lead", "alice", "bob", "carol", "dev1", "dev2"}
+        for node in self.issues.values():
+            for key in ("assignee", "creator"):
+                if node.get(key):
+                    names.add(node[key]["displayName"])
+        return names
 
     def _argument(self, query: str, name: str, variables: Row, default: int) -> int:
         """``name(first: N)`` or ``name(first: $var)`` in the query text."""
