@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from stratmap.connectors.base import SourceError
+from stratmap.flows.history import record_run
 from stratmap.flows.pipeline import SyncResult, sync_plan_source
 from stratmap.judgement import judge
-from stratmap.models.history import record_run
 from stratmap.models.plan import Plan
 from stratmap.models.records import Page, utcnow
 from stratmap.models.report import Report, StaleSource

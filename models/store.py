@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
 
+from stratmap.models.history import PLAN, Snapshot
 from stratmap.models.marks import Mark
 from stratmap.models.records import (
     Account,
@@ -46,7 +47,9 @@ from stratmap.models.records import (
     StatusCategory,
     StatusChange,
     WorkItem,
+    utcnow,
 )
+from stratmap.models.report import Status
 from stratmap.models.tables import (
     AccountRow,
     AssigneeChangeRow,
@@ -56,6 +59,7 @@ from stratmap.models.tables import (
     PlanMarkRow,
     RawPayloadRow,
     SelectionRow,
+    SnapshotRow,
     SourceState,
     StatusChangeRow,
 )
@@ -617,7 +621,48 @@ def save_marks(store: Store, plan: str, marks: dict[str, Mark]) -> None:
         ], ["plan", "key"])
 
 
+def save_snapshots(store: Store, snapshots: Sequence[Snapshot]) -> int:
+    """Upsert snapshots on ``(plan, entity, as_of)`` in one transaction; return how many."""
+    if not snapshots:
+        return 0
+    recorded = utcnow()
+    rows = [{**s.model_dump(), "status": s.status.value, "recorded_at": recorded}
+            for s in snapshots]
+    with store.transaction() as connection:
+        upsert(connection, SnapshotRow.__table__, rows, ["plan", "entity", "as_of"])
+    return len(rows)
+
+
+def load_snapshots(store: Store, plan: str, *, until: datetime | None = None,
+                   entity: str | None = None) -> list[Snapshot]:
+    """Stored snapshots of a plan (up to ``until``), by entity then time."""
+    query = select(SnapshotRow).where(SnapshotRow.plan == plan)
+    if until is not None:
+        query = query.where(SnapshotRow.as_of <= until)
+    if entity is not None:
+        query = query.where(SnapshotRow.entity == entity)
+    query = query.order_by(SnapshotRow.entity, SnapshotRow.as_of)
+    with store.engine.connect() as connection:
+        return [
+            Snapshot(plan=r.plan, entity=r.entity, kind=r.kind, as_of=r.as_of,
+                     status=Status(r.status), progress=r.progress, items_total=r.items_total,
+                     items_done=r.items_done, points_total=r.points_total,
+                     points_done=r.points_done, forecast=r.forecast, findings=r.findings,
+                     finding_kinds=dict(r.finding_kinds or {}), origin=r.origin)
+            for r in connection.execute(query)
+        ]
+
+
+def snapshot_moments(store: Store, plan: str) -> set[datetime]:
+    """The moments the plan as a whole has a stored snapshot at."""
+    with store.engine.connect() as connection:
+        return set(connection.scalars(
+            select(SnapshotRow.as_of).where(SnapshotRow.plan == plan,
+                                            SnapshotRow.entity == PLAN)
+        ))
+
+
 __all__ = [
-    "DEFAULT_DB", "Base", "Store", "database_url", "load_marks", "migrate", "redact_url",
-    "save_marks",
+    "DEFAULT_DB", "Base", "Store", "database_url", "load_marks", "load_snapshots", "migrate",
+    "redact_url", "save_marks", "save_snapshots", "snapshot_moments",
 ]
