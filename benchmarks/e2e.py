@@ -6,7 +6,7 @@ a first ``stratmap run`` from an empty SQLite store (sync, judge, the history ba
 JSON report), a second run with nothing changed, one after 1% of the issues changed,
 ``stratmap report --format json`` and ``--format html``, and the store's size per issue.
 The plan (:func:`plan_yaml`) has a milestone per epic, grouped by project into goals, plus
-label and version milestones, people matched by email, and feedback and stall rules, so
+label milestones, people matched by email, and feedback and stall rules, so
 every rule of the engine and the weekly history have work to do. Prints rows as JSON lines
 and a Markdown table; :mod:`benchmarks.run` runs it first in ``make bench``.
 """
@@ -59,13 +59,14 @@ def plan_yaml(url: str, deployment: str, issues: int) -> str:
                       f"        owner: user{(p * 7 + m) % 20:03d}",
                       f"        start: {year}-{month:02d}-01",
                       f"        due: {due_year}-{due_month:02d}-15",
-                      f"        work: [{{epic: {project}-{number}}}]"]
+                      f"        work: [{{source: jira, epic: {project}-{number}}}]"]
         lines += [f"      - id: {project.lower()}-security", "        title: Security work",
-                  "        work: [{labels: [security]}]"]
-    lines += ["  - id: releases", "    title: Releases", "    owner: user001", "    milestones:"]
-    for v in (5, 10, 15, 20):
-        lines += [f"      - id: v{v}", f"        title: Release 2025.{v}",
-                  f"        owner: user{v:03d}", f"        work: [{{version: '2025.{v}'}}]"]
+                  "        work: [{source: jira, labels: [security]}]"]
+    lines += ["  - id: areas", "    title: Areas", "    owner: user001", "    milestones:"]
+    for n, label in enumerate(("backend", "frontend", "infra", "data", "ux"), start=1):
+        lines += [f"      - id: {label}", f"        title: Area {label}",
+                  f"        owner: user{n:03d}",
+                  f"        work: [{{source: jira, labels: [{label}]}}]"]
     return "\n".join(lines) + "\n"
 
 
@@ -120,7 +121,8 @@ def run_size(deployment: str, latency: float, issues: int, work: Path,
         first = step("first `stratmap run` (empty store)",
                      _stratmap("run", str(plan), "--db", url, "--quiet",
                                "--json", str(folder / "first.json")))
-        first.note = f"{first.wall_s / floor.wall_s:.2f}x the floor"
+        first.note = (first.note + "; " if first.note else "") + (
+            f"{first.wall_s / floor.wall_s:.2f}x the floor")
         step("`stratmap run`, nothing changed",
              _stratmap("run", str(plan), "--db", url, "--quiet",
                        "--json", str(folder / "again.json")))

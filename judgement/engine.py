@@ -381,14 +381,14 @@ class Judgement:
             status = Status.NOT_STARTED
         else:
             status = max((s for s in statuses if s not in (Status.DONE, Status.NOT_STARTED)),
-                         key=_RANK.__getitem__, default=Status.ON_TRACK)
+                         key=RANK.__getitem__, default=Status.ON_TRACK)
         self.unowned(whole)
         if status not in (Status.DONE, Status.NOT_STARTED):
             # A goal's own feedback rule judges the goal as a whole; defaults never do.
             self.missing_feedback(whole, goal.feedback)
             self.single_point_of_failure(whole)
             self.inactive_owner(whole)
-            if {f.kind for f in whole.findings} & AT_RISK_KINDS and _RANK[status] < _RANK[
+            if {f.kind for f in whole.findings} & AT_RISK_KINDS and RANK[status] < RANK[
                     Status.AT_RISK]:
                 status = Status.AT_RISK
         weights = sum(m.weight for m in goal.milestones)
@@ -443,7 +443,7 @@ class Judgement:
         )
 
 
-_RANK = {Status.DONE: 0, Status.NOT_STARTED: 1, Status.ON_TRACK: 2, Status.AT_RISK: 3,
+RANK = {Status.DONE: 0, Status.NOT_STARTED: 1, Status.ON_TRACK: 2, Status.AT_RISK: 3,
          Status.OFF_TRACK: 4}
 
 
@@ -455,7 +455,7 @@ def overall(plan: Plan, goals: list[GoalReport]) -> tuple[float, Status]:
     if statuses and all(s is Status.DONE for s in statuses):
         status = Status.DONE
     else:
-        status = max(statuses, key=_RANK.__getitem__, default=Status.ON_TRACK)
+        status = max(statuses, key=RANK.__getitem__, default=Status.ON_TRACK)
     return round(progress, 4), status
 
 

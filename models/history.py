@@ -16,7 +16,7 @@ both), and its findings are those on the goal or any of its milestones.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from stratmap.models.records import ensure_utc
-from stratmap.models.report import Finding, GoalReport, Report, Status
+from stratmap.models.report import GoalReport, Report, Status
 
 PLAN = "*"
 """The entity of the plan as a whole (never a goal id: ids are slugs)."""
@@ -74,63 +74,66 @@ class Recorded:
 # -- from reports ------------------------------------------------------------------------
 
 
-def _kinds(findings: Iterable[Finding], extra: Mapping[str, int]) -> dict[str, int]:
-    counts = Counter(f.kind.value for f in findings)
-    counts.update(extra)
-    return dict(sorted(counts.items()))
-
-
 def _sum_points(values: Iterable[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return round(sum(known), 4) if known else None
+
+
+Found = tuple[str | None, str | None, str]
+"""A finding as the history counts it: (goal id, ``goal.milestone``, kind)."""
 
 
 def snapshots_of(report: Report, *, origin: Origin = "run") -> list[Snapshot]:
     """The report's plan, goals and milestones as snapshots at its ``as_of``."""
     return snapshots_from(plan=report.plan, as_of=report.as_of, status=report.status,
                           progress=report.progress, goals=report.goals,
-                          findings=report.findings, origin=origin)
+                          found=[(f.goal, f.milestone, f.kind.value) for f in report.findings],
+                          origin=origin)
 
 
 def snapshots_from(*, plan: str, as_of: datetime, status: Status, progress: float,
-                   goals: Sequence[GoalReport], findings: Sequence[Finding],
-                   plan_only: Mapping[str, int] | None = None,
+                   goals: Sequence[GoalReport], found: Iterable[Found],
                    origin: Origin = "run") -> list[Snapshot]:
     """Snapshots from the parts of a report: what :func:`snapshots_of` reads from one.
 
-    ``plan_only`` counts findings by kind that concern the plan alone (no goal), given as
-    counts rather than findings: the history sweep counts unmapped work without making a
-    finding per item per week.
+    ``found`` names each finding's goal, milestone and kind only: the history's sweep
+    counts findings without making one per item per week.
     """
+    everything: Counter[str] = Counter()
+    by_goal: dict[str | None, Counter[str]] = {}
+    by_milestone: dict[str | None, Counter[str]] = {}
+    for goal_id, milestone_id, kind in found:
+        everything[kind] += 1
+        by_goal.setdefault(goal_id, Counter())[kind] += 1
+        by_milestone.setdefault(milestone_id, Counter())[kind] += 1
+    none: Counter[str] = Counter()
     out: list[Snapshot] = []
-    extra = dict(plan_only or {})
     milestones = [m for g in goals for m in g.milestones]
 
-    def snap(entity: str, kind: EntityKind, found: list[Finding],
-             counted: Mapping[str, int], **values: Any) -> None:
+    def snap(entity: str, kind: EntityKind, kinds: Counter[str], **values: Any) -> None:
         out.append(Snapshot(plan=plan, entity=entity, kind=kind, as_of=as_of,
-                            findings=len(found) + sum(counted.values()),
-                            finding_kinds=_kinds(found, counted), origin=origin, **values))
+                            findings=sum(kinds.values()), finding_kinds=dict(sorted(kinds.items())),
+                            origin=origin, **values))
 
-    snap(PLAN, "plan", list(findings), extra, status=status, progress=progress,
+    snap(PLAN, "plan", everything, status=status, progress=progress,
          items_total=sum(m.items.total for m in milestones),
          items_done=sum(m.items.done for m in milestones),
          points_total=_sum_points(m.items.points_total for m in milestones),
          points_done=_sum_points(m.items.points_done for m in milestones))
     for goal in goals:
-        snap(goal.id, "goal", [f for f in findings if f.goal == goal.id], {},
+        snap(goal.id, "goal", by_goal.get(goal.id, none),
              status=goal.status, progress=goal.progress,
              items_total=sum(m.items.total for m in goal.milestones),
              items_done=sum(m.items.done for m in goal.milestones),
              points_total=_sum_points(m.items.points_total for m in goal.milestones),
              points_done=_sum_points(m.items.points_done for m in goal.milestones))
         for m in goal.milestones:
-            snap(m.id, "milestone", [f for f in findings if f.milestone == m.id], {},
+            snap(m.id, "milestone", by_milestone.get(m.id, none),
                  status=m.status, progress=m.progress, items_total=m.items.total,
                  items_done=m.items.done, points_total=m.items.points_total,
                  points_done=m.items.points_done, forecast=m.forecast)
     return out
 
 
-__all__ = ["MAX_BACKFILL_WEEKS", "PLAN", "Recorded", "Snapshot", "snapshots_from",
+__all__ = ["MAX_BACKFILL_WEEKS", "PLAN", "Found", "Recorded", "Snapshot", "snapshots_from",
            "snapshots_of"]

@@ -185,6 +185,8 @@ def _random_plan(rng: random.Random) -> tuple[Plan, Evidence]:
     assignments: list[AssigneeChange] = []
     epics = [f"J-{n}" for n in range(1, 5)]
     flow = [StatusCategory.TODO, StatusCategory.IN_PROGRESS, StatusCategory.DONE]
+    # Whole points are summed as they change; tenths in the engine's order each week.
+    points = [None, 1.0, 3.0, 5.0] + ([0.1, 0.7] if rng.random() < 0.5 else [0.5])
     for n in range(1, rng.randint(20, 70)):
         key = f"J-{n}"
         created = t0 + rng.randint(-30, 150) * day + rng.randint(0, 86399) * timedelta(seconds=1)
@@ -225,7 +227,7 @@ def _random_plan(rng: random.Random) -> tuple[Plan, Evidence]:
             parent=rng.choice([*epics, None]) if key not in epics else None,
             labels=tuple(rng.sample(["a", "b", "c"], rng.randint(0, 2))),
             container=rng.choice(["1.0", "2.0", None]),
-            points=rng.choice([None, 1.0, 3.0, 5.0])))
+            points=rng.choice(points)))
     comments.sort(key=lambda c: (c.item_key, c.at, c.comment_id))
     changes.sort(key=lambda c: (c.item_key, c.at, c.change_id))
     selectors = [{"source": "jira", "epic": rng.choice(epics)},
