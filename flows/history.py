@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from stratmap.judgement.evidence import EvidenceIndex
 from stratmap.judgement.history import missing_weeks, reconstruct
 from stratmap.models.history import Recorded, Snapshot, snapshots_of
 from stratmap.models.plan import Plan
@@ -22,14 +23,16 @@ log = logging.getLogger(__name__)
 
 
 def record_run(store: Store, plan: Plan, report: Report, *,
-               evidence: Evidence | None = None) -> Recorded:
+               evidence: Evidence | None = None, index: EvidenceIndex | None = None) -> Recorded:
     """Store the run's snapshots, and reconstruct the past weeks no snapshot covers yet.
 
     ``evidence`` is what ``report`` was judged from; it is read from the store if left out.
+    ``index`` is the judgement's index of it (:func:`~stratmap.judgement.engine.judge_indexed`),
+    so finding where the history begins does not index the evidence again.
     """
     if evidence is None:
         evidence = store.evidence(plan.sources)
-    missing = missing_weeks(plan, evidence, until=report.as_of,
+    missing = missing_weeks(plan, evidence, until=report.as_of, index=index,
                             stored=snapshot_moments(store, plan.name))
     snapshots = reconstruct(plan, evidence, missing) + snapshots_of(report)
     written = save_snapshots(store, snapshots)

@@ -475,6 +475,17 @@ def judge(plan: Plan, evidence: Evidence, *, as_of: datetime) -> Report:
         return Judgement(plan, EvidenceIndex(plan, evidence, as_of.astimezone(UTC))).run()
 
 
+def judge_indexed(plan: Plan, evidence: Evidence, *,
+                  as_of: datetime) -> tuple[Report, EvidenceIndex]:
+    """:func:`judge`, and the evidence's index at ``as_of`` it judged from (the history
+    reuses it to find where the plan's history begins)."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    with collector_paused():
+        index = EvidenceIndex(plan, evidence, as_of.astimezone(UTC))
+        return Judgement(plan, index).run(), index
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while judging.

@@ -81,10 +81,16 @@ def first_moment(plan: Plan, evidence: Evidence, *, until: datetime,
 
 
 def week_ends(plan: Plan, evidence: Evidence, *, until: datetime,
-              max_weeks: int = MAX_BACKFILL_WEEKS) -> list[datetime]:
-    """Every Monday 00:00 (plan time zone) after the plan's history begins, before ``until``."""
+              max_weeks: int = MAX_BACKFILL_WEEKS,
+              index: EvidenceIndex | None = None) -> list[datetime]:
+    """Every Monday 00:00 (plan time zone) after the plan's history begins, before ``until``.
+
+    ``index`` is the evidence's index at ``until`` (the run's judgement has it), if any.
+    """
     until = ensure_utc(until)
-    began = first_moment(plan, evidence, until=until)
+    if index is not None and index.as_of != until:
+        index = None
+    began = first_moment(plan, evidence, until=until, index=index)
     if began is None:
         return []
     local: date = began.astimezone(plan.tz).date()
@@ -378,7 +384,7 @@ class _Sweep:
                 id=goal.id, title=goal.title, owner=goal.owner, weight=goal.weight, status=status, progress=round(progress, 4), milestones=milestones))
         progress, status = overall(plan, goals)
         return snapshots_from(plan=plan.name, as_of=moment, status=status, progress=progress,
-                              goals=goals, found=found, origin="backfill")
+                              goals=goals, found=found, origin="backfill", validate=False)
 
     def _milestone(self, scope: _Scope, moment: datetime, activity: dict[str, datetime],
                    found: list[Found]) -> MilestoneReport:
@@ -420,7 +426,7 @@ class _Sweep:
         return MilestoneReport.model_construct(
             id=scope.ref, title=scope.milestone.title, owner=scope.owner, status=status,
             progress=round(progress, 4), start=scope.milestone.start, due=scope.milestone.due,
-            last_movement=scope.last_movement,
+            last_movement=scope.last_movement, depends_on=list(scope.milestone.depends_on),
             items=ItemCounts.model_construct(
                 total=scope.total, done=scope.done,
                 points_total=round(scope.points_total, 4) if by_points else None,
@@ -483,10 +489,10 @@ def _dyadic(points: float) -> bool:
     return abs(points) < 2**30 and (points * 1024).is_integer()
 
 
-def missing_weeks(plan: Plan, evidence: Evidence, *, until: datetime,
-                  stored: set[datetime]) -> list[datetime]:
+def missing_weeks(plan: Plan, evidence: Evidence, *, until: datetime, stored: set[datetime],
+                  index: EvidenceIndex | None = None) -> list[datetime]:
     """The week-ends up to ``until`` with no snapshot among ``stored``."""
-    return [m for m in week_ends(plan, evidence, until=until) if m not in stored]
+    return [m for m in week_ends(plan, evidence, until=until, index=index) if m not in stored]
 
 
 __all__ = ["first_moment", "missing_weeks", "reconstruct", "week_ends"]
