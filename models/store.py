@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import zstandard
 from sqlalchemy import (
     Connection,
     Engine,
@@ -80,6 +81,10 @@ def redact_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+PAYLOAD_LEVEL = 3
+"""Zstandard level of raw payloads (see :class:`~stratmap.models.tables.RawPayloadRow`)."""
 
 
 def _json_dumps(value: Any) -> str:
@@ -331,10 +336,14 @@ def _change_row(change: StatusChange) -> dict[str, Any]:
     return row
 
 
-def _raw_row(raw: RawPayload) -> dict[str, Any]:
-    # Not model_dump(): it deep-copies the payload, a third of a page's write time.
-    return {"source": raw.source, "key": raw.key, "endpoint": raw.endpoint,
-            "fetched_at": raw.fetched_at, "payload": raw.payload}
+def _raw_rows(raws: Sequence[RawPayload]) -> list[dict[str, Any]]:
+    # Not model_dump(): it deep-copies the payload, a third of a page's write time. A
+    # compressor per page: they are not to be shared between threads (sources sync on
+    # threads).
+    compress = zstandard.ZstdCompressor(level=PAYLOAD_LEVEL).compress
+    return [{"source": raw.source, "key": raw.key, "endpoint": raw.endpoint,
+             "fetched_at": raw.fetched_at, "payload_zst": compress(orjson.dumps(raw.payload))}
+            for raw in raws]
 
 
 class Store:
@@ -437,12 +446,13 @@ class Store:
 
     def write_page(self, page: Page, *, watermark: datetime | None = None) -> None:
         """Upsert one page; move the watermark forward (never back) in the same transaction."""
+        raws = _raw_rows(page.raw)  # compressed before the write lock is taken
         with self.transaction() as connection:
-            self._write(connection, page)
+            self._write(connection, page, raws)
             if watermark is not None:
                 self._advance(connection, page.source, watermark, len(page.items))
 
-    def _write(self, connection: Connection, page: Page) -> None:
+    def _write(self, connection: Connection, page: Page, raws: list[dict[str, Any]]) -> None:
         upsert(connection, ItemRow.__table__, [_item_row(i) for i in page.items],
                 ["source", "key"], newer_only=True)
         # Children of an item come only with a version of it at least as new as the
@@ -455,8 +465,7 @@ class Store:
                [a.model_dump() for a in page.assignments], ["source", "item_key", "change_id"])
         upsert(connection, AccountRow.__table__, [a.model_dump() for a in page.accounts],
                 ["source", "account_id"])
-        upsert(connection, RawPayloadRow.__table__, [_raw_row(r) for r in page.raw],
-                ["source", "key"])
+        upsert(connection, RawPayloadRow.__table__, raws, ["source", "key"])
 
     def _advance(self, connection: Connection, source: str, watermark: datetime,
                  count: int) -> None:
@@ -583,6 +592,20 @@ class Store:
             selections={k: frozenset(v) for k, v in selections.items()},
             assignments=assignments,
         )
+
+    def raw_payloads(self, source: str, keys: Iterable[str] | None = None
+                     ) -> Iterator[RawPayload]:
+        """The stored raw payloads of ``source`` (of ``keys`` only, if given), by key: what
+        a connector's normalizer reads again to fix a mapping without re-fetching."""
+        query = select(RawPayloadRow).where(RawPayloadRow.source == source)
+        if keys is not None:
+            query = query.where(RawPayloadRow.key.in_(sorted(set(keys))))
+        decompress = zstandard.ZstdDecompressor().decompress
+        with self.engine.connect() as connection:
+            for r in connection.execute(query.order_by(RawPayloadRow.key)):
+                yield RawPayload(source=r.source, key=r.key, endpoint=r.endpoint,
+                                 fetched_at=r.fetched_at,
+                                 payload=orjson.loads(decompress(r.payload_zst)))
 
     def counts(self) -> dict[str, int]:
         """Row counts per table (for tests, benchmarks and `stratmap status`)."""
