@@ -158,19 +158,26 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def run_all(sizes: list[int], *, modes: list[str], latency: float,
+            changed: bool = True) -> list[Row]:
+    """Every size in every mode, in a scratch folder."""
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="stratmap-e2e-") as work:
+        for deployment in modes:
+            for issues in sizes:
+                rows.extend(run_size(deployment, latency, issues, Path(work), changed=changed))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--issues", default="2000,20000", help="sizes, comma-separated")
     parser.add_argument("--latency", type=float, default=50.0, help="ms per request")
     parser.add_argument("--modes", default="datacenter", help="cloud,datacenter")
     parser.add_argument("--no-changed", action="store_true", help="skip the 1%% change run")
     args = parser.parse_args(argv)
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="stratmap-e2e-") as work:
-        for deployment in args.modes.split(","):
-            for issues in (int(n) for n in args.issues.split(",")):
-                rows.extend(run_size(deployment, args.latency, issues, Path(work),
-                                     changed=not args.no_changed))
+    rows = run_all([int(n) for n in args.issues.split(",")], modes=args.modes.split(","),
+                   latency=args.latency, changed=not args.no_changed)
     for row in rows:
         print(json.dumps(asdict(row)))
     print(markdown(rows))
