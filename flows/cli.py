@@ -193,7 +193,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from stratmap.judgement import judge
+    from stratmap.judgement.engine import judge_indexed
     from stratmap.models.records import utcnow
 
     plan = _load(args.plan, console)
@@ -201,11 +201,11 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         return EXIT_INVALID
     with _store(args) as store:
         evidence = store.evidence(plan.sources)  # read once: the judgement and the page
-        report = judge(plan, evidence, as_of=args.as_of or utcnow())
+        report, index = judge_indexed(plan, evidence, as_of=args.as_of or utcnow())
         if args.format == "html":  # issue 6: one self-contained page, with history and map
             from stratmap.flows.history import html_report
 
-            html_text = html_report(plan, store, report, evidence=evidence)
+            html_text = html_report(plan, store, report, evidence=evidence, index=index)
     if args.format == "json":
         text = report.to_json()
     elif args.format == "html":

@@ -41,31 +41,32 @@ def record_run(store: Store, plan: Plan, report: Report, *,
     return Recorded(snapshots=written, backfilled_weeks=len(missing))
 
 
-def history(store: Store, plan: Plan, evidence: Evidence, *,
-            until: datetime) -> list[Snapshot]:
+def history(store: Store, plan: Plan, evidence: Evidence, *, until: datetime,
+            index: EvidenceIndex | None = None) -> list[Snapshot]:
     """The plan's history up to ``until`` for a report, writing nothing.
 
     Stored snapshots, plus the week-ends none covers reconstructed in memory, so a report
-    from a store that never ran still shows the trend.
+    from a store that never ran still shows the trend. ``index``: as for :func:`record_run`.
     """
     stored = load_snapshots(store, plan.name, until=until)
     extra = reconstruct(plan, evidence, missing_weeks(
-        plan, evidence, until=until, stored=snapshot_moments(store, plan.name)))
+        plan, evidence, until=until, stored=snapshot_moments(store, plan.name), index=index))
     return sorted([*stored, *extra], key=lambda s: (s.entity, s.as_of))
 
 
 def html_report(plan: Plan, store: Store, report: Report, *,
-                evidence: Evidence | None = None) -> str:
+                evidence: Evidence | None = None, index: EvidenceIndex | None = None) -> str:
     """The HTML page of ``report``: its history and item links too.
 
     ``evidence`` is what ``report`` was judged from (read from the store if left out), so a
-    caller that judged it already does not read the evidence twice.
+    caller that judged it already does not read the evidence twice; ``index`` its index.
     """
     from stratmap.publish.html import item_links, render
 
     if evidence is None:
         evidence = store.evidence(plan.sources)
-    return render(report, history=history(store, plan, evidence, until=report.as_of),
+    return render(report, history=history(store, plan, evidence, until=report.as_of,
+                                          index=index),
                   links=item_links(evidence), plan=plan)
 
 

@@ -746,13 +746,16 @@ def load_snapshots(store: Store, plan: str, *, until: datetime | None = None,
     if entity is not None:
         query = query.where(SnapshotRow.entity == entity)
     query = query.order_by(SnapshotRow.entity, SnapshotRow.as_of)
+    # Constructed, not validated: the rows were valid snapshots when saved, and the moments
+    # come back aware UTC (a report's history holds tens of thousands).
+    make = Snapshot.model_construct
     with store.engine.connect() as connection:
         return [
-            Snapshot(plan=r.plan, entity=r.entity, kind=r.kind, as_of=r.as_of,
-                     status=Status(r.status), progress=r.progress, items_total=r.items_total,
-                     items_done=r.items_done, points_total=r.points_total,
-                     points_done=r.points_done, forecast=r.forecast, findings=r.findings,
-                     finding_kinds=dict(r.finding_kinds or {}), origin=r.origin)
+            make(plan=r.plan, entity=r.entity, kind=r.kind, as_of=r.as_of,
+                 status=Status(r.status), progress=r.progress, items_total=r.items_total,
+                 items_done=r.items_done, points_total=r.points_total,
+                 points_done=r.points_done, forecast=r.forecast, findings=r.findings,
+                 finding_kinds=dict(r.finding_kinds or {}), origin=r.origin)
             for r in connection.execute(query)
         ]
 
