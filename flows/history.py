@@ -34,7 +34,7 @@ def record_run(store: Store, plan: Plan, report: Report, *,
         evidence = store.evidence(plan.sources)
     missing = missing_weeks(plan, evidence, until=report.as_of, index=index,
                             stored=snapshot_moments(store, plan.name))
-    snapshots = reconstruct(plan, evidence, missing) + snapshots_of(report)
+    snapshots = reconstruct(plan, evidence, missing, index=index) + snapshots_of(report)
     written = save_snapshots(store, snapshots)
     if missing:
         log.info("history of %r: %d past weeks reconstructed", plan.name, len(missing))
@@ -50,7 +50,8 @@ def history(store: Store, plan: Plan, evidence: Evidence, *, until: datetime,
     """
     stored = load_snapshots(store, plan.name, until=until)
     extra = reconstruct(plan, evidence, missing_weeks(
-        plan, evidence, until=until, stored=snapshot_moments(store, plan.name), index=index))
+        plan, evidence, until=until, stored=snapshot_moments(store, plan.name), index=index),
+        index=index)
     return sorted([*stored, *extra], key=lambda s: (s.entity, s.as_of))
 
 

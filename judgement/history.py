@@ -102,15 +102,23 @@ def week_ends(plan: Plan, evidence: Evidence, *, until: datetime,
     return moments[-max_weeks:] if max_weeks else []
 
 
-def reconstruct(plan: Plan, evidence: Evidence, moments: Iterable[datetime]) -> list[Snapshot]:
+def reconstruct(plan: Plan, evidence: Evidence, moments: Iterable[datetime], *,
+                index: EvidenceIndex | None = None) -> list[Snapshot]:
     """The plan judged at each moment from the same evidence: the backfill's snapshots,
     in time order (each is what ``snapshots_of(judge(plan, evidence, as_of=moment))`` gives,
-    marked ``backfill``)."""
+    marked ``backfill``).
+
+    ``index`` is the evidence's index at a moment no earlier than any of ``moments`` (the
+    run's judgement has one): what it selects is what every earlier moment selects, of the
+    items that exist by then, so the sweep need not index the evidence again.
+    """
     wanted = sorted({ensure_utc(m).astimezone(UTC) for m in moments})
     if not wanted:
         return []
+    if index is not None and index.as_of < wanted[-1]:
+        index = None
     with collector_paused():
-        return _Sweep(plan, evidence).run(wanted)
+        return _Sweep(plan, evidence, index).run(wanted)
 
 
 class _Scope:
@@ -149,7 +157,7 @@ class _Scope:
 
 
 class _Sweep:
-    def __init__(self, plan: Plan, evidence: Evidence) -> None:
+    def __init__(self, plan: Plan, evidence: Evidence, index: EvidenceIndex | None) -> None:
         self.plan = plan
         sources = plan.sources
         self.changes: dict[ItemId, list[StatusChange]] = _by_item(
@@ -158,9 +166,10 @@ class _Sweep:
             evidence.comments, lambda c: (c.at, c.comment_id))
         self.assignments: dict[ItemId, list[AssigneeChange]] = _by_item(
             evidence.assignments, lambda a: (a.at, a.change_id))
-        # What every milestone selects, decided at the end of time: at any moment a
-        # milestone selects the same items, those of them that exist yet.
-        everything = EvidenceIndex(plan, evidence, _END_OF_TIME)
+        # What every milestone selects, decided once (at the end of time, or at the given
+        # index's moment, after every week): at any moment a milestone selects the same
+        # items, those of them that exist yet.
+        everything = index if index is not None else EvidenceIndex(plan, evidence, _END_OF_TIME)
         self.person_of = everything.person_of
         seniors = frozenset(plan.seniors())
 

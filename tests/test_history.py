@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from stratmap.flows.cli import main
 from stratmap.flows.history import history, record_run
 from stratmap.judgement import judge
+from stratmap.judgement.evidence import EvidenceIndex
 from stratmap.judgement.history import reconstruct, week_ends
 from stratmap.models.history import PLAN, Snapshot, snapshots_of
 from stratmap.models.plan import Plan
@@ -166,7 +167,10 @@ def test_the_sweep_judges_each_sample_week_as_the_engine_does(store: Store) -> N
     evidence = store.evidence(plan.sources)
     weeks = week_ends(plan, evidence, until=AS_OF)
     assert len(weeks) > 20
-    assert reconstruct(plan, evidence, weeks) == _one_by_one(plan, evidence, weeks)
+    expected = _one_by_one(plan, evidence, weeks)
+    assert reconstruct(plan, evidence, weeks) == expected
+    index = EvidenceIndex(plan, evidence, AS_OF)
+    assert reconstruct(plan, evidence, weeks, index=index) == expected
 
 
 def _random_plan(rng: random.Random) -> tuple[Plan, Evidence]:
@@ -271,4 +275,8 @@ def test_the_sweep_judges_each_week_of_a_random_plan_as_the_engine_does(seed: in
     # Also moments that are not Mondays, and one on an event's very instant.
     extra = [evidence.changes[0].at] if evidence.changes else []
     moments = sorted({*weeks, *extra, datetime(2026, 3, 3, 17, 5, tzinfo=UTC)})
-    assert reconstruct(plan, evidence, moments) == _one_by_one(plan, evidence, moments)
+    expected = _one_by_one(plan, evidence, moments)
+    assert reconstruct(plan, evidence, moments) == expected
+    # Selections taken from the run's own index (at a moment after every week) instead.
+    index = EvidenceIndex(plan, evidence, max(moments))
+    assert reconstruct(plan, evidence, moments, index=index) == expected
