@@ -197,18 +197,19 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from stratmap.flows.pipeline import judge_plan
+    from stratmap.judgement.engine import judge_indexed
     from stratmap.models.records import utcnow
 
     plan = _load(args.plan, console)
     if plan is None:
         return EXIT_INVALID
     with _store(args, reading=True) as store:
-        report = judge_plan(plan, store, as_of=args.as_of or utcnow())
+        evidence = store.evidence(plan.sources)  # read once: the judgement and the page
+        report, index = judge_indexed(plan, evidence, as_of=args.as_of or utcnow())
         if args.format == "html":  # issue 6: one self-contained page, with history and map
-            from stratmap.publish.html import render_from_store
+            from stratmap.flows.history import html_report
 
-            html_text = render_from_store(plan, store, report)
+            html_text = html_report(plan, store, report, evidence=evidence, index=index)
     if args.format == "json":
         text = report.to_json()
     elif args.format == "html":

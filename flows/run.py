@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from stratmap.connectors.base import SourceError
+from stratmap.flows.history import record_run
 from stratmap.flows.pipeline import SyncResult, sync_plan_source
-from stratmap.judgement import judge
-from stratmap.models.history import record_run
+from stratmap.judgement.engine import judge_indexed
 from stratmap.models.plan import Plan
 from stratmap.models.records import Page, utcnow
 from stratmap.models.report import Report, StaleSource
@@ -95,14 +95,14 @@ def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
     record the run in the progress history (once)."""
     with Store(db) as store:
         evidence = store.evidence(plan.sources)
-        report = judge(plan, evidence, as_of=as_of)
+        report, index = judge_indexed(plan, evidence, as_of=as_of)
         if stale:
             report = report.model_copy(update={"stale_sources": [
                 StaleSource(source=name, error=stale[name],
                             last_synced=(state.last_sync_finished if (state := store.state(name))
                                          else None))
                 for name in sorted(stale)]})
-        record_run(store, plan, report, evidence=evidence)
+        record_run(store, plan, report, evidence=evidence, index=index)
     return report
 
 

@@ -124,11 +124,11 @@ class TaskSteps(Steps):
 
 def _write_html(plan: Plan, store: Store, report: Report, html_path: str) -> str:
     """Write the HTML report; its address for the link artifact."""
-    from stratmap.publish.html import render_from_store
+    from stratmap.flows.history import html_report
 
     target = Path(html_path).expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_from_store(plan, store, report), encoding="utf-8")
+    target.write_text(html_report(plan, store, report), encoding="utf-8")
     return target.as_uri()
 
 

@@ -103,10 +103,10 @@ class Scope:
 
 
 class Judgement:
-    def __init__(self, plan: Plan, evidence: Evidence, as_of: datetime) -> None:
+    def __init__(self, plan: Plan, index: EvidenceIndex) -> None:
         self.plan = plan
-        self.as_of = as_of
-        self.index = EvidenceIndex(plan, evidence, as_of)
+        self.as_of = index.as_of
+        self.index = index
         self.selected: set[ItemId] = set()
 
     def day(self, moment: datetime) -> str:
@@ -381,14 +381,14 @@ class Judgement:
             status = Status.NOT_STARTED
         else:
             status = max((s for s in statuses if s not in (Status.DONE, Status.NOT_STARTED)),
-                         key=_RANK.__getitem__, default=Status.ON_TRACK)
+                         key=RANK.__getitem__, default=Status.ON_TRACK)
         self.unowned(whole)
         if status not in (Status.DONE, Status.NOT_STARTED):
             # A goal's own feedback rule judges the goal as a whole; defaults never do.
             self.missing_feedback(whole, goal.feedback)
             self.single_point_of_failure(whole)
             self.inactive_owner(whole)
-            if {f.kind for f in whole.findings} & AT_RISK_KINDS and _RANK[status] < _RANK[
+            if {f.kind for f in whole.findings} & AT_RISK_KINDS and RANK[status] < RANK[
                     Status.AT_RISK]:
                 status = Status.AT_RISK
         weights = sum(m.weight for m in goal.milestones)
@@ -428,13 +428,7 @@ class Judgement:
             goals.append(report)
             findings.extend(found)
         findings.extend(self.unmapped_work())
-        weights = sum(g.weight for g in self.plan.goals)
-        progress = sum(g.progress * g.weight for g in goals) / weights if weights else 0.0
-        statuses = [g.status for g in goals]
-        if statuses and all(s is Status.DONE for s in statuses):
-            status = Status.DONE
-        else:
-            status = max(statuses, key=_RANK.__getitem__, default=Status.ON_TRACK)
+        progress, status = overall(self.plan, goals)
         unknown = [
             UnknownPerson(source=source, account=account,
                           display_name=self.index.display_names.get((source, account)),
@@ -444,13 +438,25 @@ class Judgement:
         flagged = sorted(f"{source}:{key}" for source, key in self.index.flagged)
         return Report(
             plan=self.plan.name, as_of=self.as_of, leader=self.plan.leader,
-            progress=round(progress, 4), status=status, goals=goals, findings=findings,
+            progress=progress, status=status, goals=goals, findings=findings,
             people=self.people(goals), unknown_people=unknown, flagged_items=flagged,
         )
 
 
-_RANK = {Status.DONE: 0, Status.NOT_STARTED: 1, Status.ON_TRACK: 2, Status.AT_RISK: 3,
+RANK = {Status.DONE: 0, Status.NOT_STARTED: 1, Status.ON_TRACK: 2, Status.AT_RISK: 3,
          Status.OFF_TRACK: 4}
+
+
+def overall(plan: Plan, goals: list[GoalReport]) -> tuple[float, Status]:
+    """The plan's progress (rounded) and status from its goals' reports."""
+    weights = sum(g.weight for g in plan.goals)
+    progress = sum(g.progress * g.weight for g in goals) / weights if weights else 0.0
+    statuses = [g.status for g in goals]
+    if statuses and all(s is Status.DONE for s in statuses):
+        status = Status.DONE
+    else:
+        status = max(statuses, key=RANK.__getitem__, default=Status.ON_TRACK)
+    return round(progress, 4), status
 
 
 def _union(groups: Any) -> list[ItemState]:
@@ -465,12 +471,23 @@ def judge(plan: Plan, evidence: Evidence, *, as_of: datetime) -> Report:
     """Judge ``plan`` from ``evidence`` as it stood at ``as_of`` (aware)."""
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
-    with _collector_paused():
-        return Judgement(plan, evidence, as_of.astimezone(UTC)).run()
+    with collector_paused():
+        return Judgement(plan, EvidenceIndex(plan, evidence, as_of.astimezone(UTC))).run()
+
+
+def judge_indexed(plan: Plan, evidence: Evidence, *,
+                  as_of: datetime) -> tuple[Report, EvidenceIndex]:
+    """:func:`judge`, and the evidence's index at ``as_of`` it judged from (the history
+    reuses it to find where the plan's history begins)."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    with collector_paused():
+        index = EvidenceIndex(plan, evidence, as_of.astimezone(UTC))
+        return Judgement(plan, index).run(), index
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while judging.
 
     Judging makes a few hundred thousand short-lived objects beside the evidence's millions

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from stratmap.models.history import Snapshot
     from stratmap.models.plan import Plan
     from stratmap.models.records import Evidence
-    from stratmap.models.store import Store
 
 PLAN_ENTITY = "*"
 TREND_WINDOW = timedelta(days=28)
@@ -394,12 +393,3 @@ def render(report: Report, *, history: Sequence[Snapshot] = (),
     """
     page = Page(report, history=history, links=links or {}, plan=plan)
     return _environment().get_template("report.html.j2").render(page=page, r=report)
-
-
-def render_from_store(plan: Plan, store: Store, report: Report) -> str:
-    """The HTML page of a report judged from ``store``: its history and item links too."""
-    from stratmap.models.history import history
-
-    evidence = store.evidence(plan.sources)
-    return render(report, history=history(store, plan, evidence, until=report.as_of),
-                  links=item_links(evidence), plan=plan)

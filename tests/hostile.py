@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from stratmap.judgement import judge
-from stratmap.models.history import Snapshot, reconstruct, week_ends
+from stratmap.judgement.history import reconstruct, week_ends
+from stratmap.models.history import Snapshot
 from stratmap.models.plan import Plan
 from stratmap.models.records import (
     Account,

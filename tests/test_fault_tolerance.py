@@ -110,6 +110,10 @@ def snapshot(url: str) -> dict[str, list[str]]:
 
 
 def _moment(value: object) -> str:
+    if isinstance(value, bytes):  # a compressed raw payload: compared as its JSON
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompress(value).decode()
     assert isinstance(value, datetime) and value.tzinfo is not None, value
     return value.astimezone(UTC).isoformat()
 

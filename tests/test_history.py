@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,17 +12,23 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select
 
 from stratmap.flows.cli import main
+from stratmap.flows.history import history, record_run
 from stratmap.judgement import judge
-from stratmap.models.history import (
-    PLAN,
-    history,
-    load,
-    record_run,
-    snapshots_of,
-    week_ends,
-)
+from stratmap.judgement.evidence import EvidenceIndex
+from stratmap.judgement.history import reconstruct, week_ends
+from stratmap.models.history import PLAN, Snapshot, snapshots_of
+from stratmap.models.plan import Plan
 from stratmap.models.planfile import load_plan
+from stratmap.models.records import (
+    AssigneeChange,
+    Comment,
+    Evidence,
+    StatusCategory,
+    StatusChange,
+    WorkItem,
+)
 from stratmap.models.store import Store
+from stratmap.models.store import load_snapshots as load
 from stratmap.models.tables import Base, SnapshotRow
 from tests.conftest import EXAMPLES
 
@@ -143,3 +150,133 @@ def test_a_run_before_any_work_has_no_past_to_backfill(tmp_path: Path, as_of: st
     assert main(["run", str(SAMPLE), "--db", db, "-q", "--as-of", as_of]) == 0
     with Store(db) as store:
         assert rows(store) == 15
+
+
+# -- the sweep is the engine, week by week ------------------------------------------------
+
+
+def _one_by_one(plan: Plan, evidence: Evidence, weeks: list[datetime]) -> list[Snapshot]:
+    """What the sweep replaced: the plan judged from scratch at each week."""
+    return [s for week in weeks
+            for s in snapshots_of(judge(plan, evidence, as_of=week), origin="backfill")]
+
+
+def test_the_sweep_judges_each_sample_week_as_the_engine_does(store: Store) -> None:
+    synced(store)
+    plan = load_plan(SAMPLE)
+    evidence = store.evidence(plan.sources)
+    weeks = week_ends(plan, evidence, until=AS_OF)
+    assert len(weeks) > 20
+    expected = _one_by_one(plan, evidence, weeks)
+    assert reconstruct(plan, evidence, weeks) == expected
+    index = EvidenceIndex(plan, evidence, AS_OF)
+    assert reconstruct(plan, evidence, weeks, index=index) == expected
+
+
+def _random_plan(rng: random.Random) -> tuple[Plan, Evidence]:
+    """A plan and evidence drawn at random: items created before and during the weeks,
+    reopened, resolved without a recorded change, done by their last update only, assigned
+    and reassigned, commented by people and strangers; milestones by epic, label, keys
+    and version, with every rule the engine has."""
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    day = timedelta(days=1)
+    accounts = [f"acc{n}" for n in range(8)]
+    people = {f"p{n}": {"name": f"P{n}", "senior": n < 2,
+                        "accounts": {"jira": f"acc{n}"}} for n in range(5)}
+    items: list[WorkItem] = []
+    changes: list[StatusChange] = []
+    comments: list[Comment] = []
+    assignments: list[AssigneeChange] = []
+    epics = [f"J-{n}" for n in range(1, 5)]
+    flow = [StatusCategory.TODO, StatusCategory.IN_PROGRESS, StatusCategory.DONE]
+    # Whole points are summed as they change; tenths in the engine's order each week.
+    points = [None, 1.0, 3.0, 5.0] + ([0.1, 0.7] if rng.random() < 0.5 else [0.5])
+    for n in range(1, rng.randint(20, 70)):
+        key = f"J-{n}"
+        created = t0 + rng.randint(-30, 150) * day + rng.randint(0, 86399) * timedelta(seconds=1)
+        moment = created
+        category = StatusCategory.TODO
+        steps = rng.choice([0, 0, 1, 2, 3, 5])
+        for k in range(steps):
+            moment += rng.choice([timedelta(hours=3), 2 * day, 9 * day, 7 * day])
+            if rng.random() < 0.1:  # recorded before the item's creation (clock skew)
+                moment = created - day
+            to = rng.choice(flow)
+            changes.append(StatusChange(
+                source="jira", item_key=key, change_id=f"{key}-{k}", at=moment,
+                author=rng.choice([*accounts, None]), from_status=category.value,
+                to_status=to.value, from_category=rng.choice([category, None]),
+                to_category=to))
+            category = to
+        done_now = category is StatusCategory.DONE if steps else rng.random() < 0.4
+        resolved = (moment + rng.choice([0, 3, 30]) * day
+                    if done_now and rng.random() < 0.7 else None)
+        updated = moment + rng.choice([0, 1, 40]) * day
+        for k in range(rng.choice([0, 0, 1, 3])):
+            at = created + rng.randint(-2, 120) * day
+            comments.append(Comment(source="jira", item_key=key, comment_id=f"{key}-c{k}",
+                                    at=at, author=rng.choice([*accounts, None]), body="note"))
+        holder = rng.choice([*accounts, None])
+        if rng.random() < 0.3:
+            at = created + rng.randint(1, 90) * day
+            assignments.append(AssigneeChange(
+                source="jira", item_key=key, change_id=f"{key}-a", at=at,
+                author=rng.choice(accounts), from_account=rng.choice([*accounts, None]),
+                to_account=holder))
+        items.append(WorkItem(
+            source="jira", key=key, title=key, item_type=rng.choice(["Story", "Bug", "Epic"]),
+            status="Done" if done_now else "Open",
+            status_category=StatusCategory.DONE if done_now else rng.choice(flow[:2]),
+            assignee=holder, created=created, updated=updated, resolved=resolved,
+            parent=rng.choice([*epics, None]) if key not in epics else None,
+            labels=tuple(rng.sample(["a", "b", "c"], rng.randint(0, 2))),
+            container=rng.choice(["1.0", "2.0", None]),
+            points=rng.choice(points)))
+    comments.sort(key=lambda c: (c.item_key, c.at, c.comment_id))
+    changes.sort(key=lambda c: (c.item_key, c.at, c.change_id))
+    selectors = [{"source": "jira", "epic": rng.choice(epics)},
+                 {"source": "jira", "labels": [rng.choice("abc")]},
+                 {"source": "jira", "keys": [f"J-{rng.randint(1, 40)}" for _ in range(5)]},
+                 {"source": "jira", "version": rng.choice(["1.0", "2.0"])}]
+    goals = []
+    for g in range(rng.randint(1, 3)):
+        milestones = []
+        for m in range(rng.randint(1, 4)):
+            start = (t0 + rng.randint(-20, 100) * day).date()
+            milestones.append({
+                "id": f"m{m}", "title": f"M{m}", "owner": rng.choice([*people, None]),
+                "start": start.isoformat() if rng.random() < 0.7 else None,
+                "due": (start + rng.randint(10, 120) * day).isoformat()
+                if rng.random() < 0.7 else None,
+                "progress": rng.choice(["items", "points"]),
+                "work": rng.sample(selectors, rng.randint(1, 2))})
+        goals.append({"id": f"g{g}", "title": f"G{g}", "owner": rng.choice([*people, None]),
+                      "single_owner_share": rng.choice([0.3, 0.5, None]),
+                      "feedback": rng.choice([None, {"from": "seniors", "every": "10d"}]),
+                      "milestones": milestones})
+    plan = Plan.model_validate({
+        "version": 1, "name": "Random", "leader": "p0", "people": people,
+        "sources": {"jira": {"kind": "jira", "url": "https://jira.example",
+                             "scope": "project = J", "token": "env:JIRA_API_TOKEN"}},
+        "defaults": {"stall_after": "12d", "inactive_after": "20d",
+                     "feedback": {"from": ["p2", "p3"], "every": "14d"},
+                     "forecast_window": "21d"},
+        "goals": goals,
+    })
+    evidence = Evidence(items=tuple(items), changes=tuple(changes), comments=tuple(comments),
+                        accounts=(), assignments=tuple(assignments))
+    return plan, evidence
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_the_sweep_judges_each_week_of_a_random_plan_as_the_engine_does(seed: int) -> None:
+    plan, evidence = _random_plan(random.Random(seed))
+    weeks = week_ends(plan, evidence, until=datetime(2026, 7, 1, tzinfo=UTC))
+    # Also moments that are not Mondays, and one on an event's very instant.
+    extra = [evidence.changes[0].at] if evidence.changes else []
+    moments = sorted({*weeks, *extra, datetime(2026, 3, 3, 17, 5, tzinfo=UTC)})
+    expected = _one_by_one(plan, evidence, moments)
+    assert reconstruct(plan, evidence, moments) == expected
+    # Selections taken from the run's own index (at a moment after every week) instead.
+    index = EvidenceIndex(plan, evidence, max(moments))
+    assert reconstruct(plan, evidence, moments, index=index) == expected

@@ -776,3 +776,45 @@ def test_a_deleted_users_key_is_kept_and_the_item_flagged(dc: FakeJira, connect:
     evidence = store.evidence(["jira"])
     assert [a.to_account for a in evidence.assignments] == ["JIRAUSER10100", "alice"]
     assert evidence.items[0].flags == ("unresolved_user_key",)
+
+
+def test_stored_raw_payloads_re_normalize_without_re_fetching(
+    site: FakeJira, connect: Connect, store: Any
+) -> None:
+    """The store keeps each issue's complete payload (compressed, revision 0006): read back,
+    the normalizer makes from it the very records the sync stored, with no request."""
+    from stratmap.connectors.base import RequestCount
+    from stratmap.connectors.jira.payloads import normalize_issue
+    from stratmap.flows.pipeline import sync_source
+
+    site.embedded_histories = 2
+    site.embedded_comments = 1
+    site.seed(5)
+    _walk(site, "WEB-2", 7)
+    for n in range(3):
+        site.add_comment("WEB-2", f"note {n}", at=T0 + timedelta(hours=8, minutes=n + 1),
+                         author="alice")
+    connector = connect(site, deployment=site.deployment)
+    sync_source(connector, store, started=T0 + timedelta(days=1))
+    evidence = store.evidence(["jira"])
+    about = connector._site(RequestCount())  # what the sync learnt of the site
+    before = len(site.calls())
+
+    raws = list(store.raw_payloads("jira"))
+    again = [normalize_issue("jira", raw.payload, about,
+                             histories=raw.payload["changelog"]["histories"],
+                             comments=raw.payload["fields"]["comment"]["comments"])
+             for raw in raws]
+
+    assert len(site.calls()) == before  # nothing fetched
+    assert [r.key for r in raws] == sorted(i.key for i in evidence.items)
+    assert tuple(sorted((r.item for r in again), key=lambda i: i.key)) == evidence.items
+    assert sorted((c for r in again for c in r.changes),
+                  key=lambda c: (c.item_key, c.at, c.change_id)) == list(evidence.changes)
+    assert len([c for c in evidence.changes if c.item_key == "WEB-2"]) == 7
+    assert sorted((c for r in again for c in r.comments),
+                  key=lambda c: (c.item_key, c.at, c.comment_id)) == list(evidence.comments)
+    with store.engine.connect() as connection:  # stored compressed, not as JSON text
+        stored = connection.exec_driver_sql(
+            "SELECT payload_zst FROM raw_payloads WHERE key = 'WEB-2'").scalar_one()
+    assert bytes(stored)[:4] == b"\x28\xb5\x2f\xfd"  # the Zstandard frame's magic number

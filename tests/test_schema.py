@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,3 +37,43 @@ def test_migrated_schema_matches_the_tables(store_url: str) -> None:
             connection, opts={"compare_type": compare_type, "compare_server_default": True})
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
+
+
+def test_revision_0006_compresses_stored_payloads_and_back(store_url: str) -> None:
+    """A store written before payloads were compressed is converted in place: every payload
+    reads back the same, and the downgrade restores the JSON column."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from stratmap.models.store import _MIGRATIONS
+
+    payloads = {f"J-{n}": {"key": f"J-{n}", "fields": {"summary": "ü" * n, "labels": ["a"]},
+                           "changelog": {"histories": [{"id": str(n)}] * n}} for n in range(3)}
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0005")
+            connection.execute(
+                text("INSERT INTO raw_payloads (source, key, endpoint, fetched_at, payload) "
+                     "VALUES (:s, :k, :e, :f, :p)"),
+                [{"s": "jira", "k": key, "e": "/rest/api/2/search", "f": at,
+                  "p": json.dumps(value)} for key, value in payloads.items()])
+        with Store(store_url) as store:  # migrates to the newest revision
+            back = list(store.raw_payloads("jira"))
+        assert {r.key: r.payload for r in back} == payloads
+        assert {(r.endpoint, r.fetched_at) for r in back} == {("/rest/api/2/search", at)}
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0005")
+            stored = connection.execute(text("SELECT key, payload FROM raw_payloads")).all()
+        assert {key: json.loads(value) if isinstance(value, str) else value
+                for key, value in stored} == payloads
+    finally:
+        engine.dispose()

@@ -207,3 +207,32 @@ def test_many_syncs_opening_a_new_sqlite_store_at_once_never_meet_a_locked_file(
         with Store(url) as store, store.engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert all(store.state(f"source-{n}") is not None for n in range(8))
+
+
+def test_sqlite_reads_the_evidence_as_the_generic_path_does(tmp_path: Path) -> None:
+    """SQLite's evidence is read through the driver (no per-value processing): the same
+    records, in the same order, as SQLAlchemy's reading, on the sample and on hostile rows
+    (a removed item, JSON columns, missing moments, a selection)."""
+    from stratmap.flows.cli import main
+    from stratmap.models.planfile import load_plan
+    from tests.conftest import EXAMPLES
+
+    plan_path = EXAMPLES / "northwind" / "plan.yaml"
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", str(plan_path), "--db", url, "-q", "--as-of", "2027-03-01"]) == 0
+    names = sorted(load_plan(plan_path).sources)
+    with Store(url) as store:
+        at = datetime(2027, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+        store.write_page(Page(source="jira", items=(
+            WorkItem(source="jira", key="Z-1", status="Open",
+                     status_category=StatusCategory.TODO, created=at, updated=at,
+                     labels=("é", "b"), fields={"x": "y"}, flags=("drift",), points=2.5),),
+            changes=(StatusChange(source="jira", item_key="Z-1", change_id="9", at=at,
+                                  to_status="Open", to_category=StatusCategory.TODO),)))
+        store.replace_selection("jira", "jql:abc", ["Z-1", "CRM-2"])
+        store.mark_removed("site", frozenset(), at)
+        fast = store.evidence(names)
+        assert fast == store._evidence(names)
+        assert len(fast.items) > 50 and fast.changes and fast.comments and fast.accounts
+        assert fast.selections[("jira", "jql:abc")] == {"Z-1", "CRM-2"}
+        assert not [i for i in fast.items if i.source == "site"]

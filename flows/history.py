@@ -1,0 +1,74 @@
+"""The progress history, wired: the store's snapshots plus the past weeks judged in a sweep.
+
+:mod:`stratmap.models.history` is the snapshot's shape, :mod:`stratmap.models.store` reads
+and writes snapshots, :mod:`stratmap.judgement.history` judges past weeks; this module
+puts them together for a run (:func:`record_run`) and for a report (:func:`history`), and
+renders the HTML report from data already in memory (:func:`html_report`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from stratmap.judgement.evidence import EvidenceIndex
+from stratmap.judgement.history import missing_weeks, reconstruct
+from stratmap.models.history import Recorded, Snapshot, snapshots_of
+from stratmap.models.plan import Plan
+from stratmap.models.records import Evidence
+from stratmap.models.report import Report
+from stratmap.models.store import Store, load_snapshots, save_snapshots, snapshot_moments
+
+log = logging.getLogger(__name__)
+
+
+def record_run(store: Store, plan: Plan, report: Report, *,
+               evidence: Evidence | None = None, index: EvidenceIndex | None = None) -> Recorded:
+    """Store the run's snapshots, and reconstruct the past weeks no snapshot covers yet.
+
+    ``evidence`` is what ``report`` was judged from; it is read from the store if left out.
+    ``index`` is the judgement's index of it (:func:`~stratmap.judgement.engine.judge_indexed`),
+    so finding where the history begins does not index the evidence again.
+    """
+    if evidence is None:
+        evidence = store.evidence(plan.sources)
+    missing = missing_weeks(plan, evidence, until=report.as_of, index=index,
+                            stored=snapshot_moments(store, plan.name))
+    snapshots = reconstruct(plan, evidence, missing, index=index) + snapshots_of(report)
+    written = save_snapshots(store, snapshots)
+    if missing:
+        log.info("history of %r: %d past weeks reconstructed", plan.name, len(missing))
+    return Recorded(snapshots=written, backfilled_weeks=len(missing))
+
+
+def history(store: Store, plan: Plan, evidence: Evidence, *, until: datetime,
+            index: EvidenceIndex | None = None) -> list[Snapshot]:
+    """The plan's history up to ``until`` for a report, writing nothing.
+
+    Stored snapshots, plus the week-ends none covers reconstructed in memory, so a report
+    from a store that never ran still shows the trend. ``index``: as for :func:`record_run`.
+    """
+    stored = load_snapshots(store, plan.name, until=until)
+    extra = reconstruct(plan, evidence, missing_weeks(
+        plan, evidence, until=until, stored=snapshot_moments(store, plan.name), index=index),
+        index=index)
+    return sorted([*stored, *extra], key=lambda s: (s.entity, s.as_of))
+
+
+def html_report(plan: Plan, store: Store, report: Report, *,
+                evidence: Evidence | None = None, index: EvidenceIndex | None = None) -> str:
+    """The HTML page of ``report``: its history and item links too.
+
+    ``evidence`` is what ``report`` was judged from (read from the store if left out), so a
+    caller that judged it already does not read the evidence twice; ``index`` its index.
+    """
+    from stratmap.publish.html import item_links, render
+
+    if evidence is None:
+        evidence = store.evidence(plan.sources)
+    return render(report, history=history(store, plan, evidence, until=report.as_of,
+                                          index=index),
+                  links=item_links(evidence), plan=plan)
+
+
+__all__ = ["history", "html_report", "record_run"]

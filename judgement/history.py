@@ -1,0 +1,507 @@
+"""The plan judged at past moments, in one sweep: the history's backfill.
+
+Judging the plan once per past week-end from scratch costs weeks x evidence (every week
+regroups every status change and rebuilds every item's state). :func:`reconstruct` instead
+walks time forward once: each item's state is rebuilt only when one of its own moments
+(creation, a status change, a comment, an assignee change, its resolution) has passed since
+the week before; what each milestone selects is decided once (an item's selection never
+changes, only whether it exists yet); and each milestone and goal keeps what the rules ask
+of it (counts, point sums, done times, latest movement and feedback, open items by holder)
+up to date as its items change, as each person's last activity is as events pass. A week
+then costs the engine's rules per milestone, not per item: O(events + weeks x milestones).
+
+The rules here are the engine's (:mod:`stratmap.judgement.engine`) restated over those
+running totals, counting findings by kind (a snapshot keeps no more). A week judged here is
+the week :func:`~stratmap.judgement.judge` judges: ``tests/test_history.py`` compares the
+two on the sample and on random plans, with findings of every kind.
+
+Pure, like the engine: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from stratmap.judgement.engine import (
+    MIN_DONE_FOR_FORECAST,
+    MIN_FORECAST_HISTORY,
+    RANK,
+    collector_paused,
+    overall,
+)
+from stratmap.judgement.evidence import (
+    EvidenceIndex,
+    ItemId,
+    ItemState,
+    _assignee_at,
+    _by_item,
+    _state,
+)
+from stratmap.models.history import MAX_BACKFILL_WEEKS, Found, Snapshot, snapshots_from
+from stratmap.models.plan import Feedback, Goal, Milestone, Plan, Rules
+from stratmap.models.records import (
+    AssigneeChange,
+    Comment,
+    Evidence,
+    StatusChange,
+    WorkItem,
+    ensure_utc,
+)
+from stratmap.models.report import (
+    AT_RISK_KINDS,
+    GoalReport,
+    ItemCounts,
+    Kind,
+    MilestoneReport,
+    Status,
+)
+
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)
+
+
+def first_moment(plan: Plan, evidence: Evidence, *, until: datetime,
+                 index: EvidenceIndex | None = None) -> datetime | None:
+    """When the plan's history begins: its first milestone start or first selected item.
+
+    ``index`` is the evidence's index at ``until``, when the caller has one already.
+    """
+    moments = [plan.moment(m.start) for g in plan.goals for m in g.milestones if m.start]
+    if index is None:
+        index = EvidenceIndex(plan, evidence, until)
+    for goal in plan.goals:
+        for milestone in goal.milestones:
+            for selector in milestone.work:
+                counted, _context = index.select(selector)
+                moments.extend(index.items[i].item.created for i in counted)
+    return min(moments, default=None)
+
+
+def week_ends(plan: Plan, evidence: Evidence, *, until: datetime,
+              max_weeks: int = MAX_BACKFILL_WEEKS,
+              index: EvidenceIndex | None = None) -> list[datetime]:
+    """Every Monday 00:00 (plan time zone) after the plan's history begins, before ``until``.
+
+    ``index`` is the evidence's index at ``until`` (the run's judgement has it), if any.
+    """
+    until = ensure_utc(until)
+    if index is not None and index.as_of != until:
+        index = None
+    began = first_moment(plan, evidence, until=until, index=index)
+    if began is None:
+        return []
+    local: date = began.astimezone(plan.tz).date()
+    day = local + timedelta(days=7 - local.weekday())
+    moments: list[datetime] = []
+    while (moment := plan.moment(day)) < until:
+        moments.append(moment)
+        day += timedelta(days=7)
+    return moments[-max_weeks:] if max_weeks else []
+
+
+def reconstruct(plan: Plan, evidence: Evidence, moments: Iterable[datetime], *,
+                index: EvidenceIndex | None = None) -> list[Snapshot]:
+    """The plan judged at each moment from the same evidence: the backfill's snapshots,
+    in time order (each is what ``snapshots_of(judge(plan, evidence, as_of=moment))`` gives,
+    marked ``backfill``).
+
+    ``index`` is the evidence's index at a moment no earlier than any of ``moments`` (the
+    run's judgement has one): what it selects is what every earlier moment selects, of the
+    items that exist by then, so the sweep need not index the evidence again.
+    """
+    wanted = sorted({ensure_utc(m).astimezone(UTC) for m in moments})
+    if not wanted:
+        return []
+    if index is not None and index.as_of < wanted[-1]:
+        index = None
+    with collector_paused():
+        return _Sweep(plan, evidence, index).run(wanted)
+
+
+class _Scope:
+    """What the rules need of one milestone, or of a goal taken as a whole, kept up to date
+    as items change: counts, sums, done times, the latest movement and feedback, holders."""
+
+    def __init__(self, *, goal: Goal, milestone: Milestone | None, rules: Rules,
+                 start: datetime | None, due: datetime | None,
+                 feedback: Feedback | None, feedback_from: frozenset[str],
+                 counted: list[ItemId]) -> None:
+        self.goal = goal
+        self.milestone = milestone
+        self.ref = f"{goal.id}.{milestone.id}" if milestone else goal.id
+        self.owner = milestone.owner if milestone else goal.owner
+        self.rules = rules
+        self.start = start
+        self.due = due
+        self.feedback = feedback
+        self.feedback_from = feedback_from
+        self.counted = counted
+        """Every item the scope counts at the end of time, sorted (for exact point sums)."""
+        self.total = 0
+        self.done = 0
+        self.points_total = 0.0
+        self.points_done = 0.0
+        self.done_at: list[datetime] = []
+        """When each done item became done, sorted."""
+        self.last_movement: datetime | None = None
+        self.first_created: datetime | None = None
+        self.latest_feedback: datetime | None = None
+        self.holders: Counter[str] = Counter()
+        """Open assigned items by holder (a person, or ``source:account``)."""
+
+    def first_seen(self) -> datetime | None:
+        return self.start if self.start is not None else self.first_created
+
+
+class _Sweep:
+    def __init__(self, plan: Plan, evidence: Evidence, index: EvidenceIndex | None) -> None:
+        self.plan = plan
+        sources = plan.sources
+        self.changes: dict[ItemId, list[StatusChange]] = _by_item(
+            evidence.changes, lambda c: (c.at, c.change_id))
+        self.comments: dict[ItemId, list[Comment]] = _by_item(
+            evidence.comments, lambda c: (c.at, c.comment_id))
+        self.assignments: dict[ItemId, list[AssigneeChange]] = _by_item(
+            evidence.assignments, lambda a: (a.at, a.change_id))
+        # What every milestone selects, decided once (at the end of time, or at the given
+        # index's moment, after every week): at any moment a milestone selects the same
+        # items, those of them that exist yet.
+        everything = index if index is not None else EvidenceIndex(plan, evidence, _END_OF_TIME)
+        self.person_of = everything.person_of
+        seniors = frozenset(plan.seniors())
+
+        def expected(rule: Feedback | None) -> frozenset[str]:
+            if rule is None:
+                return frozenset()
+            return seniors if rule.from_ == "seniors" else frozenset(rule.from_)
+
+        self.goals: list[tuple[_Scope, list[_Scope]]] = []
+        member: dict[ItemId, list[tuple[_Scope, bool]]] = {}
+        selected: set[ItemId] = set()
+        for goal in plan.goals:
+            scopes: list[_Scope] = []
+            goal_counted: set[ItemId] = set()
+            goal_context: set[ItemId] = set()
+            for milestone in goal.milestones:
+                counted: set[ItemId] = set()
+                context: set[ItemId] = set()
+                for selector in milestone.work:
+                    found, around = everything.select(selector)
+                    counted |= found
+                    context |= around
+                context -= counted
+                selected |= counted | context
+                goal_counted |= counted
+                goal_context |= context
+                rules = plan.rules_for(goal, milestone)
+                scope = _Scope(
+                    goal=goal, milestone=milestone, rules=rules,
+                    start=plan.moment(milestone.start) if milestone.start else None,
+                    due=plan.moment(milestone.due) if milestone.due else None,
+                    feedback=rules.feedback, feedback_from=expected(rules.feedback),
+                    counted=sorted(counted))
+                scopes.append(scope)
+                for iid in counted:
+                    member.setdefault(iid, []).append((scope, True))
+                for iid in context:
+                    member.setdefault(iid, []).append((scope, False))
+            whole = _Scope(
+                goal=goal, milestone=None, rules=plan.rules_for(goal),
+                start=min((s.start for s in scopes if s.start), default=None), due=None,
+                feedback=goal.feedback, feedback_from=expected(goal.feedback),
+                counted=sorted(goal_counted))
+            for iid in goal_counted:
+                member.setdefault(iid, []).append((whole, True))
+            for iid in goal_context:
+                member.setdefault(iid, []).append((whole, False))
+            self.goals.append((whole, scopes))
+        self.member = member
+        self.selected = selected
+        # Each item's own moments, when its state can change; and the events that make an
+        # account active, at the moment they count (not before the item exists).
+        self.items: list[tuple[ItemId, WorkItem]] = []
+        timeline: list[tuple[datetime, int]] = []
+        acts: list[tuple[datetime, datetime, ItemId]] = []
+        exact = True
+        for item in evidence.items:
+            if item.source not in sources:
+                continue
+            iid = (item.source, item.key)
+            number = len(self.items)
+            self.items.append((iid, item))
+            if item.points is not None and not _dyadic(item.points):
+                exact = False
+            created = item.created
+            times = {created}
+            if item.resolved is not None:
+                times.add(item.resolved)
+            for group in (self.changes.get(iid, ()), self.comments.get(iid, ()),
+                          self.assignments.get(iid, ())):
+                for event in group:
+                    times.add(event.at)
+            timeline.extend((t, number) for t in times)
+            for events in (self.changes.get(iid, ()), self.comments.get(iid, ())):
+                for event in events:
+                    if event.author is not None:
+                        acts.append((max(event.at, created), event.at,
+                                     (item.source, event.author)))
+        timeline.sort(key=lambda entry: entry[0])
+        acts.sort(key=lambda entry: entry[0])
+        self.timeline = timeline
+        self.acts = acts
+        self.exact_points = exact
+        """Whether every story point is a multiple of 1/1024 (and small): then sums kept
+        by adding and taking away are exactly the engine's sums in any order."""
+
+    def run(self, moments: list[datetime]) -> list[Snapshot]:
+        states: dict[ItemId, ItemState] = {}
+        activity: dict[str, datetime] = {}
+        none: list[Any] = []
+        changes, comments, assignments = self.changes, self.comments, self.assignments
+        timeline, acts, selected, member = self.timeline, self.acts, self.selected, self.member
+        person_of = self.person_of
+        at_event = at_act = 0
+        volatile: set[int] = set()
+        open_unselected = 0
+        out: list[Snapshot] = []
+        for moment in moments:
+            dirty = volatile
+            volatile = set()
+            while at_event < len(timeline) and timeline[at_event][0] <= moment:
+                dirty.add(timeline[at_event][1])
+                at_event += 1
+            while at_act < len(acts) and acts[at_act][0] <= moment:
+                _eff, at, account = acts[at_act]
+                person = person_of.get(account)
+                if person is not None:
+                    known = activity.get(person)
+                    if known is None or at > known:
+                        activity[person] = at
+                at_act += 1
+            for number in sorted(dirty):
+                iid, item = self.items[number]
+                if item.created > moment:
+                    continue
+                held = (_assignee_at(item, assignments[iid], moment) if iid in assignments
+                        else item.assignee)
+                state = _state(iid, item, changes.get(iid, none), comments.get(iid, none),
+                               moment, held)
+                before = states.get(iid)
+                states[iid] = state
+                if iid not in selected:
+                    open_unselected += (not state.done) - (before is not None and not before.done)
+                for scope, counts in member.get(iid, ()):
+                    self._update(scope, counts, before, state)
+                if state.done_at is not None and state.done_at >= moment:
+                    # Done by its resolution or last update, which is still to come: its
+                    # done time is the moment itself, so it moves with every week.
+                    volatile.add(number)
+            if not self.exact_points:
+                self._resum(states)
+            out.extend(self._week(moment, activity, open_unselected))
+        return out
+
+    def _update(self, scope: _Scope, counts: bool, before: ItemState | None,
+                state: ItemState) -> None:
+        item = state.item
+        if counts:
+            points = item.points or 0.0
+            if before is None:
+                scope.total += 1
+                scope.points_total += points
+                if scope.first_created is None or item.created < scope.first_created:
+                    scope.first_created = item.created
+            else:
+                if before.done:
+                    scope.done -= 1
+                    scope.points_done -= points
+                    assert before.done_at is not None
+                    del scope.done_at[bisect_left(scope.done_at, before.done_at)]
+                if not before.done and before.assignee is not None:
+                    scope.holders[self._holder(before)] -= 1
+            if state.done:
+                scope.done += 1
+                scope.points_done += points
+                assert state.done_at is not None
+                insort(scope.done_at, state.done_at)
+            elif state.assignee is not None:
+                scope.holders[self._holder(state)] += 1
+            last = state.last_change
+            if last is not None and (scope.last_movement is None or last > scope.last_movement):
+                scope.last_movement = last
+        if scope.feedback_from:
+            people, person_of = scope.feedback_from, self.person_of
+            latest = scope.latest_feedback
+            for comment in state.comments:
+                if (comment.author is not None
+                        and person_of.get((comment.source, comment.author)) in people
+                        and (latest is None or comment.at > latest)):
+                    latest = comment.at
+            scope.latest_feedback = latest
+
+    def _holder(self, state: ItemState) -> str:
+        source = state.item.source
+        return self.person_of.get((source, state.assignee or "")) or f"{source}:{state.assignee}"
+
+    def _resum(self, states: dict[ItemId, ItemState]) -> None:
+        """Point sums in the engine's order, for points no sum keeps exact."""
+        for whole, scopes in self.goals:
+            for scope in (whole, *scopes):
+                present = [states[i] for i in scope.counted if i in states]
+                scope.points_total = sum(s.item.points or 0.0 for s in present)
+                scope.points_done = sum(s.item.points or 0.0 for s in present if s.done)
+
+    # -- one week: the engine's rules over the scopes ------------------------------------
+
+    def _week(self, moment: datetime, activity: dict[str, datetime],
+              unmapped: int) -> list[Snapshot]:
+        plan = self.plan
+        found: list[Found] = [(None, None, Kind.UNMAPPED_WORK.value)] * unmapped
+        goals: list[GoalReport] = []
+        for whole, scopes in self.goals:
+            goal = whole.goal
+            milestones = [self._milestone(scope, moment, activity, found) for scope in scopes]
+            statuses = [m.status for m in milestones]
+            if statuses and all(s is Status.DONE for s in statuses):
+                status = Status.DONE
+            elif statuses and all(s is Status.NOT_STARTED for s in statuses):
+                status = Status.NOT_STARTED
+            else:
+                status = max((s for s in statuses if s not in (Status.DONE, Status.NOT_STARTED)),
+                             key=RANK.__getitem__, default=Status.ON_TRACK)
+            kinds: list[Kind] = []
+            if whole.owner is None:
+                kinds.append(Kind.UNOWNED)
+            if status not in (Status.DONE, Status.NOT_STARTED):
+                if self._feedback_missing(whole, moment):
+                    kinds.append(Kind.MISSING_FEEDBACK)
+                if self._single_point(whole):
+                    kinds.append(Kind.SINGLE_POINT_OF_FAILURE)
+                if self._inactive(whole, moment, activity):
+                    kinds.append(Kind.INACTIVE_OWNER)
+                if set(kinds) & AT_RISK_KINDS and RANK[status] < RANK[Status.AT_RISK]:
+                    status = Status.AT_RISK
+            found.extend((goal.id, None, k.value) for k in kinds)
+            weights = sum(m.weight for m in goal.milestones)
+            progress = (sum(r.progress * m.weight for r, m in zip(milestones, goal.milestones,
+                                                                 strict=True)) / weights
+                        if weights else 0.0)
+            goals.append(GoalReport.model_construct(
+                id=goal.id, title=goal.title, owner=goal.owner, weight=goal.weight, status=status, progress=round(progress, 4), milestones=milestones))
+        progress, status = overall(plan, goals)
+        return snapshots_from(plan=plan.name, as_of=moment, status=status, progress=progress,
+                              goals=goals, found=found, origin="backfill", validate=False)
+
+    def _milestone(self, scope: _Scope, moment: datetime, activity: dict[str, datetime],
+                   found: list[Found]) -> MilestoneReport:
+        kinds: list[Kind] = []
+        if scope.owner is None:
+            kinds.append(Kind.UNOWNED)
+        if scope.start is not None and scope.start > moment:
+            status = Status.NOT_STARTED
+        elif scope.total and scope.done == scope.total:
+            status = Status.DONE
+        else:
+            status = Status.ON_TRACK
+        forecast = None
+        if status is Status.ON_TRACK:
+            if self._stalled(scope, moment):
+                kinds.append(Kind.STALLED)
+            if scope.due is not None and scope.due < moment:
+                kinds.append(Kind.OVERDUE)
+            else:
+                enough, forecast = self._forecast(scope, moment)
+                if (scope.due is not None and enough
+                        and not (forecast is not None and forecast <= scope.due)):
+                    kinds.append(Kind.SLIPPING)
+            if self._feedback_missing(scope, moment):
+                kinds.append(Kind.MISSING_FEEDBACK)
+            if self._inactive(scope, moment, activity):
+                kinds.append(Kind.INACTIVE_OWNER)
+            if Kind.OVERDUE in kinds:
+                status = Status.OFF_TRACK
+            elif set(kinds) & AT_RISK_KINDS:
+                status = Status.AT_RISK
+        by_points = scope.rules.progress == "points"
+        if by_points:
+            progress = scope.points_done / scope.points_total if scope.points_total else 0.0
+        else:
+            progress = scope.done / scope.total if scope.total else 0.0
+        found.extend((scope.goal.id, scope.ref, k.value) for k in kinds)
+        assert scope.milestone is not None
+        return MilestoneReport.model_construct(
+            id=scope.ref, title=scope.milestone.title, owner=scope.owner, status=status,
+            progress=round(progress, 4), start=scope.milestone.start, due=scope.milestone.due,
+            last_movement=scope.last_movement, depends_on=list(scope.milestone.depends_on),
+            items=ItemCounts.model_construct(
+                total=scope.total, done=scope.done,
+                points_total=round(scope.points_total, 4) if by_points else None,
+                points_done=round(scope.points_done, 4) if by_points else None),
+            forecast=forecast)
+
+    @staticmethod
+    def _stalled(scope: _Scope, moment: datetime) -> bool:
+        limit = scope.rules.stall_after
+        clock = max((m for m in (scope.start, scope.last_movement) if m is not None),
+                    default=None)
+        if clock is None:
+            clock = scope.first_seen()
+        return limit is not None and clock is not None and moment - clock > limit
+
+    @staticmethod
+    def _forecast(scope: _Scope, moment: datetime) -> tuple[bool, datetime | None]:
+        window = scope.rules.forecast_window or timedelta(days=28)
+        remaining = scope.total - scope.done
+        began = scope.first_seen()
+        if (remaining == 0 or scope.done < MIN_DONE_FOR_FORECAST or began is None
+                or moment - began < MIN_FORECAST_HISTORY):
+            return False, None
+        recent = scope.done - bisect_right(scope.done_at, moment - window)
+        if recent == 0:
+            return True, None
+        return True, moment + window / recent * remaining
+
+    @staticmethod
+    def _feedback_missing(scope: _Scope, moment: datetime) -> bool:
+        rule = scope.feedback
+        if rule is None:
+            return False
+        began = scope.first_seen()
+        if began is None or moment - began < rule.every:
+            return False
+        latest = scope.latest_feedback
+        return not (latest is not None and latest > moment - rule.every)
+
+    @staticmethod
+    def _single_point(scope: _Scope) -> bool:
+        share_limit = scope.rules.single_owner_share
+        holders = {k: v for k, v in scope.holders.items() if v}
+        total = sum(holders.values())
+        if share_limit is None or total < 3:
+            return False
+        _holder, count = min(holders.items(), key=lambda kv: (-kv[1], kv[0]))
+        return not count / total < share_limit
+
+    @staticmethod
+    def _inactive(scope: _Scope, moment: datetime, activity: dict[str, datetime]) -> bool:
+        owner, limit = scope.owner, scope.rules.inactive_after
+        if owner is None or limit is None:
+            return False
+        last = activity.get(owner)
+        return not (last is not None and moment - last <= limit)
+
+
+def _dyadic(points: float) -> bool:
+    return abs(points) < 2**30 and (points * 1024).is_integer()
+
+
+def missing_weeks(plan: Plan, evidence: Evidence, *, until: datetime, stored: set[datetime],
+                  index: EvidenceIndex | None = None) -> list[datetime]:
+    """The week-ends up to ``until`` with no snapshot among ``stored``."""
+    return [m for m in week_ends(plan, evidence, until=until, index=index) if m not in stored]
+
+
+__all__ = ["first_moment", "missing_weeks", "reconstruct", "week_ends"]
