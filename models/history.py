@@ -218,8 +218,12 @@ def record_run(store: Store, plan: Plan, report: Report, *,
     """
     if evidence is None:
         evidence = store.evidence(plan.sources)
-    missing = _missing_weeks(store, plan, evidence, report.as_of)
-    snapshots = reconstruct(plan, evidence, missing) + snapshots_of(report)
+    stored = _stored_moments(store, plan.name)
+    missing = [m for m in week_ends(plan, evidence, until=report.as_of) if m not in stored]
+    # A snapshot records the plan as it was judged then: a later run at the same moment
+    # (of an edited plan, say) never rewrites it.
+    run = [] if report.as_of in stored else snapshots_of(report)
+    snapshots = reconstruct(plan, evidence, missing) + run
     written = save(store, snapshots)
     if missing:
         log.info("history of %r: %d past weeks reconstructed", plan.name, len(missing))
