@@ -334,7 +334,7 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
             "after). The schedules below still run. For the UI, start a lasting server with "
             "`prefect server start` (UI at http://127.0.0.1:4200) and run: "
             f"PREFECT_API_URL=http://127.0.0.1:4200/api stratmap serve {args.plan}",
-            highlight=False, markup=False)
+            highlight=False, markup=False, soft_wrap=True)
     # db stays as given: the flow finds STRATMAP_DB or the plan's own store itself, and a
     # URL from the environment (with its password) never lands in deployment parameters.
     deployments = deployments_for(plan, plan_path=Path(args.plan).resolve(), db=args.db)

@@ -8,6 +8,7 @@ an alert route's ``on:`` key mean what they say.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import re
@@ -468,6 +469,33 @@ def _check_alerts(doc: _Document, plan: Plan) -> None:
 # -- entry points ----------------------------------------------------------------------------
 
 
+def _without_wrong_values(data: Any, error: ValidationError) -> Plan | None:
+    """The plan with each wrongly typed optional value left out, for the checks across the
+    plan; None when that is not enough (a required value is wrong or missing). Only keys
+    are dropped, never list entries, so every path still points at its place in the file."""
+    trimmed = copy.deepcopy(data)
+    dropped: set[Path_] = set()
+    for _ in range(3):
+        for item in error.errors():
+            path, _models = _resolve(trimmed, item["loc"])
+            if path in dropped:
+                continue  # a union's second branch failing on the same value
+            dropped.add(path)
+            if not path or not isinstance(path[-1], str):
+                return None
+            parent: Any = trimmed
+            for segment in path[:-1]:
+                parent = parent[segment]
+            if not isinstance(parent, dict) or path[-1] not in parent:
+                return None
+            del parent[path[-1]]
+        try:
+            return Plan.model_validate(trimmed)
+        except ValidationError as again:
+            error = again
+    return None
+
+
 def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
     """The YAML parser's complaint as a sentence about the plan's lines."""
     problem = str(error.problem or error)
@@ -511,7 +539,12 @@ def parse_plan(text: str, *, file: str = "plan.yaml") -> Plan:
         plan = Plan.model_validate(data)
     except ValidationError as error:
         _pydantic_problems(doc, data, error)
-        raise PlanError(doc.problems) from None
+        # Every problem in one pass: check the people, sources and milestones the plan
+        # names too, on the plan without the values already found wrong.
+        repaired = _without_wrong_values(data, error)
+        if repaired is not None:
+            _cross_checks(doc, repaired)
+        raise PlanError(sorted(doc.problems, key=lambda p: (p.line, p.column))) from None
     _cross_checks(doc, plan)
     if doc.problems:
         raise PlanError(doc.problems)

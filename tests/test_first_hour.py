@@ -259,3 +259,131 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
             connection.close()
     assert process.returncode == 130, out + err
     assert "interrupted" in out and "Traceback" not in out + err
+
+
+# -- 4. messages -------------------------------------------------------------------------
+
+FOUR_PROBLEMS = """\
+version: 1
+name: Four problems
+leader: alicia
+people:
+  alice: {name: Alice}
+sources:
+  jira: {kind: jria, url: "https://x.example", token: env:T, scope: "project = X"}
+goals:
+  - id: g
+    title: G
+    owner: alice
+    weight: lots
+    milestones:
+      - id: m
+        title: M
+        owner: carl
+        work: {source: jira, epic: X-1}
+"""
+
+
+def test_validate_reports_every_problem_in_plain_sentences(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(FOUR_PROBLEMS)
+    done = stratmap("validate", str(plan), cwd=tmp_path)
+    assert done.returncode == 2
+    lines = [line.removeprefix(f"{plan}:") for line in done.stdout.splitlines()]
+    assert lines[:-1] == [
+        "3:9: unknown person 'alicia'; did you mean 'alice'? (add them under people:)",
+        "7:9: unknown source kind 'jria'; did you mean 'jira'? (use one of csv, github, gitlab, "
+        "jira, jsonl, linear, redmine)",
+        "12:13: weight expects a number, not 'lots' (e.g. weight: 2)",
+        "16:16: unknown person 'carl' (add them under people:)",
+        "17:15: work expects a list, written [a, b] on one line or as lines starting with "
+        "'- ', not a mapping (e.g. work: [{source: jira, epic: WEB-1}])",
+    ]
+    assert lines[-1].endswith("5 problem(s) in " + str(plan).removeprefix(f"{plan}:"))
+    for parser_word in ("Input should", "valid list", "<block end>"):
+        assert parser_word not in done.stdout
+    plan.write_text("version: 1\nname: x\nleader: a\ngoals:\n  - id: g\n    title: G\n  ? bad\n")
+    yaml_error = stratmap("validate", str(plan), cwd=tmp_path)
+    assert yaml_error.returncode == 2 and "<block end>" not in yaml_error.stdout
+    assert "check its indentation" in yaml_error.stdout
+
+
+def test_a_refused_connection_names_the_host_and_the_cause(tmp_path: Path) -> None:
+    plan = shop(tmp_path / "shop")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    plan.write_text(plan.read_text().replace(
+        "jira: {kind: jsonl, path: export}",
+        f"jira: {{kind: jira, url: 'http://127.0.0.1:{port}', token: env:SHOP_TOKEN, "
+        "scope: project = SHOP, deployment: datacenter}"))
+    done = stratmap("-v", "run", str(plan), cwd=tmp_path, env={"SHOP_TOKEN": "t0ken"})
+    output = " ".join(done.stdout.split())
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "connection to 127.0.0.1 refused" in output and "check url" in output
+    assert "lost its connection" not in output
+    assert "retry" not in done.stderr.lower()  # refused is not retried
+
+
+# -- 7. one time-zone rule ---------------------------------------------------------------
+
+
+def test_a_bare_date_is_midnight_in_the_plans_zone_everywhere(tmp_path: Path) -> None:
+    plan = shop(tmp_path / "shop")  # timezone: America/New_York
+    done = stratmap("run", str(plan), "--as-of", "2027-03-01", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "as of 2027-03-01 00:00 America/New_York" in done.stdout
+    report = report_json(plan, tmp_path, "--as-of", "2027-03-01")
+    del report  # report_json passes AS_OF too; ask again with the bare date alone
+    js = stratmap("report", str(plan), "--format", "json", "--as-of", "2027-03-01",
+                  cwd=tmp_path)
+    data = json.loads(js.stdout)
+    assert data["as_of"] == "2027-03-01T05:00:00+00:00" and data["timezone"] == "America/New_York"
+    md = stratmap("report", str(plan), "--as-of", "2027-03-01T14:30Z", cwd=tmp_path).stdout
+    assert "Judged at 2027-03-01 09:30 America/New_York" in md
+
+
+# -- 8. small things ---------------------------------------------------------------------
+
+
+def test_the_small_things_a_user_notices(tmp_path: Path) -> None:
+    plan = shop(tmp_path / "shop")
+    valid = stratmap("validate", str(plan), cwd=tmp_path)
+    assert "1 goal, 2 milestones, 2 people, 1 source" in valid.stdout
+    validate_help = stratmap("validate", "--help", cwd=tmp_path).stdout
+    codes = validate_help.split("exit codes:")[1]
+    assert "0  done" in codes and "2  the plan" in codes and "3  " not in codes
+    wide = stratmap("run", str(plan), "--as-of", AS_OF, cwd=tmp_path).stdout
+    severities = [word for line in wide.splitlines() for word in line.split()
+                  if word in ("critical", "warning", "info")]
+    assert severities == sorted(severities, key=["critical", "warning", "info"].index)
+    narrow = stratmap("run", str(plan), "--offline", "--no-record", "--as-of", AS_OF,
+                      cwd=tmp_path, columns=80).stdout
+    findings = narrow.split("findings", 1)[1]
+    assert "┃" not in findings and "│" not in findings  # lines, not a table
+    message = "No status change on shop.checkout for 53 days (limit 14d)"
+    assert message in " ".join(findings.split())  # wrapped at spaces, never mid-word
+    md = stratmap("report", str(plan), "--as-of", AS_OF, cwd=tmp_path).stdout
+    kinds = [line.split("|")[1].strip() for line in md.split("## Findings")[1].split(
+        "## Milestones")[0].splitlines() if line.startswith("| ") and "Severity" not in line]
+    assert kinds == sorted(kinds, key=["critical", "warning", "info"].index)
+    html = tmp_path / "r.html"
+    assert stratmap("report", str(plan), "--as-of", AS_OF, "--format", "html", "-o", str(html),
+                    cwd=tmp_path).returncode == 0
+    assert 'class="bar bar-off_track"' in html.read_text()
+
+
+def test_serve_without_a_prefect_api_says_what_it_does(tmp_path: Path) -> None:
+    plan = shop(tmp_path / "shop")
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("PREFECT_", "STRATMAP_"))}
+    environment.update({"PREFECT_HOME": str(tmp_path / "prefect-home"), "COLUMNS": "200"})
+    with subprocess.Popen([str(STRATMAP), "serve", str(plan)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=environment,
+                          cwd=tmp_path) as process:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        process.kill()
+        process.communicate(timeout=60)
+    assert "No Prefect API is configured" in first and "temporary server" in first
+    assert "prefect server start" in first and "http://127.0.0.1:4200" in first
