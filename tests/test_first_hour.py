@@ -387,3 +387,13 @@ def test_serve_without_a_prefect_api_says_what_it_does(tmp_path: Path) -> None:
         process.communicate(timeout=60)
     assert "No Prefect API is configured" in first and "temporary server" in first
     assert "prefect server start" in first and "http://127.0.0.1:4200" in first
+
+
+def test_every_plan_field_has_hover_help_in_the_schema(tmp_path: Path) -> None:
+    done = stratmap("schema", "plan", cwd=tmp_path)
+    assert done.returncode == 0
+    body = json.loads(done.stdout)
+    bare = [f"{name}.{field}" for name, model in [("Plan", body), *body["$defs"].items()]
+            for field, spec in model.get("properties", {}).items() if not spec.get("description")]
+    assert bare == []
+    assert body["properties"]["version"]["description"] == "The plan format's version: 1."
