@@ -397,8 +397,10 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
         for d in result.check.differences:
             differences += 1
             done = " [green]✓ written[/]" if d in result.applied else ""
+            wanted = (_account_name(plan, result.source, d.plan) if d.field == "assignee"
+                      else d.plan)
             table.add_row(result.source, shown(d.container), d.field,
-                          shown(d.tracker or "") or "[dim]unset[/]", f"{shown(d.plan)}{done}",
+                          shown(d.tracker or "") or "[dim]unset[/]", f"{shown(wanted)}{done}",
                           d.milestone)
     if differences:
         console.print(table)
@@ -423,6 +425,16 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
     console.print(f"{differences} difference(s). Nothing was written: run with [bold]--apply"
                   "[/] to write the plan's values to the trackers.")
     return EXIT_FINDINGS if args.check else EXIT_OK
+
+
+def _account_name(plan, source: str, account: str) -> str:  # type: ignore[no-untyped-def]
+    """A tracker account as a person: ``Carol Nguyen (5e8b1c...)``, from the plan's
+    ``accounts`` (by source name or kind); the account alone if no person has it."""
+    kind = plan.sources[source].kind if source in plan.sources else None
+    for person in plan.people.values():
+        if person.name and account in (person.accounts.get(source), person.accounts.get(kind)):
+            return f"{person.name} ({account})"
+    return account
 
 
 def cmd_schema(args: argparse.Namespace, console: Console) -> int:
