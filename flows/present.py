@@ -112,8 +112,12 @@ def person_name(report: Report, handle: str | None) -> str:
 
 def summary(report: Report, console: Console) -> None:
     """The goals and milestones, then the findings, unknown people and flagged items."""
-    table = Table(title=Text(f"{plain(report.plan)} — as of {shown_moment(report)}"),
-                  title_justify="left")
+    title = Text(f"{plain(report.plan)} — as of {shown_moment(report)}")
+    if report.stale_sources:
+        title.append(" — STALE: not synced: " + ", ".join(plain(s.source)
+                                                          for s in report.stale_sources),
+                     "bold yellow")
+    table = Table(title=title, title_justify="left")
     for column in ("Goal / milestone", "Status", "Progress", "Items", "Due", "Owner"):
         table.add_column(column)
     for goal in report.goals:

@@ -217,7 +217,7 @@ def test_a_failed_sync_prints_the_stored_report_marked_stale(tmp_path: Path) -> 
     shutil.rmtree(plan.parent / "export")
     done = stratmap("run", str(plan), "--as-of", AS_OF, "--quiet", cwd=tmp_path)
     assert done.returncode == 3
-    assert "sync failed" in done.stdout and "stale" in done.stdout.lower()
+    assert "sync failed" in done.stdout and "STALE: not synced: jira" in done.stdout
     assert "A better shop" in done.stdout  # the summary, from what the store held
 
 
