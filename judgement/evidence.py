@@ -286,13 +286,14 @@ class EvidenceIndex:
 
 
     def resolved(self, selector: Selector) -> bool:
-        """Whether what ``selector`` chooses is known: its source has synced items, and a
-        tracker-resolved selector (``jql``, ``query``) was resolved by a sync."""
+        """Whether ``selector`` choosing nothing is news: its source has synced items, and
+        a tracker-resolved selector (``jql``, ``query``) was resolved by a sync."""
         if not self._by_source.get(selector.source):
             return False
         criteria = selector.criteria()
-        if "jql" in criteria or "query" in criteria:
-            return (selector.source, selector.key()) in self.selections
+        if ("jql" in criteria or "query" in criteria) and (
+                selector.source, selector.key()) not in self.selections:
+            return False
         return bool(criteria)
 
     def nearest(self, selector: Selector) -> str | None:
@@ -340,7 +341,7 @@ def _closest(value: str, known: set[str], *, spelling: bool = True) -> str | Non
     same = sorted(k for k in known if k.casefold() == folded)
     if same or not spelling:
         return same[0] if same else None
-    close = difflib.get_close_matches(folded, {k.casefold(): k for k in known}, n=1, cutoff=0.75)
+    close = difflib.get_close_matches(folded, {k.casefold(): k for k in known}, n=1, cutoff=0.85)
     if not close:
         return None
     return next(k for k in sorted(known) if k.casefold() == close[0])
