@@ -11,6 +11,7 @@ from types import TracebackType
 from zoneinfo import ZoneInfo as zone
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.progress import (
     BarColumn,
     Progress,
@@ -170,7 +171,7 @@ def _findings_compact(report: Report, console: Console) -> None:
                                     f" {f.kind.value} ", (where, "bold"),
                                     (f" → {who}" if who else "")), overflow="ellipsis",
                       no_wrap=True)
-        console.print(Text(f"  {plain(f.message)}"))
+        console.print(Padding(Text(plain(f.message)), (0, 0, 0, 2), expand=False))
 
 
 def shown_moment(report: Report) -> str:

@@ -230,10 +230,10 @@ class Page:
             finding=finding,
             where=self.where(finding.milestone or finding.goal) if (
                 finding.milestone or finding.goal) else Part("unmapped"),
-            person=self._name(finding.person), evidence=self._evidence(finding), item=item,
+            person=self.name(finding.person), evidence=self._evidence(finding), item=item,
         )
 
-    def _name(self, handle: str | None) -> str | None:
+    def name(self, handle: str | None) -> str | None:
         """A plan handle as the person's name (the handle when the plan gives none)."""
         if handle is None:
             return None
