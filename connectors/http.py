@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -78,11 +79,56 @@ def transport_error(source: str, what: str, error: Exception, *,
     if isinstance(error, requests.exceptions.SSLError) or isinstance(
             error.__cause__ or error.__context__, ssl.SSLCertVerificationError):
         return FatalSourceError(source, f"{what}: TLS verification failed", hint=url_hint)
+    host = _host(error)
+    at = f" to {host}" if host else ""
+    causes = list(_causes(error))
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        # A name that does not resolve will not resolve in ten seconds either: stop now.
+        return FatalSourceError(source, f"{what}: the host name {host or ''} could not be "
+                                "resolved (no such host, or no DNS)", hint=url_hint)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return FatalSourceError(source, f"{what}: connection{at} refused (nothing listens "
+                                "there: a wrong host or port, or the server is down)",
+                                hint=url_hint)
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return FatalSourceError(source, f"{what}: the TLS handshake{at} failed", hint=url_hint)
     if isinstance(error, _TIMEOUT):
-        return RetriableError(source, f"{what} timed out")
+        return RetriableError(source, f"{what}{at} timed out")
     if isinstance(error, _CONNECTION):
-        return RetriableError(source, f"{what} lost its connection ({type(error).__name__})")
+        return RetriableError(source, f"{what} lost its connection{at} "
+                              f"({type(error).__name__})")
     return FatalSourceError(source, f"{what} failed ({type(error).__name__})", hint=url_hint)
+
+
+def _host(error: Exception) -> str | None:
+    """The host a failed request was for, from the client's exception."""
+    request = None
+    if isinstance(error, httpx.RequestError):
+        try:
+            request = error.request
+        except RuntimeError:  # httpx raises when the error carries no request
+            request = None
+        return request.url.host if request is not None else None
+    url = getattr(getattr(error, "request", None), "url", None)
+    if isinstance(url, str):
+        return httpx.URL(url).host or None
+    return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error and what caused it, through ``__cause__``/``__context__``, urllib3's
+    ``reason`` and exceptions carried as arguments (requests wraps urllib3's that way)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [error]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None),
+                  *current.args]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
 
 
 class Classify(Protocol):

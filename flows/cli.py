@@ -25,37 +25,58 @@ EXIT_ERROR = 1
 EXIT_INVALID = 2
 EXIT_SOURCE = 3
 EXIT_FINDINGS = 4
+EXIT_NOTHING = 5
+EXIT_BUG = 70
+EXIT_INTERRUPTED = 130
 
-EXIT_CODES = """\
-exit codes:
-  0  done
-  1  the store or a file cannot be used (the message says why), or an
-     unexpected error (a bug: please report it with the message)
-  2  the plan (or the command line) is invalid: every problem is printed as
-     PLAN:LINE:COLUMN: message
-  3  a tracker could not be synced: the message names the source and what to check;
-     what was synced before the error is kept
-  4  --fail-on was given and a finding of that severity (or worse) was found;
-     for push --check: a tracker differs from the plan
-"""
+EXIT_CODE_TEXT = {
+    EXIT_OK: "done",
+    EXIT_ERROR: "the store, a file or a folder cannot be used, or a database driver is\n"
+                "     missing: the message says which and what to do",
+    EXIT_INVALID: "the plan (or the command line) is invalid: every problem is printed as\n"
+                  "     PLAN:LINE:COLUMN: message",
+    EXIT_SOURCE: "a tracker could not be synced: the message names the source, the host and\n"
+                 "     the cause; the report from what the store held before is printed,\n"
+                 "     marked stale",
+    EXIT_FINDINGS: "--fail-on was given and a finding of that severity (or worse) was found;\n"
+                   "     for push --check: a tracker differs from the plan",
+    EXIT_NOTHING: "nothing to judge: no source of the plan was ever synced into this store",
+    EXIT_BUG: "an unexpected error: a bug in stratmap (please report it with the message)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); what was synced before is kept",
+}
 
+
+def exit_codes(*codes: int) -> str:
+    """The ``exit codes:`` block of a command's --help: only the codes it returns."""
+    return "exit codes:\n" + "".join(f"  {code:<2} {EXIT_CODE_TEXT[code]}\n"
+                                     for code in codes)
+
+
+EXIT_CODES = exit_codes(*EXIT_CODE_TEXT)
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 log = logging.getLogger(__name__)
 
 
-def parse_when(text: str) -> datetime:
-    """An ISO 8601 date (midnight UTC) or datetime (UTC if no offset is given)."""
+def parse_when(text: str) -> date | datetime:
+    """An ISO 8601 date or datetime, as written: :func:`as_of` places it in the plan's time
+    zone (a bare date is midnight there, a datetime without an offset is read there)."""
     value = text.strip().replace("Z", "+00:00")
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
-        moment = datetime.fromisoformat(value)
+            return date.fromisoformat(value)
+        return datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO 8601 date or datetime (e.g. 2027-01-20 or "
             "2027-01-20T09:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def as_of(args: argparse.Namespace, plan) -> datetime | None:  # type: ignore[no-untyped-def]
+    """``--as-of`` as an aware moment, by the plan's one rule: a bare date is midnight in
+    the plan's time zone, like the plan's own dates; None: now."""
+    when = getattr(args, "as_of", None)
+    return None if when is None else plan.moment(when).astimezone(UTC)
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -96,9 +117,12 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
             failed = True
             continue
         milestones = sum(len(g.milestones) for g in plan.goals)
-        console.print(f"{path}: [green]valid[/] — {len(plan.goals)} goals, {milestones} "
-                      f"milestones, {len(plan.people)} people, {len(plan.sources)} sources",
-                      highlight=False)
+        from stratmap.flows.present import plural
+
+        console.print(f"{path}: [green]valid[/] — {plural(len(plan.goals), 'goal')}, "
+                      f"{plural(milestones, 'milestone')}, "
+                      f"{plural(len(plan.people), 'person', 'people')}, "
+                      f"{plural(len(plan.sources), 'source')}", highlight=False)
     return EXIT_INVALID if failed else EXIT_OK
 
 
@@ -142,6 +166,51 @@ def prefect_api_configured() -> bool:
     return bool(get_current_settings().api.url)
 
 
+def _store_of(args: argparse.Namespace, plan_path: Path) -> None:
+    """Fill in ``--db``: STRATMAP_DB, else the plan's own store beside the plan file."""
+    from stratmap.models.store import database_url
+
+    args.db = database_url(args.db, plan_path=plan_path)
+
+
+def _never_synced(plan, args: argparse.Namespace, *, reading: bool = False) -> list[str] | None:  # type: ignore[no-untyped-def]
+    """The plan's sources this store never synced; None when it synced none of them (or is
+    a SQLite file that does not exist: it is not created). ``reading``: as for
+    :func:`_store`."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(args.db)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).exists():
+        return None
+    with _store(args, reading=reading) as store:
+        never = [name for name in plan.sources if store.state(name) is None]
+    return None if plan.sources and len(never) == len(plan.sources) else never
+
+
+def _nothing_to_judge(plan, args: argparse.Namespace, console: Console) -> int:  # type: ignore[no-untyped-def]
+    from stratmap.models.store import redact_url
+
+    console.print(Text.assemble(
+        ("nothing to judge: ", "red"),
+        f"the store {redact_url(args.db)} holds no sync of this plan's sources "
+        f"({', '.join(plan.sources) or 'none'}). Run `stratmap run {args.plan}` first (it "
+        "syncs them), or point --db / STRATMAP_DB at the store that run used."))
+    return EXIT_NOTHING
+
+
+def _mark_never_synced(report, never: list[str]):  # type: ignore[no-untyped-def]
+    """The report with each never-synced source listed as stale: nothing of it was judged."""
+    from stratmap.models.report import StaleSource
+
+    if not never:
+        return report
+    known = {s.source for s in report.stale_sources}
+    marked = [StaleSource(source=name, error="never synced into this store: nothing of it "
+                          "is judged", last_synced=None) for name in never if name not in known]
+    return report.model_copy(update={"stale_sources": [*report.stale_sources, *marked]})
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from stratmap.flows.present import SyncProgress, summary, sync_failures
 
@@ -149,14 +218,27 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if plan is None:
         return EXIT_INVALID
     plan_path = Path(args.plan).resolve()
-    use_prefect = args.prefect if args.prefect is not None else prefect_api_configured()
+    _store_of(args, plan_path)
+    when = as_of(args, plan)
+    never: list[str] = []
+    if args.offline:
+        found = _never_synced(plan, args)
+        if found is None:
+            return _nothing_to_judge(plan, args, console)
+        never = found
+        if never:
+            console.print(f"[yellow]warning:[/] never synced: {', '.join(never)}; "
+                          "--offline judges only what the store holds (run once without "
+                          "--offline, or check --db)", highlight=False)
+    use_prefect = (args.prefect if args.prefect is not None else prefect_api_configured()) \
+        and args.record
     if use_prefect:
         from stratmap.flows.track import RunFailed, track_plan
 
         # The flow syncs, judges, records and publishes; the CLI shows what it returned.
         undelivered: list[str] = []
         try:
-            report = track_plan(str(plan_path), db=args.db, as_of=args.as_of,
+            report = track_plan(str(plan_path), db=args.db, as_of=when,
                                 offline=args.offline)["report"]
             failed: dict[str, str] = {}
         except RunFailed as error:
@@ -165,28 +247,25 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     else:
         from stratmap.flows.run import track
 
-        if plan.alerts and plan.alerts.routes and not args.quiet:
+        if plan.alerts and plan.alerts.routes and not args.quiet and args.record:
             console.print("[dim]alerts and events are sent by the Prefect flow: set "
                           "PREFECT_API_URL (or pass --prefect) to publish them[/]")
-        if args.offline:
-            with _store(args) as store:
-                never = [name for name in plan.sources if store.state(name) is None]
-            if never:
-                console.print(f"[yellow]warning:[/] never synced: {', '.join(never)}; "
-                              "--offline judges only what the store holds (run once without "
-                              "--offline, or check --db)", highlight=False)
         with SyncProgress(console, [] if args.offline else list(plan.sources),
                           quiet=args.quiet) as progress:
-            run = track(plan, plan_dir=plan_path.parent, db=args.db, as_of=args.as_of,
-                        offline=args.offline, observer=progress)
+            run = track(plan, plan_dir=plan_path.parent, db=args.db, as_of=when,
+                        offline=args.offline, observer=progress, record=args.record)
         report, failed, undelivered = run.report, run.failed, []
+    report = _mark_never_synced(report, never)
     if args.json:
         Path(args.json).write_text(report.to_json(), encoding="utf-8")
     sync_failures(console, failed)
-    if not args.quiet:
+    if not args.quiet or failed:
         summary(report, console)
-        if args.json:
+        if args.json and not args.quiet:
             console.print(f"Report written to [bold]{args.json}[/]")
+    if not args.record and not args.quiet:
+        console.print("[dim]--no-record: judged only; nothing was recorded in the history "
+                      "(sources are still synced unless --offline)[/]")
     if failed:
         return EXIT_SOURCE
     if use_prefect and undelivered:
@@ -203,9 +282,22 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     plan = _load(args.plan, console)
     if plan is None:
         return EXIT_INVALID
+    _store_of(args, Path(args.plan))
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        console.print(f"[red]cannot use[/] {args.output}: No such file or directory (the "
+                      f"folder {Path(args.output).resolve().parent} does not exist)",
+                      highlight=False)
+        return EXIT_ERROR
+    never = _never_synced(plan, args, reading=True)
+    if never is None:
+        return _nothing_to_judge(plan, args, console)
+    if never:
+        console.print(Text.assemble(("warning: ", "yellow"), f"never synced into this store: "
+                                    f"{', '.join(never)}; the report marks them stale"))
     with _store(args, reading=True) as store:
         evidence = store.evidence(plan.sources)  # read once: the judgement and the page
-        report, index = judge_indexed(plan, evidence, as_of=args.as_of or utcnow())
+        report, index = judge_indexed(plan, evidence, as_of=as_of(args, plan) or utcnow())
+        report = _mark_never_synced(report, never)
         if args.format == "html":  # issue 6: one self-contained page, with history and map
             from stratmap.flows.history import html_report
 
@@ -230,10 +322,27 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     plan = _load(args.plan, console)
     if plan is None:
         return EXIT_INVALID
+    configured = prefect_api_configured()
     from prefect import serve
+    from prefect.settings import get_current_settings
 
     from stratmap.flows.deploy import deployments_for
 
+    if configured:
+        settings = get_current_settings()
+        ui = settings.ui_url or str(settings.api.url).removesuffix("/api")
+        console.print(f"Prefect API {settings.api.url}; the deployments, their runs and "
+                      f"schedules are in the UI at {ui}/deployments", highlight=False)
+    else:
+        console.print(
+            "No Prefect API is configured (PREFECT_API_URL): Prefect starts a temporary "
+            "server for as long as this command runs (API only, no UI; nothing is kept "
+            "after). The schedules below still run. For the UI, start a lasting server with "
+            "`prefect server start` (UI at http://127.0.0.1:4200) and run: "
+            f"PREFECT_API_URL=http://127.0.0.1:4200/api stratmap serve {args.plan}",
+            highlight=False, markup=False, soft_wrap=True)
+    # db stays as given: the flow finds STRATMAP_DB or the plan's own store itself, and a
+    # URL from the environment (with its password) never lands in deployment parameters.
     deployments = deployments_for(plan, plan_path=Path(args.plan).resolve(), db=args.db)
     for deployment in deployments:
         when = (f"on {deployment.schedules[0].schedule.cron} ({plan.timezone})"
@@ -294,8 +403,10 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
         for d in result.check.differences:
             differences += 1
             done = " [green]✓ written[/]" if d in result.applied else ""
+            wanted = (_account_name(plan, result.source, d.plan) if d.field == "assignee"
+                      else d.plan)
             table.add_row(result.source, shown(d.container), d.field,
-                          shown(d.tracker or "") or "[dim]unset[/]", f"{shown(d.plan)}{done}",
+                          shown(d.tracker or "") or "[dim]unset[/]", f"{shown(wanted)}{done}",
                           d.milestone)
     if differences:
         console.print(table)
@@ -323,6 +434,16 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
     return EXIT_FINDINGS if args.check else EXIT_OK
 
 
+def _account_name(plan, source: str, account: str) -> str:  # type: ignore[no-untyped-def]
+    """A tracker account as a person: ``Carol Nguyen (5e8b1c...)``, from the plan's
+    ``accounts`` (by source name or kind); the account alone if no person has it."""
+    kind = plan.sources[source].kind if source in plan.sources else None
+    for person in plan.people.values():
+        if person.name and account in (person.accounts.get(source), person.accounts.get(kind)):
+            return f"{person.name} ({account})"
+    return account
+
+
 def cmd_schema(args: argparse.Namespace, console: Console) -> int:
     from stratmap.models.schemas import schema_text
 
@@ -340,11 +461,13 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 def _db_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", metavar="URL",
-                        help="SQLAlchemy URL of the store (default: $STRATMAP_DB, else "
-                             "sqlite:///stratmap.db), e.g. postgresql+psycopg://host/db")
+                        help="SQLAlchemy URL of the store (default: $STRATMAP_DB, else the "
+                             "plan's own SQLite file beside it: plan.yaml -> "
+                             "plan.stratmap.db), e.g. postgresql+psycopg://host/db")
     parser.add_argument("--as-of", type=parse_when, metavar="WHEN",
                         help="judge the plan as it stood at WHEN (ISO 8601 date or datetime; "
-                             "default: now)")
+                             "a bare date is midnight in the plan's time zone, like the "
+                             "plan's dates; default: now)")
     parser.add_argument("--fail-on", choices=["info", "warning", "critical"],
                         help="exit 4 when a finding of this severity or worse is found")
 
@@ -385,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="check plan files", formatter_class=_Formatter,
         description="Check plan files; print every problem as PLAN:LINE:COLUMN: message.",
-        epilog="example:\n  stratmap validate plan.yaml\n\n" + EXIT_CODES)
+        epilog="example:\n  stratmap validate plan.yaml\n\n" + exit_codes(EXIT_OK, EXIT_INVALID))
     validate.add_argument("plans", nargs="+", metavar="PLAN")
     validate.set_defaults(func=cmd_validate)
 
@@ -401,13 +524,19 @@ def build_parser() -> argparse.ArgumentParser:
               stratmap run plan.yaml --offline --as-of 2027-01-20   # judge the past, no sync
               STRATMAP_DB=postgresql+psycopg://localhost/stratmap stratmap run plan.yaml
 
-            """) + EXIT_CODES)
+            """) + exit_codes(EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_SOURCE, EXIT_FINDINGS,
+                            EXIT_NOTHING, EXIT_BUG, EXIT_INTERRUPTED))
     run.add_argument("plan", metavar="PLAN")
     _db_options(run)
     run.add_argument("--json", metavar="FILE", help="also write the JSON report to FILE")
     run.add_argument("--offline", action="store_true",
                      help="skip the sync: judge what the store already holds")
-    run.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="print nothing but errors (and, when a sync fails, the report)")
+    run.add_argument("--no-record", dest="record", action="store_false",
+                     help="what-if: judge (an edited plan, say) without recording the run "
+                          "in the progress history and without publishing; also skips the "
+                          "Prefect flow")
     run.add_argument("--prefect", action=argparse.BooleanOptionalAction, default=None,
                      help="run as a Prefect flow (runs, artifacts, events and alerts in the "
                           "Prefect UI); default: when a Prefect API is configured "
@@ -464,7 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
               stratmap report plan.yaml --format html -o report.html
               stratmap report plan.yaml --format json --as-of 2027-01-20 | jq .findings
 
-            """) + EXIT_CODES)
+            """) + exit_codes(EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_FINDINGS, EXIT_NOTHING,
+                            EXIT_BUG, EXIT_INTERRUPTED))
     report.add_argument("plan", metavar="PLAN")
     _db_options(report)
     report.add_argument("--format", choices=["md", "html", "json"], default="md",
@@ -495,7 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
               stratmap push plan.yaml --check          exit 4 if anything differs (CI)
               stratmap push plan.yaml --source jira --apply
 
-            """) + EXIT_CODES)
+            """) + exit_codes(EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_SOURCE, EXIT_FINDINGS,
+                            EXIT_BUG, EXIT_INTERRUPTED))
     push.add_argument("plan", metavar="PLAN")
     push.add_argument("--apply", action="store_true", help="write the differences")
     push.add_argument("--check", action="store_true",
@@ -518,12 +649,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # the command prints a failed sync itself, once
+        logging.getLogger("stratmap.flows.run").setLevel(logging.CRITICAL)
     console = Console(stderr=args.command in ("report", "schema"))
     try:
         return int(args.func(args, console))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: what was synced before is kept")
-        return EXIT_ERROR
+        return EXIT_INTERRUPTED
     except Exception as error:  # the last line of defence: say it plainly
         return _unexpected(error, args, console)
 
@@ -563,6 +696,9 @@ def _unexpected(error: Exception, args: argparse.Namespace, console: Console) ->
                       highlight=False)
         console.print("this is a bug in stratmap: please report it with the message above "
                       "(run with -v for the traceback)", highlight=False)
+        if args.verbose:
+            log.exception("traceback")
+        return EXIT_BUG
     if args.verbose:
         log.exception("traceback")
     return EXIT_ERROR

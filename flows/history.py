@@ -32,9 +32,12 @@ def record_run(store: Store, plan: Plan, report: Report, *,
     """
     if evidence is None:
         evidence = store.evidence(plan.sources)
-    missing = missing_weeks(plan, evidence, until=report.as_of, index=index,
-                            stored=snapshot_moments(store, plan.name))
-    snapshots = reconstruct(plan, evidence, missing, index=index) + snapshots_of(report)
+    stored = snapshot_moments(store, plan.name)
+    missing = missing_weeks(plan, evidence, until=report.as_of, index=index, stored=stored)
+    # A snapshot records the plan as it was judged then: a later run at the same moment
+    # (of an edited plan, say) never rewrites it.
+    run = [] if report.as_of in stored else snapshots_of(report)
+    snapshots = reconstruct(plan, evidence, missing, index=index) + run
     written = save_snapshots(store, snapshots)
     if missing:
         log.info("history of %r: %d past weeks reconstructed", plan.name, len(missing))

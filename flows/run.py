@@ -90,9 +90,10 @@ def sync_one(source: str, plan: Plan, plan_dir: Path, db: str | None, started: d
 
 
 def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
-                     stale: Mapping[str, str]) -> Report:
+                     stale: Mapping[str, str], record: bool = True) -> Report:
     """Judge the plan from the store, mark the sources that did not sync as stale, and
-    record the run in the progress history (once)."""
+    record the run in the progress history (once; not at all with ``record=False``, a
+    what-if)."""
     with Store(db) as store:
         evidence = store.evidence(plan.sources)
         report, index = judge_indexed(plan, evidence, as_of=as_of)
@@ -102,14 +103,16 @@ def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
                             last_synced=(state.last_sync_finished if (state := store.state(name))
                                          else None))
                 for name in sorted(stale)]})
-        record_run(store, plan, report, evidence=evidence, index=index)
+        if record:
+            record_run(store, plan, report, evidence=evidence, index=index)
     return report
 
 
 def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None = None,
           offline: bool = False, steps: Steps | None = None, publish: Publisher | None = None,
-          observer: Observer | None = None) -> Tracked:
-    """Sync every source (unless ``offline``), judge once, record once, then ``publish``."""
+          observer: Observer | None = None, record: bool = True) -> Tracked:
+    """Sync every source (unless ``offline``), judge once, record once (unless not
+    ``record``), then ``publish``."""
     steps = steps or Steps()
     started = utcnow()
     synced: dict[str, SyncResult] = {}
@@ -127,6 +130,7 @@ def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None 
                 synced[source] = outcome
                 if observer is not None:
                     observer.synced(source, outcome)
-    report = steps.run("judge-plan", judge_and_record, plan, db, as_of or utcnow(), failed)
+    report = steps.run("judge-plan", judge_and_record, plan, db, as_of or utcnow(), failed,
+                       record)
     published = steps.run("publish-report", publish, plan, db, report) if publish else {}
     return Tracked(report=report, synced=synced, failed=failed, published=published)

@@ -181,7 +181,8 @@ def track_plan(plan_path: str, db: str | None = None, as_of: datetime | None = N
     redact.install()
     ship_logs()
     plan = load_plan(plan_path)
-    logger.info("tracking %s (store %s)", plan.name, redact_url(database_url(db)))
+    db = database_url(db, plan_path=plan_path)  # by default the store beside the plan
+    logger.info("tracking %s (store %s)", plan.name, redact_url(db))
     with tags(f"plan:{slug(plan.name)}"):
         tracked = track(plan, plan_dir=Path(plan_path).parent, db=db, as_of=as_of,
                         offline=offline, steps=TaskSteps(),
@@ -202,6 +203,7 @@ def sync_source_flow(plan_path: str, source: str, db: str | None = None) -> dict
     redact.install()
     ship_logs()
     plan = load_plan(plan_path)
+    db = database_url(db, plan_path=plan_path)
     result = TaskSteps().sync([source], sync_one, plan, Path(plan_path).parent, db, utcnow())
     if isinstance(outcome := result[source], SourceError):
         raise outcome

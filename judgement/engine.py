@@ -16,7 +16,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
-from stratmap.models.plan import Feedback, Goal, Milestone, Plan, Rules, format_duration
+from stratmap.models.plan import (
+    Feedback,
+    Goal,
+    Milestone,
+    Plan,
+    Rules,
+    Selector,
+    format_duration,
+)
 from stratmap.models.records import Comment, Evidence
 from stratmap.models.report import (
     AT_RISK_KINDS,
@@ -46,6 +54,7 @@ SEVERITY = {
     Kind.UNOWNED: Severity.WARNING,
     Kind.INACTIVE_OWNER: Severity.WARNING,
     Kind.UNMAPPED_WORK: Severity.INFO,
+    Kind.EMPTY_SELECTOR: Severity.WARNING,
 }
 
 
@@ -72,7 +81,17 @@ class Scope:
     context: list[ItemState]
     start: datetime | None
     due: datetime | None
+    leader: str = ""
+    empty: list[Selector] = field(default_factory=list)
+    """Selectors that chose nothing from a source that has synced items."""
     findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def answerable(self) -> str:
+        """Who must act on this scope's findings: the milestone's owner, else the goal's
+        owner, else the leader."""
+        return (self.milestone.owner if self.milestone else None) or self.goal.owner \
+            or self.leader
 
     @property
     def ref(self) -> str:
@@ -84,10 +103,12 @@ class Scope:
 
     def finding(self, kind: Kind, message: str, *, person: str | None = None,
                 item: str | None = None, **evidence: Any) -> Finding:
+        """A finding about this scope, addressed to ``person``, else to who answers for the
+        scope: the milestone's owner, else the goal's owner, else the plan's leader."""
         found = Finding(
             kind=kind, severity=SEVERITY[kind], goal=self.goal.id,
-            milestone=self.ref if self.milestone else None, person=person, item=item,
-            message=message, evidence=evidence,
+            milestone=self.ref if self.milestone else None,
+            person=person or self.answerable, item=item, message=message, evidence=evidence,
         )
         self.findings.append(found)
         return found
@@ -108,6 +129,13 @@ class Judgement:
         self.as_of = index.as_of
         self.index = index
         self.selected: set[ItemId] = set()
+        self.counted: set[ItemId] = set()
+        """Items some milestone counts: ``selected`` without the epics kept for comments."""
+
+    def who(self, handle: str) -> str:
+        """A plan handle as messages name people: ``Lena Fischer (lena)``."""
+        person = self.plan.people.get(handle)
+        return f"{person.name} ({handle})" if person is not None and person.name else handle
 
     def day(self, moment: datetime) -> str:
         """A moment as a date in the plan's time zone, for messages."""
@@ -118,18 +146,24 @@ class Judgement:
     def milestone_scope(self, goal: Goal, milestone: Milestone) -> Scope:
         counted: set[ItemId] = set()
         context: set[ItemId] = set()
+        empty: list[Selector] = []
         for selector in milestone.work:
             chosen, around = self.index.select(selector)
             counted |= chosen
             context |= around
+            if not chosen and not around and self.index.resolved(selector):
+                empty.append(selector)
         context -= counted
         self.selected |= counted | context
+        self.counted |= counted
         return Scope(
+            empty=empty,
             goal=goal, milestone=milestone, rules=self.plan.rules_for(goal, milestone),
             counted=[self.index.items[i] for i in sorted(counted)],
             context=[self.index.items[i] for i in sorted(context)],
             start=self.plan.moment(milestone.start) if milestone.start else None,
             due=self.plan.moment(milestone.due) if milestone.due else None,
+            leader=self.plan.leader,
         )
 
     def state(self, scope: Scope) -> Status:
@@ -161,11 +195,12 @@ class Judgement:
         if scope.due is None or scope.due >= self.as_of:
             return False
         done = sum(s.done for s in scope.counted)
+        progress = (f"{done} of {len(scope.counted)} items done" if scope.counted
+                    else "it has no items (check its work selectors)")
         scope.finding(
             Kind.OVERDUE,
             f"{scope.ref} was due {self.day(scope.due)}, "
-            f"{_days(self.as_of - scope.due)} days ago; {done} of {len(scope.counted)} "
-            "items done",
+            f"{_days(self.as_of - scope.due)} days ago; {progress}",
             due=_iso(scope.due), open=len(scope.counted) - done,
             items=_keys([s for s in scope.counted if not s.done]),
         )
@@ -216,7 +251,8 @@ class Judgement:
         latest = self._latest_feedback((*scope.counted, *scope.context), frozenset(expected))
         if latest is not None and latest.at > since:
             return
-        who = ", ".join(expected) if expected else "nobody (no senior people in the plan)"
+        who = (", ".join(map(self.who, expected)) if expected
+               else "nobody (no senior people in the plan)")
         scope.finding(
             Kind.MISSING_FEEDBACK,
             f"No feedback from {who} on {scope.ref} in the last {format_duration(rule.every)}",
@@ -224,7 +260,7 @@ class Judgement:
             expected_from=expected, every=format_duration(rule.every),
             last_feedback=_iso(latest.at if latest else None),
             last_feedback_by=self.index.person(latest.source, latest.author) if latest else None,
-            item=latest.item_key if latest else None,
+            last_feedback_item=latest.item_key if latest else None,
         )
 
     def _latest_feedback(self, states: tuple[ItemState, ...],
@@ -280,7 +316,7 @@ class Judgement:
                  else "at all in the synced trackers")
         scope.finding(
             Kind.INACTIVE_OWNER,
-            f"{owner}, owner of {scope.ref}, has made no status change or comment {quiet} "
+            f"{self.who(owner)}, owner of {scope.ref}, has made no status change or comment {quiet} "
             f"(limit {format_duration(limit)})",
             person=owner, last_activity=_iso(last), inactive_after=format_duration(limit),
         )
@@ -304,11 +340,27 @@ class Judgement:
         known = holder in self.plan.people
         scope.finding(
             Kind.SINGLE_POINT_OF_FAILURE,
-            f"{holder} holds {count} of the {total} open assigned items of goal "
+            f"{self.who(holder) if known else holder} holds {count} of the {total} open "
+            "assigned items of goal "
             f"{scope.goal.id} ({count / total:.0%}, limit {share_limit:.0%})",
             person=holder if known else None, share=round(count / total, 4), held=count,
             open_assigned=total, account=None if known else holder,
+            display_name=None if known else self.index.display_names.get(
+                _account(holder)),
         )
+
+    def empty_selector(self, scope: Scope) -> None:
+        for selector in scope.empty:
+            written = _selector_text(selector)
+            nearest = self.index.nearest(selector)
+            hint = f"; did you mean {nearest}?" if nearest else ""
+            scope.finding(
+                Kind.EMPTY_SELECTOR,
+                f"{{{written}}} of {scope.ref} selects no item of source "
+                f"'{selector.source}'{hint}",
+                selector=selector.model_dump(mode="json", exclude_none=True),
+                nearest=nearest, notify=sorted({scope.answerable, self.plan.leader}),
+            )
 
     def unmapped_work(self) -> list[Finding]:
         found = []
@@ -332,13 +384,19 @@ class Judgement:
         assert scope.milestone is not None
         milestone = scope.milestone
         self.unowned(scope)
+        self.empty_selector(scope)
         status = self.state(scope)
         forecast = None
         if status is Status.ON_TRACK:
-            self.stalled(scope)
-            if not self.overdue(scope):
+            # The rules about items judge items: a milestone with none says so (its
+            # overdue finding, its 'no items' in every table) instead of being stalled,
+            # slipping or missing feedback on nothing.
+            if scope.counted:
+                self.stalled(scope)
+            if not self.overdue(scope) and scope.counted:
                 forecast = self.slipping(scope)
-            self.missing_feedback(scope, scope.rules.feedback)
+            if scope.counted:
+                self.missing_feedback(scope, scope.rules.feedback)
             self.inactive_owner(scope)
             kinds = {f.kind for f in scope.findings}
             if Kind.OVERDUE in kinds:
@@ -373,6 +431,7 @@ class Judgement:
             counted=_union(s.counted for s in scopes),
             context=_union(s.context for s in scopes),
             start=min((s.start for s in scopes if s.start), default=None), due=None,
+            leader=self.plan.leader,
         )
         statuses = [m.status for m in milestones]
         if statuses and all(s is Status.DONE for s in statuses):
@@ -412,7 +471,7 @@ class Judgement:
                 if milestone.owner:
                     owns.setdefault(milestone.owner, []).append(milestone.id)
         holders = self.index.open_holder
-        load = Counter(map(holders.__getitem__, self.selected & holders.keys()))
+        load = Counter(map(holders.__getitem__, self.counted & holders.keys()))
         return [
             PersonReport(handle=handle, name=person.name, senior=person.senior,
                          owns=owns.get(handle, []), open_items=load[handle],
@@ -437,7 +496,8 @@ class Judgement:
         ]
         flagged = sorted(f"{source}:{key}" for source, key in self.index.flagged)
         return Report(
-            plan=self.plan.name, as_of=self.as_of, leader=self.plan.leader,
+            plan=self.plan.name, as_of=self.as_of, timezone=self.plan.timezone,
+            leader=self.plan.leader,
             progress=progress, status=status, goals=goals, findings=findings,
             people=self.people(goals), unknown_people=unknown, flagged_items=flagged,
         )
@@ -457,6 +517,18 @@ def overall(plan: Plan, goals: list[GoalReport]) -> tuple[float, Status]:
     else:
         status = max(statuses, key=RANK.__getitem__, default=Status.ON_TRACK)
     return round(progress, 4), status
+
+
+def _selector_text(selector: Selector) -> str:
+    """A selector as the plan writes it: ``source: jira, epic: SHOP-99``."""
+    parts = {"source": selector.source, **selector.criteria()}
+    return ", ".join(f"{name}: {value}" for name, value in parts.items())
+
+
+def _account(holder: str) -> tuple[str, str]:
+    """``source:account`` (an account no person matches) as a key of the display names."""
+    source, _, account = holder.partition(":")
+    return source, account
 
 
 def _union(groups: Any) -> list[ItemState]:

@@ -7,6 +7,7 @@ changes, so judging at a past ``as_of`` sees the plan as it stood then.
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -291,6 +292,68 @@ class EvidenceIndex:
                        if _column(self.items[i].item, name) == str(value))
         counted = candidates or set()
         return counted - context, context
+
+
+    def resolved(self, selector: Selector) -> bool:
+        """Whether ``selector`` choosing nothing is news: its source has synced items, and
+        a tracker-resolved selector (``jql``, ``query``) was resolved by a sync."""
+        if not self._by_source.get(selector.source):
+            return False
+        criteria = selector.criteria()
+        if ("jql" in criteria or "query" in criteria) and (
+                selector.source, selector.key()) not in self.selections:
+            return False
+        return bool(criteria)
+
+    def nearest(self, selector: Selector) -> str | None:
+        """What the author of a selector that chose nothing most likely meant: a value
+        differing only in case, the same key in another source, or a close spelling."""
+        source = selector.source
+        for name, value in selector.criteria().items():
+            values = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+            if name == "epic":
+                known = {parent for (where, parent) in self._by_parent if where == source}
+                others = {f"{parent} in source '{where}'" for (where, parent) in self._by_parent
+                          if where != source and parent.casefold() == values[0].casefold()}
+                number = values[0].rpartition("-")[2]
+                renamed = sorted(k for k in known if values[0] not in known
+                                 and "-" in values[0] and k.rpartition("-")[2] == number)
+                found = (_closest(values[0], known, spelling=False) or min(others, default=None)
+                         or (renamed[0] if len(renamed) == 1 else None))
+            elif name == "keys":
+                known = {key for (where, key) in self.items if where == source}
+                found = next((hit for v in values if (source, v) not in self.items
+                              and (hit := _closest(v, known, spelling=False))), None)
+            elif name == "labels":
+                known = {label for (where, label) in self._by_label if where == source}
+                found = next((hit for v in values if (hit := _closest(v, known))), None)
+            elif name in ("milestone", "version", "project"):
+                known = {c for (where, c) in self._by_container if where == source}
+                found = _closest(values[0], known)
+            elif name in ("jql", "query", "tracker"):
+                found = None
+            else:
+                known = {v for i in self._by_source.get(source, ())
+                         if (v := _column(self.items[i].item, name)) is not None}
+                found = _closest(values[0], known)
+            if found is not None:
+                return f"{name}: {found}" if not found.endswith("'") else found
+        return None
+
+
+def _closest(value: str, known: set[str], *, spelling: bool = True) -> str | None:
+    """The known value equal to ``value`` but for case, else (``spelling``: not for keys,
+    where SHOP-1 is no nearer SHOP-99 than any other) the closest spelling."""
+    if value in known:
+        return None
+    folded = value.casefold()
+    same = sorted(k for k in known if k.casefold() == folded)
+    if same or not spelling:
+        return same[0] if same else None
+    close = difflib.get_close_matches(folded, {k.casefold(): k for k in known}, n=1, cutoff=0.85)
+    if not close:
+        return None
+    return next(k for k in sorted(known) if k.casefold() == close[0])
 
 
 def _under(path: str | None, wanted: str) -> bool:

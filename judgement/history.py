@@ -140,6 +140,9 @@ class _Scope:
         self.feedback_from = feedback_from
         self.counted = counted
         """Every item the scope counts at the end of time, sorted (for exact point sums)."""
+        self.selectors: list[tuple[str, frozenset[ItemId]]] = []
+        """A milestone's selectors that may select nothing (an ``empty_selector``): their
+        source and every item they select at the end of time."""
         self.total = 0
         self.done = 0
         self.points_total = 0.0
@@ -188,10 +191,13 @@ class _Sweep:
             for milestone in goal.milestones:
                 counted: set[ItemId] = set()
                 context: set[ItemId] = set()
+                selectors: list[tuple[str, frozenset[ItemId]]] = []
                 for selector in milestone.work:
                     found, around = everything.select(selector)
                     counted |= found
                     context |= around
+                    if everything.resolved(selector):
+                        selectors.append((selector.source, frozenset(found | around)))
                 context -= counted
                 selected |= counted | context
                 goal_counted |= counted
@@ -203,6 +209,7 @@ class _Sweep:
                     due=plan.moment(milestone.due) if milestone.due else None,
                     feedback=rules.feedback, feedback_from=expected(rules.feedback),
                     counted=sorted(counted))
+                scope.selectors = selectors
                 scopes.append(scope)
                 for iid in counted:
                     member.setdefault(iid, []).append((scope, True))
@@ -223,6 +230,9 @@ class _Sweep:
         # Each item's own moments, when its state can change; and the events that make an
         # account active, at the moment they count (not before the item exists).
         self.items: list[tuple[ItemId, WorkItem]] = []
+        self.first_of_source: dict[str, datetime] = {}
+        """When each source's first item was created: from then on its selectors judge."""
+        self.states: dict[ItemId, ItemState] = {}
         timeline: list[tuple[datetime, int]] = []
         acts: list[tuple[datetime, datetime, ItemId]] = []
         exact = True
@@ -235,6 +245,9 @@ class _Sweep:
             if item.points is not None and not _dyadic(item.points):
                 exact = False
             created = item.created
+            if item.source not in self.first_of_source or created < self.first_of_source[
+                    item.source]:
+                self.first_of_source[item.source] = created
             times = {created}
             if item.resolved is not None:
                 times.add(item.resolved)
@@ -258,6 +271,7 @@ class _Sweep:
 
     def run(self, moments: list[datetime]) -> list[Snapshot]:
         states: dict[ItemId, ItemState] = {}
+        self.states = states
         activity: dict[str, datetime] = {}
         none: list[Any] = []
         changes, comments, assignments = self.changes, self.comments, self.assignments
@@ -400,6 +414,11 @@ class _Sweep:
         kinds: list[Kind] = []
         if scope.owner is None:
             kinds.append(Kind.UNOWNED)
+        states = self.states
+        for source, chosen in scope.selectors:
+            began = self.first_of_source.get(source)
+            if began is not None and began <= moment and not any(i in states for i in chosen):
+                kinds.append(Kind.EMPTY_SELECTOR)
         if scope.start is not None and scope.start > moment:
             status = Status.NOT_STARTED
         elif scope.total and scope.done == scope.total:
@@ -408,16 +427,17 @@ class _Sweep:
             status = Status.ON_TRACK
         forecast = None
         if status is Status.ON_TRACK:
-            if self._stalled(scope, moment):
+            # As the engine: the rules about items judge only a milestone that has some.
+            if scope.total and self._stalled(scope, moment):
                 kinds.append(Kind.STALLED)
             if scope.due is not None and scope.due < moment:
                 kinds.append(Kind.OVERDUE)
-            else:
+            elif scope.total:
                 enough, forecast = self._forecast(scope, moment)
                 if (scope.due is not None and enough
                         and not (forecast is not None and forecast <= scope.due)):
                     kinds.append(Kind.SLIPPING)
-            if self._feedback_missing(scope, moment):
+            if scope.total and self._feedback_missing(scope, moment):
                 kinds.append(Kind.MISSING_FEEDBACK)
             if self._inactive(scope, moment, activity):
                 kinds.append(Kind.INACTIVE_OWNER)

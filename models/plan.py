@@ -113,10 +113,97 @@ When = Annotated[date | datetime, AfterValidator(_within_years)]
 Title = Annotated[str, Field(max_length=MAX_TITLE)]
 
 
+FIELD_HELP: dict[str, str] = {
+    # The plan (its `version` is in _FIELD_HELP_BY_MODEL: selectors have one too)
+    "name": "The plan's name, as reports and Prefect runs show it.",
+    "vision": "Optional free text: what the plan is for.",
+    "timezone": "IANA time zone (e.g. Europe/London, default UTC). A date without a time is "
+                "midnight here, in the plan and on the command line; reports show times here.",
+    "people": "Handle -> person. Handles are what owner, leader and feedback refer to.",
+    "sources": "Source name -> tracker. Selectors name a source by this name.",
+    "defaults": "Rules every goal and milestone takes unless it sets its own.",
+    "goals": "The plan's goals, each broken into milestones.",
+    "schedule": "When `stratmap serve` and the written deployments sync and report (cron, in "
+                "the plan's time zone).",
+    "alerts": "Who is notified of what, through which Prefect notification blocks.",
+    # People
+    "email": "The person's email: also matches tracker accounts that show an email.",
+    # Rules
+    "stall_after": "No status change for longer than this makes an active milestone "
+                   "`stalled` (e.g. 14d).",
+    "feedback": "The senior feedback expected: who must comment, and how often, e.g. "
+                "{from: seniors, every: 30d}. On a goal it also judges the goal as a whole.",
+    "single_owner_share": "The share of a goal's open assigned items (0-1) one person may "
+                          "hold before it is a `single_point_of_failure` (e.g. 0.8).",
+    "inactive_after": "An owner without any status change or comment for longer than this is "
+                      "an `inactive_owner` (e.g. 14d).",
+    "progress": "items (done items / items) or points (story points).",
+    # Goals and milestones
+    "id": "A lowercase slug, unique per plan (goals) or per goal (milestones); a milestone "
+          "is referred to as goal.milestone.",
+    "title": "What the goal or milestone is, in words.",
+    "owner": "The handle of the person who answers for it; findings are addressed to them.",
+    "weight": "How much it counts in its parent's progress (default 1).",
+    "milestones": "The goal's milestones: smaller targets with owners and dates.",
+    "start": "When work starts (a date is midnight in the plan's time zone); before it the "
+             "milestone is not_started.",
+    "due": "When it is due (a date is midnight in the plan's time zone); past it and not "
+           "done, the milestone is `overdue`.",
+    "work": "Which tracker items belong here: a list of selectors, e.g. "
+            "[{source: jira, epic: WEB-1}]. A selector that selects nothing is a finding.",
+    # Sources
+    "kind": "The tracker: jira, github, gitlab, linear, redmine, csv or jsonl.",
+    "url": "The tracker's base URL.",
+    "token": "env:VARIABLE or block:NAME; never the secret itself.",
+    "page_size": "Items per request.",
+    "concurrency": "Requests at the same time.",
+    # Selectors
+    "source": "The name of a source under `sources:`.",
+    "epic": "An epic's key (Jira) or iid (GitLab): its children. The epic itself counts for "
+            "comments, not progress.",
+    "jql": "A JQL query (Jira), within the source's scope.",
+    "keys": "Tracker keys, e.g. [WEB-1, WEB-2].",
+    "labels": "Items with any of these labels.",
+    "milestone": "A GitHub or GitLab milestone's title (a Jira fixVersion in an export).",
+    "project": "A Linear project's name.",
+    "version": "A Redmine version's name.",
+    "tracker": "A Redmine tracker's name (Bug, Feature...).",
+    "query": "A saved Redmine query's id.",
+    # Feedback
+    "from": "Who must comment: `seniors` (everyone with senior: true) or a list of handles.",
+    "every": "How often, at least (e.g. 30d).",
+    # Schedule and alerts
+    "sync": "Cron for the tracking run (default every 30 minutes).",
+    "report": "Cron for the report run (default Monday 09:00).",
+    "channels": "Channel name -> block:NAME of a Prefect notification block.",
+    "routes": "Which findings or statuses go to whom through which channels.",
+    "renotify_after": "How long before the same alert is sent again.",
+    "digest": "One message per channel and run instead of one per alert.",
+    "on": "Finding kinds or statuses that trigger the route.",
+    "notify": "owner, leader, or people's handles.",
+    "via": "Channel names from alerts.channels.",
+}
+"""Editor hover help for each plan field (the JSON Schema's descriptions), for the fields
+whose own ``Field(description=...)`` does not say it."""
+_FIELD_HELP_BY_MODEL: dict[tuple[str, str], str] = {
+    ("Person", "name"): "The person's name, as reports show them.",
+    ("Plan", "version"): "The plan format's version: 1.",
+}
+
+
+def _describe(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Give every property of ``model``'s schema a description (editor hover help)."""
+    for name, prop in schema.get("properties", {}).items():
+        if "description" not in prop:
+            text = _FIELD_HELP_BY_MODEL.get((model.__name__, name)) or FIELD_HELP.get(name)
+            if text:
+                prop["description"] = text
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         frozen=True, extra="forbid", coerce_numbers_to_str=True, populate_by_name=True,
-        allow_inf_nan=False,
+        allow_inf_nan=False, json_schema_extra=_describe,
     )
 
 
@@ -336,7 +423,8 @@ class Selector(_Model):
     CSV sources select by ``column: value`` pairs (all must match).
     """
 
-    model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
+    model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True,
+                              json_schema_extra=_describe)
 
     source: str
     epic: str | None = None

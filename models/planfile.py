@@ -8,6 +8,7 @@ an alert route's ``on:`` key mean what they say.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import re
@@ -264,10 +265,65 @@ def _pydantic_problems(doc: _Document, data: Any, error: ValidationError) -> Non
         elif kind == "missing":
             doc.problem(doc.mark_of(path[:-1]), f"missing required field '{path[-1]}'")
         elif kind == "union_tag_invalid" or (kind == "literal_error" and path[-1:] == ("kind",)):
-            doc.problem(doc.mark_of(path), f"unknown source kind; use one of "
-                        f"{', '.join(sorted(SELECTOR_KINDS))}")
+            given = item.get("ctx", {}).get("tag", item.get("input"))
+            named = f" '{given}'" if isinstance(given, str) else ""
+            hint = _did_you_mean(given, SELECTOR_KINDS) if isinstance(given, str) else ""
+            doc.problem(doc.mark_of(path), f"unknown source kind{named}{hint} (use one of "
+                        f"{', '.join(sorted(SELECTOR_KINDS))})")
         else:
-            doc.problem(doc.mark_of(path), _message(item))
+            doc.problem(doc.mark_of(path), _plain(item, path))
+
+
+_EXPECTED = {
+    "int_parsing": "a whole number", "int_type": "a whole number",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "bool_type": "true or false", "string_type": "text", "list_type": "a list",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+}
+_SHAPES = {
+    "a list": "a list, written [a, b] on one line or as lines starting with '- '",
+    "a mapping": "a mapping: lines of `name: value`, indented under it",
+}
+_EXAMPLES = {
+    "version": "version: 1", "weight": "weight: 2", "work": "work: [{source: jira, epic: WEB-1}]",
+    "people": "people: {alice: {name: Alice Smith}}", "senior": "senior: true",
+    "labels": "labels: [website]", "keys": "keys: [WEB-1, WEB-2]",
+    "single_owner_share": "single_owner_share: 0.8", "depends_on": "depends_on: [brand.domain]",
+    "milestones": "milestones: [{id: website, title: Launch the site}]",
+    "goals": "goals: [{id: brand, title: Brand presence}]", "accounts": "accounts: {jira: jdoe}",
+}
+
+
+def _plain(error: Any, path: Path_) -> str:
+    """A pydantic error as a plain sentence: what is expected here, with an example."""
+    kind, field = error["type"], next((str(p) for p in reversed(path) if isinstance(p, str)),
+                                      "this value")
+    given = error.get("input")
+    if isinstance(given, (str, int, float)) and not isinstance(given, bool):
+        shown = f"'{given}'"
+    else:
+        shown = "a mapping" if isinstance(given, dict) else (
+            "a list" if isinstance(given, list) else "this")
+    example = f" (e.g. {_EXAMPLES[field]})" if field in _EXAMPLES else ""
+    if kind in _EXPECTED:
+        wanted = _SHAPES.get(_EXPECTED[kind], _EXPECTED[kind])
+        return f"{field} expects {wanted}, not {shown}{example}"
+    if kind == "literal_error":
+        expected = str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+        options = [o.strip() for o in expected.replace(" or ", ",").split(",") if o.strip()]
+        hint = _did_you_mean(str(given), options) if isinstance(given, str) else ""
+        return f"{field} must be {expected}, not {shown}{hint}{example}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bound = next(iter(error.get("ctx", {}).values()), "")
+        words = {"greater_than": "greater than", "greater_than_equal": "greater than or equal to",
+                 "less_than": "less than", "less_than_equal": "less than or equal to"}[kind]
+        return f"{field} must be {words} {bound}, not {shown}{example}"
+    if kind == "string_pattern_mismatch" and field in ("id",):
+        return (f"{field} must be a lowercase slug (letters, digits, - and _, starting with a "
+                f"letter or digit), not {shown} (e.g. id: website)")
+    if kind == "string_too_long":
+        return f"{field} is too long: {_message(error).lower()}"
+    return _message(error)
 
 
 # -- checks across the plan ------------------------------------------------------------------
@@ -421,6 +477,51 @@ def _check_alerts(doc: _Document, plan: Plan) -> None:
 # -- entry points ----------------------------------------------------------------------------
 
 
+def _without_wrong_values(data: Any, error: ValidationError) -> Plan | None:
+    """The plan with each wrongly typed optional value left out, for the checks across the
+    plan; None when that is not enough (a required value is wrong or missing). Only keys
+    are dropped, never list entries, so every path still points at its place in the file."""
+    trimmed = copy.deepcopy(data)
+    dropped: set[Path_] = set()
+    for _ in range(3):
+        for item in error.errors():
+            path, _models = _resolve(trimmed, item["loc"])
+            if path in dropped:
+                continue  # a union's second branch failing on the same value
+            dropped.add(path)
+            if not path or not isinstance(path[-1], str):
+                return None
+            parent: Any = trimmed
+            for segment in path[:-1]:
+                parent = parent[segment]
+            if not isinstance(parent, dict) or path[-1] not in parent:
+                return None
+            del parent[path[-1]]
+        try:
+            return Plan.model_validate(trimmed)
+        except ValidationError as again:
+            error = again
+    return None
+
+
+def _yaml_problem(error: yaml.MarkedYAMLError) -> str:
+    """The YAML parser's complaint as a sentence about the plan's lines."""
+    problem = str(error.problem or error)
+    found = problem.rpartition("but found ")[2] if "but found" in problem else None
+    if problem.startswith(("expected <block end>", "expected <block mapping end>")):
+        return (f"this line ({found or 'it'}) does not fit the lines above: check its "
+                "indentation (spaces, the same as the other keys at its level), and that each "
+                "line is `name: value` or a list entry starting with '- '")
+    if "mapping values are not allowed" in problem:
+        return ("a second ':' on one line: quote a value that contains ': ' "
+                "(e.g. title: \"Phase 2: launch\")")
+    if "found character '\\t'" in problem or "\\t" in problem:
+        return "a tab character: YAML indents with spaces only"
+    if problem.startswith("found undefined alias"):
+        return f"{problem} (an '*' starts an alias: quote a value that begins with '*')"
+    return problem
+
+
 def parse_plan(text: str, *, file: str = "plan.yaml") -> Plan:
     """Parse and check a plan; raise :class:`PlanError` listing every problem."""
     doc = _Document(file)
@@ -433,7 +534,7 @@ def parse_plan(text: str, *, file: str = "plan.yaml") -> Plan:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise PlanError([PlanProblem(file, line, column,
-                                     f"not valid YAML: {error.problem or error}")]) from None
+                                     f"not valid YAML: {_yaml_problem(error)}")]) from None
     except yaml.YAMLError as error:
         raise PlanError([PlanProblem(file, 1, 1, f"not valid YAML: {error}")]) from None
     if node is None or not isinstance(node, yaml.MappingNode):
@@ -446,7 +547,12 @@ def parse_plan(text: str, *, file: str = "plan.yaml") -> Plan:
         plan = Plan.model_validate(data)
     except ValidationError as error:
         _pydantic_problems(doc, data, error)
-        raise PlanError(doc.problems) from None
+        # Every problem in one pass: check the people, sources and milestones the plan
+        # names too, on the plan without the values already found wrong.
+        repaired = _without_wrong_values(data, error)
+        if repaired is not None:
+            _cross_checks(doc, repaired)
+        raise PlanError(sorted(doc.problems, key=lambda p: (p.line, p.column))) from None
     _cross_checks(doc, plan)
     if doc.problems:
         raise PlanError(doc.problems)

@@ -29,6 +29,7 @@ class Kind(StrEnum):
     UNOWNED = "unowned"
     INACTIVE_OWNER = "inactive_owner"
     UNMAPPED_WORK = "unmapped_work"
+    EMPTY_SELECTOR = "empty_selector"
 
 
 class Severity(StrEnum):
@@ -47,7 +48,7 @@ class Status(StrEnum):
 
 AT_RISK_KINDS = frozenset(
     {Kind.STALLED, Kind.SLIPPING, Kind.MISSING_FEEDBACK, Kind.SINGLE_POINT_OF_FAILURE,
-     Kind.INACTIVE_OWNER}
+     Kind.INACTIVE_OWNER, Kind.EMPTY_SELECTOR}
 )
 
 
@@ -60,8 +61,14 @@ class Finding(_Out):
     severity: Severity
     goal: str | None
     milestone: str | None = Field(description="goal.milestone, or null for a goal-level finding")
-    person: str | None = Field(description="a plan handle")
-    item: str | None = Field(description="a tracker key such as WEB-9 or site#42")
+    person: str | None = Field(description=(
+        "Who must act, as a plan handle: the milestone's owner, else the goal's owner, else "
+        "the leader (the expected reviewer for missing_feedback with one, the inactive owner, "
+        "a known single point of failure). Set on every finding of a plan that names a "
+        "leader."))
+    item: str | None = Field(description=(
+        "The tracker item the finding is about (a key such as WEB-9 or site#42); null for "
+        "milestone- and goal-level findings, whose items are in `evidence`."))
     message: str
     evidence: dict[str, Any] = Field(default_factory=dict)
 
@@ -128,6 +135,8 @@ class StaleSource(_Out):
 class Report(_Out):
     plan: str
     as_of: Moment
+    timezone: str = Field(
+        "UTC", description="The plan's time zone (IANA name): reports show times in it.")
     leader: str
     progress: float
     status: Status

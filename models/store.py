@@ -71,9 +71,21 @@ DEFAULT_DB = "sqlite:///stratmap.db"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def database_url(url: str | None = None) -> str:
-    """``--db``, else ``STRATMAP_DB``, else a SQLite file in the working folder."""
-    return url or os.environ.get("STRATMAP_DB") or DEFAULT_DB
+def database_url(url: str | None = None, *, plan_path: str | Path | None = None) -> str:
+    """``--db``, else ``STRATMAP_DB``, else the plan's own SQLite file beside the plan
+    (``<folder>/<plan name>.stratmap.db``, whatever the working folder), else (no plan)
+    ``stratmap.db`` in the working folder."""
+    if url or os.environ.get("STRATMAP_DB"):
+        return url or os.environ["STRATMAP_DB"]
+    if plan_path is not None:
+        return f"sqlite:///{plan_store(plan_path)}"
+    return DEFAULT_DB
+
+
+def plan_store(plan_path: str | Path) -> Path:
+    """Where a plan's store is by default: ``plan.yaml`` -> ``plan.stratmap.db`` beside it."""
+    path = Path(plan_path).resolve()
+    return path.with_name(f"{path.stem}.stratmap.db")
 
 
 def redact_url(url: str) -> str:
@@ -836,5 +848,5 @@ def snapshot_moments(store: Store, plan: str) -> set[datetime]:
 
 __all__ = [
     "DEFAULT_DB", "Base", "Store", "database_url", "load_marks", "load_snapshots", "migrate",
-    "redact_url", "save_marks", "save_snapshots", "snapshot_moments",
+    "plan_store", "redact_url", "save_marks", "save_snapshots", "snapshot_moments",
 ]

@@ -145,7 +145,8 @@ class Page:
         self.links = links
         self.anchors = anchors(report)
         self.series = _Series(report, history)
-        self.findings = [self._finding(f) for f in report.findings]
+        self.findings = [self._finding(f) for f in sorted(
+            report.findings, key=lambda f: SEVERITY_ORDER[f.severity])]
         by_scope: dict[str | None, list[FindingView]] = defaultdict(list)
         for view in self.findings:
             by_scope[view.finding.milestone or view.finding.goal].append(view)
@@ -228,8 +229,15 @@ class Page:
             finding=finding,
             where=self.where(finding.milestone or finding.goal) if (
                 finding.milestone or finding.goal) else Part("unmapped"),
-            person=finding.person, evidence=self._evidence(finding), item=item,
+            person=self.name(finding.person), evidence=self._evidence(finding), item=item,
         )
+
+    def name(self, handle: str | None) -> str | None:
+        """A plan handle as the person's name (the handle when the plan gives none)."""
+        if handle is None:
+            return None
+        return next((p.name for p in self.report.people if p.handle == handle and p.name),
+                    handle)
 
     def _goal(self, goal: GoalReport,
               by_scope: Mapping[str | None, list[FindingView]]) -> GoalView:

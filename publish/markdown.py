@@ -7,8 +7,11 @@ Tracker text is untrusted: every value taken from a tracker or the plan goes thr
 from __future__ import annotations
 
 import html
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from stratmap.models.report import Finding, Report, Status
+from stratmap.models.report import Finding, Report, Severity, Status
 from stratmap.models.text import visible
 from stratmap.publish.map import FILL
 
@@ -47,6 +50,34 @@ def pct(value: float) -> str:
 
 def where(finding: Finding) -> str:
     return finding.milestone or finding.goal or (finding.item or "plan")
+
+
+SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+_SAFE_URL = re.compile(r"^https?://[^\s()<>\[\]`|]+$")
+
+
+def local(report: Report, moment: datetime, *, minutes: bool = True) -> str:
+    """A moment in the plan's time zone: to the minute, or (``minutes=False``) the day."""
+    value = moment.astimezone(ZoneInfo(report.timezone))
+    return f"{value:%Y-%m-%d %H:%M} {report.timezone}" if minutes else f"{value:%Y-%m-%d}"
+
+
+def person(report: Report, handle: str | None) -> str:
+    """A plan handle as a person's name (the handle if the plan gives no name)."""
+    if handle is None:
+        return "—"
+    names = {p.handle: p.name for p in report.people}
+    return names.get(handle) or handle
+
+
+def item_link(finding: Finding) -> str:
+    """The finding's item, linked to the tracker when its URL is known."""
+    if finding.item is None:
+        return cell(where(finding))
+    url = finding.evidence.get("url")
+    if isinstance(url, str) and _SAFE_URL.match(url):
+        return f"[{cell(finding.item)}]({url})"
+    return cell(finding.item)
 
 
 MERMAID_CLASS = {
@@ -123,8 +154,8 @@ def render(report: Report, *, map_image: str | None = None) -> str:
     lines = [
         f"# {cell(report.plan)}",
         "",
-        f"Judged at {report.as_of.isoformat()} · overall {status(report.status)} · "
-        f"progress {pct(report.progress)} · leader {cell(report.leader)}",
+        f"Judged at {local(report, report.as_of)} · overall {status(report.status)} · "
+        f"progress {pct(report.progress)} · leader {cell(person(report, report.leader))}",
         "",
     ]
     if report.stale_sources:
@@ -132,8 +163,7 @@ def render(report: Report, *, map_image: str | None = None) -> str:
                   "is judged from what was stored before, and nothing about it is alerted.", "",
                   "| Source | Last synced | Error |", "|---|---|---|"]
         for stale in report.stale_sources:
-            last = (stale.last_synced.strftime("%Y-%m-%d %H:%M UTC") if stale.last_synced
-                    else "never")
+            last = local(report, stale.last_synced) if stale.last_synced else "never"
             lines.append(f"| {cell(stale.source)} | {last} | {cell(stale.error)} |")
         lines.append("")
     lines += [
@@ -144,13 +174,14 @@ def render(report: Report, *, map_image: str | None = None) -> str:
     ]
     for goal in report.goals:
         lines.append(f"| {cell(goal.title)} (`{goal.id}`) | {status(goal.status)} | "
-                     f"{pct(goal.progress)} | {cell(goal.owner or '—')} |")
+                     f"{pct(goal.progress)} | {cell(person(report, goal.owner))} |")
     lines += ["", f"## Findings ({len(report.findings)})", ""]
     if report.findings:
-        lines += ["| Severity | Kind | Where | Person | Message |", "|---|---|---|---|---|"]
-        for f in report.findings:
-            lines.append(f"| {f.severity.value} | {f.kind.value} | {cell(where(f))} | "
-                         f"{cell(f.person or '—')} | {cell(f.message)} |")
+        lines += ["| Severity | Kind | Where | Who must act | Message |",
+                  "|---|---|---|---|---|"]
+        for f in sorted(report.findings, key=lambda f: SEVERITY_ORDER[f.severity]):
+            lines.append(f"| {f.severity.value} | {f.kind.value} | {item_link(f)} | "
+                         f"{cell(person(report, f.person))} | {cell(f.message)} |")
     else:
         lines.append("No findings: the plan is on track.")
     lines += ["", "## Milestones", "",
@@ -158,11 +189,11 @@ def render(report: Report, *, map_image: str | None = None) -> str:
               "|---|---|---|---|---|---|---|"]
     for goal in report.goals:
         for m in goal.milestones:
-            moved = m.last_movement.date().isoformat() if m.last_movement else "—"
+            moved = local(report, m.last_movement, minutes=False) if m.last_movement else "—"
+            items = f"{m.items.done}/{m.items.total}" if m.items.total else "no items"
             lines.append(
                 f"| {cell(m.title)} (`{m.id}`) | {status(m.status)} | {pct(m.progress)} | "
-                f"{m.items.done}/{m.items.total} | {m.due or '—'} | {cell(m.owner or '—')} | "
-                f"{moved} |"
+                f"{items} | {m.due or '—'} | {cell(person(report, m.owner))} | {moved} |"
             )
     lines += ["", "## Strategic map", ""]
     if map_image:
@@ -170,13 +201,21 @@ def render(report: Report, *, map_image: str | None = None) -> str:
                   f"({map_image})"]
     else:
         lines += strategic_map(report)
+    if report.people:
+        lines += ["", "## People", "",
+                  "| Person | Owns | Open items | Last activity |", "|---|---|---|---|"]
+        for p in report.people:
+            last = local(report, p.last_activity, minutes=False) if p.last_activity else "—"
+            name = f"{cell(p.name)} (`{p.handle}`)" if p.name else f"`{p.handle}`"
+            lines.append(f"| {name} | {cell(', '.join(p.owns) or '—')} | {p.open_items} | "
+                         f"{last} |")
     if report.unknown_people:
         lines += ["", "## Unknown people", "",
                   "Tracker accounts with activity that match no person of the plan "
                   "(add them under `people:` with `accounts:`).", "",
                   "| Source | Account | Name | Last activity |", "|---|---|---|---|"]
         for u in report.unknown_people:
-            last = u.last_activity.date().isoformat() if u.last_activity else "—"
+            last = local(report, u.last_activity, minutes=False) if u.last_activity else "—"
             lines.append(f"| {cell(u.source)} | {cell(u.account)} | "
                          f"{cell(u.display_name or '—')} | {last} |")
     if report.flagged_items:

@@ -29,6 +29,7 @@ EVENT_FOR_FINDING = {
     Kind.UNOWNED: "stratmap.plan.unowned",
     Kind.INACTIVE_OWNER: "stratmap.owner.inactive",
     Kind.UNMAPPED_WORK: "stratmap.work.unmapped",
+    Kind.EMPTY_SELECTOR: "stratmap.milestone.empty-selector",
 }
 
 

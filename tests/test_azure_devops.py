@@ -406,7 +406,7 @@ def test_a_plan_over_azure_devops_gives_the_findings_the_rules_imply(
     found = sorted((f["kind"], f["milestone"] or f["goal"] or "", f["item"] or "", f["person"]
                     or "") for f in report["findings"])
     assert found == sorted([
-        ("overdue", "web.launch", "", ""),
+        ("overdue", "web.launch", "", "bob"),  # its owner must act
         ("missing_feedback", "web.legal", "", "alice"),
         ("unmapped_work", "", "boards#40", "alice"),
     ])

@@ -97,11 +97,12 @@ def test_schema_command_prints_json() -> None:
     assert json.loads(done.stdout)["title"] == "stratmap report"
 
 
-def test_offline_on_a_store_that_never_synced_warns(tmp_path: Path) -> None:
+def test_offline_on_a_store_that_never_synced_is_refused(tmp_path: Path) -> None:
     done = stratmap("run", str(SAMPLE / "plan.yaml"), "--db", f"sqlite:///{tmp_path / 'e.db'}",
                     "--offline", "--as-of", AS_OF)
-    assert done.returncode == 0
-    assert "never synced: jira, site" in " ".join(done.stdout.split())
+    assert done.returncode == 5
+    assert "holds no sync of this plan's sources (jira, site)" in " ".join(done.stdout.split())
+    assert not (tmp_path / "e.db").exists()  # nothing is created to judge from
 
 
 def test_an_unreachable_store_is_a_clear_error_without_the_password(tmp_path: Path) -> None:

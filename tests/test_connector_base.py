@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import socket
+import ssl
 from datetime import UTC, datetime
 
 import pytest
@@ -106,3 +108,50 @@ def test_spent_budget_reads_a_successful_answers_rate_limit_headers() -> None:
     assert pace(httpx.Response(200), 1000.0) is None
     odd = httpx.Response(200, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "soon"})
     assert pace(odd, 1000.0) is None
+
+
+# -- requests that got no answer: which host, what cause (issue 15) ----------------------------
+
+
+def _failed(cause: BaseException, error_type: type[Exception] | None = None) -> Exception:
+    import httpx
+
+    request = httpx.Request("GET", "https://tracker.example:8443/rest/api/2/field")
+    error = (error_type or httpx.ConnectError)("connect failed", request=request)
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(("cause", "fatal", "said"), [
+    (socket.gaierror(-2, "Name or service not known"), True,
+     "the host name tracker.example could not be resolved"),
+    (ConnectionRefusedError(111, "Connection refused"), True,
+     "connection to tracker.example refused"),
+    (ssl.SSLError(1, "wrong version number"), True,
+     "the TLS handshake to tracker.example failed"),
+    (ConnectionResetError(104, "reset"), False, "lost its connection to tracker.example"),
+])
+def test_a_request_without_an_answer_names_the_host_and_the_cause(
+        cause: BaseException, fatal: bool, said: str) -> None:
+    from stratmap.connectors.base import FatalSourceError, RetriableError
+    from stratmap.connectors.http import transport_error
+
+    error = transport_error("jira", "GET /rest/api/2/field", _failed(cause))
+    assert isinstance(error, FatalSourceError if fatal else RetriableError)
+    assert said in str(error)
+
+
+def test_requests_errors_are_read_through_urllib3s_reason() -> None:
+    import requests
+
+    from stratmap.connectors.base import FatalSourceError
+    from stratmap.connectors.http import transport_error
+
+    reason = OSError("Failed to resolve")
+    reason.__cause__ = socket.gaierror(-2, "Name or service not known")
+    wrapped = requests.exceptions.ConnectionError(
+        Exception("Max retries exceeded", reason),
+        request=requests.Request("GET", "https://jira.example/rest").prepare())
+    error = transport_error("jira", "GET /rest", wrapped)
+    assert isinstance(error, FatalSourceError)
+    assert "the host name jira.example could not be resolved" in str(error)

@@ -237,7 +237,8 @@ def test_last_feedback_is_the_newest_senior_comment_across_items_first_item_on_a
     found = next(f for f in judge(feedback_plan(), ev, as_of=as_of).findings
                  if f.kind is Kind.MISSING_FEEDBACK)
     assert found.evidence["last_feedback"] == (as_of - 20 * DAY).isoformat()
-    assert found.item == "A-2"
+    assert found.item is None  # a milestone-level finding: the item is evidence
+    assert found.evidence["last_feedback_item"] == "A-2"
     assert found.evidence["last_feedback_by"] == "alice"
 
 
@@ -563,3 +564,60 @@ def test_judging_leaves_the_garbage_collector_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- empty selectors and who must act (issue 15) -----------------------------------------------
+
+
+@pytest.mark.parametrize(("selector", "nearest"), [
+    ({"epic": "e-1"}, "epic: E-1"),             # differs only in case
+    ({"epic": "X-1"}, "epic: E-1"),             # the same epic number in another project
+    ({"epic": "E-99"}, None),
+    ({"labels": ["webb"]}, "labels: web"),      # a close spelling
+    ({"keys": ["a-1"]}, "keys: A-1"),
+])
+def test_a_selector_that_chooses_nothing_is_an_empty_selector(
+        selector: dict[str, Any], nearest: str | None) -> None:
+    as_of = START + 40 * DAY
+    ev = evidence([item("E-1", parent=None), item("A-1", labels=("web",))],
+                  [change("A-1", START + DAY, StatusCategory.IN_PROGRESS)], active_owner(as_of))
+    report = judge(plan(milestone={"work": [{"source": "jira", **selector}],
+                                   "due": "2027-02-01"}), ev, as_of=as_of)
+    found = {f.kind: f for f in report.findings if f.milestone == "g.m"}
+    # No stalled or missing feedback about nothing; overdue says it has no items.
+    assert set(found) == {Kind.EMPTY_SELECTOR, Kind.OVERDUE}
+    empty = found[Kind.EMPTY_SELECTOR]
+    assert (empty.person, empty.item, empty.evidence["nearest"]) == ("bob", None, nearest)
+    assert empty.evidence["notify"] == ["alice", "bob"]
+    assert ("did you mean" in empty.message) == (nearest is not None)
+    assert "it has no items" in found[Kind.OVERDUE].message
+    assert report.goals[0].milestones[0].status is Status.OFF_TRACK
+
+
+def test_no_empty_selector_before_the_source_has_synced_anything() -> None:
+    as_of = START + 5 * DAY
+    report = judge(plan(), evidence([]), as_of=as_of)
+    assert not any(f.kind is Kind.EMPTY_SELECTOR for f in report.findings)
+
+
+def test_the_person_who_must_act_falls_back_from_milestone_to_goal_to_leader() -> None:
+    as_of = START + 40 * DAY
+    ev = evidence([item("A-1")], [change("A-1", START + DAY, StatusCategory.IN_PROGRESS)],
+                  active_owner(as_of))
+    for owners, expected in (({}, "bob"), ({"milestone": {"owner": None}}, "alice"),
+                             ({"milestone": {"owner": None}, "goal": {"owner": None}},
+                              "alice")):
+        stalled = [f for f in judge(plan(**owners), ev, as_of=as_of).findings
+                   if f.kind is Kind.STALLED]
+        assert [(f.person, f.item) for f in stalled] == [(expected, None)], owners
+    carol_leads = plan(milestone={"owner": None}, goal={"owner": None}, leader="carol")
+    stalled = [f for f in judge(carol_leads, ev, as_of=as_of).findings
+               if f.kind is Kind.STALLED]
+    assert [f.person for f in stalled] == ["carol"]
+
+
+def test_an_epic_kept_for_comments_is_nobodys_open_item() -> None:
+    as_of = START + 5 * DAY
+    ev = evidence([item("E-1", parent=None), item("A-1")], [], active_owner(as_of))
+    load = {p.handle: p.open_items for p in judge(plan(), ev, as_of=as_of).people}
+    assert load["bob"] == 1  # A-1, not the epic E-1 (also bob's)

@@ -105,10 +105,10 @@ def test_the_plan_over_jira_gives_exactly_the_findings_the_rules_imply(
     found = sorted((f["kind"], f["milestone"] or f["goal"] or "", f["item"] or "", f["person"]
                     or "") for f in report["findings"])
     assert found == sorted([
-        ("stalled", "web.build", "", ""),                     # last change 30 days ago
-        ("missing_feedback", "web.build", "WEB-1", "alice"),  # alice's note is 40 days old
+        ("stalled", "web.build", "", "bob"),                  # last change 30 days ago
+        ("missing_feedback", "web.build", "", "alice"),       # alice's note is 40 days old
         ("inactive_owner", "web.build", "", "bob"),           # bob's last change: 30 days
-        ("overdue", "web.legal", "", ""),
+        ("overdue", "web.legal", "", "alice"),
         ("unmapped_work", "", "WEB-30", "alice"),
     ])
     milestones = {m["id"]: m for m in report["goals"][0]["milestones"]}

@@ -78,7 +78,7 @@ BROKEN = [
      "plan.yaml:7:3: 'alice' is given twice (first at line 5)"),
     ("missing title", "    title: Brand\n", "",
      "plan.yaml:10:5: missing required field 'title'"),
-    ("wrong version", "version: 1", "version: 2", "plan.yaml:1:10: Input should be 1"),
+    ("wrong version", "version: 1", "version: 2", "plan.yaml:1:10: version must be 1, not '2' (e.g. version: 1)"),
     ("start after due", "start: 2027-01-01", "start: 2027-03-01",
      "plan.yaml:18:14: due 2027-02-01 is before start 2027-03-01"),
     ("unknown source kind", "{kind: jira,", "{kind: jiro,",

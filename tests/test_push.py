@@ -100,6 +100,7 @@ def test_push_shows_the_differences_and_writes_nothing(
     out = capsys.readouterr().out
     assert edits(fake) == []
     assert "3 difference(s). Nothing was written" in out
+    assert "Bob (" in out  # the plan's assignee shown as a person, with the account
     assert "epic WEB-99 (for web.ghost) does not exist in 'jira'" in " ".join(out.split())
     assert "export (jsonl): push is not supported" in out
     reads = fake.calls(method="GET")
