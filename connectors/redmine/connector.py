@@ -61,8 +61,6 @@ from stratmap.connectors.base import (
     SourceError,
     Target,
     Window,
-    dated,
-    due_difference,
     error_for_status,
     with_retries,
 )
@@ -217,69 +215,19 @@ class RedmineConnector:
                                        hint="this is a Redmine bug; retry later")
             after = highest
 
-    # -- the Pusher protocol (``stratmap push``) -----------------------------------------
+    # -- the Pusher protocol (``stratmap push``): :mod:`connectors.redmine.push` --
 
     def check(self, targets: Sequence[Target]) -> PushCheck:
-        """The versions the plan names (``{version: NAME}``), against its due days.
+        """What ``stratmap push`` would change: :func:`connectors.redmine.push.check`."""
+        from stratmap.connectors.redmine.push import check
 
-        Only reads: one ``versions.json`` of the source's project, and only when some target
-        has a due day to compare (a version has no assignee).
-        """
-        found = PushCheck()
-        wanted = dated(targets, "version")
-        if not wanted:
-            return found
-        project = self.config.project
-        if not project:
-            for target, _ in wanted:
-                found.missing.append(
-                    f"version '{target.criteria['version']}' (for {target.milestone}): "
-                    f"'{self.name}' names no project, and Redmine's versions belong to one; "
-                    "set the source's project to push their dates")
-            return found
-        listed = self._get(f"/projects/{project}/versions.json", None, RequestCount())
-        by_name: dict[str, list[dict[str, Any]]] = {}
-        for version in listed.get("versions") or []:
-            by_name.setdefault(str(version.get("name")), []).append(version)
-        for target, due in wanted:
-            name = str(target.criteria["version"])
-            versions = by_name.get(name, [])
-            if len(versions) != 1:
-                found.missing.append(
-                    f"version '{name}' (for {target.milestone}) does not exist in the project "
-                    f"{project} of '{self.name}', or the key cannot see it" if not versions
-                    else f"version '{name}' (for {target.milestone}) names "
-                    f"{len(versions)} versions the project {project} sees (ids "
-                    f"{', '.join(str(v.get('id')) for v in versions)}, some shared by other "
-                    "projects); rename one to push its date")
-                continue
-            version = versions[0]
-            raw = version.get("due_date")
-            current = date.fromisoformat(str(raw)) if raw else None
-            difference = due_difference(target, due, current, container=f"version '{name}'",
-                                        ref=str(version["id"]))
-            if difference is not None:
-                found.differences.append(difference)
-        return found
+        return check(self, targets)
 
     def apply(self, difference: Difference) -> None:
-        """Write one difference :meth:`check` found: the version's date."""
-        if difference.field != "due":
-            raise ValueError(f"a Redmine version has no pushable field {difference.field!r}")
-        day = date.fromisoformat(difference.plan)
-        path = f"/versions/{int(difference.ref)}.json"
-        try:
-            self._send("PUT", path, {"version": {"effective_date": day.isoformat()}},
-                       RequestCount())
-        except AuthError as error:
-            raise AuthError(self.name, f"setting the date of {difference.container} was "
-                            f"refused: {error.message}", hint=WRITE_HINT) from error
-        except FatalSourceError as error:
-            raise FatalSourceError(
-                self.name, f"setting the date of {difference.container} failed: "
-                f"{error.message}",
-                hint="check that the version still exists (renamed or deleted: run "
-                     "`stratmap push` again) and is not locked against edits") from error
+        """Write one difference :meth:`check` found: :func:`connectors.redmine.push.apply`."""
+        from stratmap.connectors.redmine.push import apply
+
+        apply(self, difference)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -29,11 +29,11 @@ from stratmap.connectors.base import (
     dated,
     due_difference,
 )
-from stratmap.connectors.gitlab import classify
+from stratmap.connectors.gitlab.connector import classify
 from stratmap.connectors.http import Classify, Row, refusals_explained
 
 if TYPE_CHECKING:
-    from stratmap.connectors.gitlab import GitlabConnector
+    from stratmap.connectors.gitlab.connector import GitlabConnector
 
 WRITE_HINT = ("the token needs the api scope (read_api cannot write) and its user at least the "
               "Reporter role (or Planner) where the milestone lives: the project, or the group "

@@ -32,7 +32,7 @@ now is not asked for its notes unless it has comments, so its earlier assignees 
 known. A closed issue without any state event (GitLab recorded none before 2020) gets its
 close from ``closed_at`` (by ``closed_by``), flagged, so its milestone has a last movement.
 
-``stratmap push`` (a ``{milestone: TITLE}`` selector's due date): :mod:`connectors.gitlab_push`.
+``stratmap push`` (a ``{milestone: TITLE}`` selector's due date): :mod:`connectors.gitlab.push`.
 
 Rate limits: 429 waits for ``Retry-After``, else until ``RateLimit-Reset`` (epoch seconds).
 """
@@ -198,14 +198,14 @@ class GitlabConnector:
 
     def check(self, targets: Sequence[Target]) -> PushCheck:
         """The milestones the plan names (``{milestone: TITLE}``), against its due days:
-        :func:`connectors.gitlab_push.check`."""
-        from stratmap.connectors.gitlab_push import check
+        :func:`connectors.gitlab.push.check`."""
+        from stratmap.connectors.gitlab.push import check
 
         return check(self, targets)
 
     def apply(self, difference: Difference) -> None:
         """Write one difference :meth:`check` found: the milestone's due date."""
-        from stratmap.connectors.gitlab_push import apply
+        from stratmap.connectors.gitlab.push import apply
 
         apply(self, difference)
 

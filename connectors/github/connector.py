@@ -59,8 +59,6 @@ from stratmap.connectors.base import (
     SourceError,
     Target,
     Window,
-    dated,
-    due_difference,
     parse_retry_after,
 )
 from stratmap.connectors.http import (
@@ -255,50 +253,19 @@ class GithubConnector:
     def close(self) -> None:
         self.api.close()
 
-    # -- the Pusher protocol (``stratmap push``) -----------------------------------------
+    # -- the Pusher protocol (``stratmap push``): :mod:`connectors.github.push` --
 
     def check(self, targets: Sequence[Target]) -> PushCheck:
-        """The milestones the plan names (``{milestone: TITLE}``), against its due days.
+        """What ``stratmap push`` would change: :func:`connectors.github.push.check`."""
+        from stratmap.connectors.github.push import check
 
-        Only reads: one listing of the repository's milestones (open and closed), and only
-        when some target has a due day to compare (a milestone has no assignee).
-        """
-        found = PushCheck()
-        wanted = dated(targets, "milestone")
-        if not wanted:
-            return found
-        by_title: dict[str, Row] = {}
-        for row in self.api.collect(
-                f"{self.base}/milestones", params={"state": "all", "per_page": 100},
-                count=RequestCount(), what=f"listing the milestones of {self.repo}"):
-            by_title.setdefault(str(row.get("title")), row)
-        for target, due in wanted:
-            title = str(target.criteria["milestone"])
-            milestone = by_title.get(title)
-            if milestone is None:
-                found.missing.append(
-                    f"milestone '{title}' (for {target.milestone}) does not exist in the "
-                    f"repository {self.repo} of '{self.name}', or the token cannot see it")
-                continue
-            current = due_day(milestone.get("due_on"))
-            difference = due_difference(target, due, current, container=f"milestone '{title}'",
-                                        ref=str(milestone["number"]))
-            if difference is not None:
-                found.differences.append(difference)
-        return found
+        return check(self, targets)
 
     def apply(self, difference: Difference) -> None:
-        """Write one difference :meth:`check` found: the milestone's due day."""
-        if difference.field != "due":
-            raise ValueError(f"a GitHub milestone has no pushable field {difference.field!r}")
-        day = date.fromisoformat(difference.plan)
-        self.api.send(
-            "PATCH", f"{self.base}/milestones/{int(difference.ref)}",
-            json={"due_on": f"{day.isoformat()}T12:00:00Z"}, count=RequestCount(),
-            what=f"setting the due date of {difference.container} in {self.repo}",
-            classify=classify_write(
-                self.name, "check that the milestone still exists (a renamed or deleted "
-                "milestone: run `stratmap push` again) and the repository's url"))
+        """Write one difference :meth:`check` found: :func:`connectors.github.push.apply`."""
+        from stratmap.connectors.github.push import apply
+
+        apply(self, difference)
 
     # -- requests ------------------------------------------------------------------------
 
