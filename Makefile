@@ -2,7 +2,7 @@
 #   make demo   set up, then run the bundled sample offline on SQLite (no server, no network)
 #   make test   set up, then lint, type-check and run the tests on SQLite and PostgreSQL
 #   make test-fast  the fast tier while working: no server, process or PostgreSQL half
-#   make bench  the benchmarks, side by side (benchmarks/README.md); about 7 minutes
+#   make bench  end to end first, then the parts (benchmarks/README.md); about 20 minutes
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -319,7 +319,14 @@ def migrate(engine: Engine) -> None:
         current = set(MigrationContext.configure(connection).get_current_heads())
         if current == _heads():
             return
-        _check_ours(connection, current)
+        try:
+            _check_ours(connection, current)
+        except StoreRefused:
+            # Another process's first migration can commit between reading the version
+            # and reading the tables (each its own snapshot here): refuse only if the
+            # version still reads the same; the check under the write lock settles it.
+            if set(MigrationContext.configure(connection).get_current_heads()) == current:
+                raise
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     # Alembic's environment is module-global: one migration at a time in a process.
