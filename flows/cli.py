@@ -138,6 +138,23 @@ def prefect_api_configured() -> bool:
     return bool(get_current_settings().api.url)
 
 
+def _store_parameter(db: str | None) -> str | None:
+    """``--db`` as a flow parameter: Prefect stores parameters in clear, so a URL with a
+    password goes to this process's STRATMAP_DB (the flow, or the runs ``serve`` starts,
+    read it there) and the parameter stays empty."""
+    import os
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(db).password if db else None
+    except ValueError:
+        password = None
+    if db and password:
+        os.environ["STRATMAP_DB"] = db
+        return None
+    return db
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from stratmap.flows.present import SyncProgress, summary, sync_failures
 
@@ -152,7 +169,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         # The flow syncs, judges, records and publishes; the CLI shows what it returned.
         undelivered: list[str] = []
         try:
-            report = track_plan(str(plan_path), db=args.db, as_of=args.as_of,
+            report = track_plan(str(plan_path), db=_store_parameter(args.db), as_of=args.as_of,
                                 offline=args.offline)["report"]
             failed: dict[str, str] = {}
         except RunFailed as error:
@@ -229,7 +246,8 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
 
     from stratmap.flows.deploy import deployments_for
 
-    deployments = deployments_for(plan, plan_path=Path(args.plan).resolve(), db=args.db)
+    deployments = deployments_for(plan, plan_path=Path(args.plan).resolve(),
+                                  db=_store_parameter(args.db))
     for deployment in deployments:
         when = (f"on {deployment.schedules[0].schedule.cron} ({plan.timezone})"
                 if deployment.schedules else "on demand (run it from the Prefect UI)")
