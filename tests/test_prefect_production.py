@@ -15,6 +15,7 @@ import pytest
 
 from tests.test_prefect_server import (
     AS_OF,
+    ROOT,
     PrefectServer,
     Receiver,
     _api,
@@ -22,7 +23,7 @@ from tests.test_prefect_server import (
     server,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 __all__ = ["server"]  # the module's prefect server fixture
 
 
@@ -109,3 +110,224 @@ def test_a_failed_sync_alerts_nobody_marks_the_report_stale_and_fails_the_run(
     messages = _logs(server, run["id"], "sync of jira failed")
     assert any(m.startswith("stratmap.flows.run: sync of jira failed") for m in messages), \
         messages
+
+
+# -- no secret in a flow run's parameters ------------------------------------------------------
+
+STORE_PASSWORD = "pw-Canary-93b1e7"
+
+
+def _header_commands(text: str) -> list[str]:
+    """The shell commands a file's header comment tells the reader to run, in order."""
+    commands = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        if line.startswith("#   ") and not line.startswith("#    "):
+            commands.append(line.removeprefix("#   "))
+    return commands
+
+
+def _sh(server: PrefectServer, command: str, *, cwd: Path,
+        env: dict[str, str] | None = None) -> str:
+    path = f"{Path(sys.executable).parent}:{server.env.get('PATH', '')}"
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=cwd,
+                          env={**server.env, "PATH": path, **(env or {})}, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _store_with_password(tmp_path: Path) -> str:
+    """A store URL holding a password: PostgreSQL (trust auth accepts any), else SQLite."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import _postgres_or_skip
+
+    try:
+        url = _postgres_or_skip()
+    except pytest.skip.Exception:
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return make_url(url).set(password=STORE_PASSWORD).render_as_string(hide_password=False)
+
+
+def _no_password_in_any_flow_run(server: PrefectServer) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = _api(server, "POST", "/flow_runs/filter", json={"limit": 200})
+    assert runs
+    for run in runs:
+        assert STORE_PASSWORD not in __import__("json").dumps(run["parameters"]), run["name"]
+    return runs
+
+
+def _deploy_shipped(server: PrefectServer, tmp_path: Path, plan_file: Path,
+                    store: str) -> dict[str, str]:
+    """Follow the header of the shipped deployments/prefect.yaml: create the work pool and
+    deploy; the ids of the plan's deployments (deployed once per server)."""
+    names = {"track": "track-plan/track-northwind-growth-plan-2027",
+             "report": "report-plan/report-northwind-growth-plan-2027"}
+    try:
+        return {k: _api(server, "GET", f"/deployments/name/{v}")["id"] for k, v in names.items()}
+    except __import__("httpx").HTTPStatusError:
+        pass
+    shipped = (ROOT / "deployments" / "prefect.yaml").read_text()
+    folder = tmp_path / "deploy"
+    (folder / "deployments").mkdir(parents=True)
+    (folder / "deployments" / "prefect.yaml").write_text(shipped)
+    create, deploy, worker = _header_commands(shipped)
+    assert worker.startswith("STRATMAP_DB=") and "prefect worker start" in worker
+    _sh(server, create, cwd=folder)
+    _sh(server, deploy.replace("/srv/stratmap/plan.yaml", str(plan_file)), cwd=folder)
+    return {k: _api(server, "GET", f"/deployments/name/{v}")["id"] for k, v in names.items()}
+
+
+def test_the_shipped_prefect_yaml_works_as_written_with_no_password_in_any_parameter(
+        server: PrefectServer, tmp_path: Path) -> None:
+    receiver = Receiver()
+    try:
+        plan_file = _sample_alerting_to(server, receiver, tmp_path)
+        store = _store_with_password(tmp_path)
+        ids = _deploy_shipped(server, tmp_path, plan_file, store)
+        shipped = (ROOT / "deployments" / "prefect.yaml").read_text()
+        worker = _header_commands(shipped)[2]
+        run = _api(server, "POST", f"/deployments/{ids['track']}/create_flow_run", json={})
+        # The header's worker, with this test's store in STRATMAP_DB, for one run.
+        _sh(server, worker.replace("sqlite:////srv/stratmap/stratmap.db", f"'{store}'")
+            + " --run-once", cwd=tmp_path)
+        done = _api(server, "GET", f"/flow_runs/{run['id']}")
+        assert done["state"]["type"] == "COMPLETED", done["state"]
+        assert done["name"].startswith("track-northwind-growth-plan-2027-")
+        assert "plan:northwind-growth-plan-2027" in done["tags"]
+        assert receiver.bodies, "the deployed run alerted"
+
+        # The CLI with --db holding a password: the flow reads it from STRATMAP_DB.
+        code, out = _finish(_stratmap(server, str(plan_file), "--db", store, "--prefect",
+                                      "--offline", "--quiet"))
+        assert code == 0, out
+        assert STORE_PASSWORD not in out
+        # Calling the flow with it is refused before a run exists.
+        before = len(_no_password_in_any_flow_run(server))
+        called = server.python(
+            "from stratmap.flows.track import track_plan\n"
+            f"track_plan({str(plan_file)!r}, db={store!r}, offline=True)\n")
+        assert called.returncode != 0
+        assert "holds a password" in called.stderr and "STRATMAP_DB" in called.stderr
+        assert STORE_PASSWORD not in called.stderr
+        after = _no_password_in_any_flow_run(server)
+        assert len(after) == before, "no flow run was created"
+        names = {r["name"] for r in after}
+        assert any(n.startswith("track-northwind-growth-plan-2027-") for n in names)
+    finally:
+        receiver.close()
+
+
+# -- the example Automations fire only for what they name -------------------------------------
+
+_EMIT = """
+import sys
+from prefect.events.clients import get_events_client
+from stratmap.models.planfile import load_plan, parse_plan
+from stratmap.models.report import Finding, Kind, Severity
+from stratmap.publish.changes import Change, Subject
+from stratmap.publish.prefect_ui import emit_changes
+from stratmap.judgement import judge
+from stratmap.models.records import Evidence
+from datetime import datetime, UTC
+
+ours = load_plan(sys.argv[1])
+other = parse_plan("version: 1\\nname: Other plan\\nleader: a\\npeople: {a: {}}\\n")
+report = judge(ours, Evidence(), as_of=datetime(2027, 3, 1, tzinfo=UTC))
+
+
+def goal(ref, before, after):
+    return Change(Subject(f"status:goal:{ref}", after, "goal", ref, ref.upper(), None),
+                  before, after)
+
+
+def stalled(ref):
+    finding = Finding(kind=Kind.STALLED, severity=Severity.WARNING, goal=ref.split(".")[0],
+                      milestone=ref, person=None, item=None, message=f"{ref} stalled")
+    return Change(Subject(f"finding:{ref}", "stalled", "stalled", ref, finding.message, None,
+                          finding), None, "stalled")
+
+
+which = sys.argv[2]
+if which == "first":
+    emit_changes(ours, report, [goal("crm", "at_risk", "off_track"), stalled("eu.localisation")])
+elif which == "not":
+    emit_changes(ours, report, [goal("crm", "off_track", "at_risk"),   # an improvement
+                                goal("eu", None, "off_track"),          # first judged
+                                goal("brand", "on_track", "at_risk")])  # worse, not off track
+    emit_changes(other, report, [goal("crm", "at_risk", "off_track"),  # another plan's
+                                 stalled("eu.localisation")])
+else:
+    emit_changes(ours, report, [goal("eu", "on_track", "off_track"), stalled("crm.migration")])
+"""
+
+
+def test_the_example_automations_fire_only_for_what_they_name(
+        server: PrefectServer, tmp_path: Path) -> None:
+    receiver = Receiver()
+    try:
+        plan_file = _sample_alerting_to(server, receiver, tmp_path)
+        ids = _deploy_shipped(server, tmp_path, plan_file, f"sqlite:///{tmp_path / 's.db'}")
+        # The header says slack-webhook/northwind-strategy; here the block posting to the
+        # receiver stands in for it (a Slack webhook needs hooks.slack.com).
+        hook = server.python(
+            "from prefect.blocks.notifications import CustomWebhookNotificationBlock as B\n"
+            f"B(name='northwind-strategy', url={receiver.url!r}, "
+            "json_data={'subject': '{{subject}}', 'text': '{{body}}'})"
+            ".save('northwind-strategy', overwrite=True)\n")
+        assert hook.returncode == 0, hook.stderr
+        folder = tmp_path / "deploy"
+        (folder / "automations").mkdir(parents=True, exist_ok=True)
+        for name in ("goal-off-track.yaml", "stalled-milestone.yaml"):
+            text = (ROOT / "deployments" / "automations" / name).read_text()
+            (folder / "automations" / name).write_text(text)
+            session = "\n".join(_header_commands(text))  # one shell, as a reader types them
+            _sh(server, session.replace("slack-webhook/northwind-strategy",
+                                        "custom-webhook/northwind-strategy"), cwd=folder)
+
+        def reports() -> int:
+            """Runs of the plan's report deployment an Automation started (the scheduler's
+            are auto-scheduled)."""
+            runs = _api(server, "POST", "/flow_runs/filter", json={
+                "flow_runs": {"deployment_id": {"any_": [ids["report"]]}}})
+            started = [r for r in runs if not r["auto_scheduled"]]
+            assert all((r.get("created_by") or {}).get("type") == "AUTOMATION" for r in started)
+            return len(started)
+
+        def fired(messages: int, runs: int) -> None:
+            deadline = time.monotonic() + 120
+            while (len(receiver.bodies) < messages or reports() < runs) \
+                    and time.monotonic() < deadline:
+                time.sleep(1)
+
+        assert reports() == 0
+        emit = tmp_path / "emit.py"
+        emit.write_text(_EMIT)
+
+        def send(which: str) -> None:
+            done = subprocess.run([sys.executable, str(emit), str(plan_file), which],
+                                  env=server.env, cwd=server.home, capture_output=True,
+                                  text=True, timeout=180, check=False)
+            assert done.returncode == 0, done.stderr
+
+        # Once the Automations answer, the events that must not fire are sent, then two
+        # that must: when those have fired, the ones before them were seen and let pass.
+        for _ in range(40):
+            send("first")
+            fired(1, 1)
+            if receiver.bodies and reports():
+                break
+        assert len(receiver.bodies) == 1 and reports() == 1, (receiver.bodies, reports())
+        assert receiver.bodies[0]["subject"] == "Goal crm is off track"
+        assert "from at_risk to off_track" in receiver.bodies[0]["text"]
+        send("not")
+        send("last")
+        fired(2, 2)
+        time.sleep(5)  # anything late would have arrived by now
+        assert [b["subject"] for b in receiver.bodies] == ["Goal crm is off track",
+                                                           "Goal eu is off track"]
+        assert reports() == 2
+    finally:
+        receiver.close()
