@@ -18,7 +18,7 @@ from stratmap.models.report import Kind, Report, Status
 from stratmap.models.text import visible
 from stratmap.publish.changes import RANK, Alert, Change, alert_text
 from stratmap.publish.map import strategic_map_image
-from stratmap.publish.markdown import STATUS_LABEL, cell, render
+from stratmap.publish.markdown import STATUS_LABEL, STATUS_MARK, cell, render
 
 log = logging.getLogger(__name__)
 
@@ -82,24 +82,27 @@ def percent(progress: float) -> int:
 
 STATUS_WORD = {status: STATUS_LABEL[status].upper() for status in Status}
 """Status as a word: the UI's fonts may draw no emoji, and a colour alone says nothing."""
-MESSAGE_WIDTH = 60
+MESSAGE_WIDTH = 36
 """Characters of a finding's message shown in the findings table; the full text follows."""
+
+
+def plain_marks(markdown: str) -> str:
+    """The report's status marks (emoji beside each status word) dropped: the Prefect UI's
+    fonts often draw none, and the word says it."""
+    for mark in STATUS_MARK.values():
+        markdown = markdown.replace(f"{mark} ", "").replace(mark, "")
+    return markdown
 
 
 def _short(text: str, width: int = MESSAGE_WIDTH) -> str:
     return text if len(text) <= width else text[:width - 1].rstrip() + "…"
 
 
-def findings_markdown(plan: Plan, report: Report) -> str:
+def findings_table(report: Report, *, heading: str = "##") -> list[str]:
     """The findings as a table narrow enough for the artifact page (each message cut to
     :data:`MESSAGE_WIDTH` characters, numbered), the full messages listed below it."""
-    when = minute(report.as_of, plan.timezone)
-    lines = [f"# Findings: {cell(plan.name)}", "",
-             f"{len(report.findings)} finding(s), judged {when}.", ""]
-    if not report.findings:
-        return "\n".join([*lines, "No findings."]) + "\n"
-    lines += ["| # | severity | kind | where | person | message |",
-              "|---|---|---|---|---|---|"]
+    lines = ["| # | severity | kind | where | person | message |",
+             "|---|---|---|---|---|---|"]
     full: list[str] = []
     for number, f in enumerate(report.findings, start=1):
         message = visible(f.message)
@@ -107,7 +110,38 @@ def findings_markdown(plan: Plan, report: Report) -> str:
                      f"| {cell(f.milestone or f.goal or f.item or 'plan')} "
                      f"| {cell(f.person or '')} | {cell(_short(message))} |")
         full.append(f"{number}. {cell(message)}")
-    return "\n".join([*lines, "", "## Full messages", "", *full]) + "\n"
+    return [*lines, "", f"{heading} Full messages", "", *full]
+
+
+def findings_markdown(plan: Plan, report: Report) -> str:
+    """The findings artifact: :func:`findings_table` under a title."""
+    when = minute(report.as_of, plan.timezone)
+    lines = [f"# Findings: {cell(plan.name)}", "",
+             f"{len(report.findings)} finding(s), judged {when}.", ""]
+    if not report.findings:
+        return "\n".join([*lines, "No findings."]) + "\n"
+    return "\n".join([*lines, *findings_table(report)]) + "\n"
+
+
+def report_markdown(plan: Plan, report: Report) -> str:
+    """The report artifact: the Markdown report as the UI should show it. Its findings table
+    is :func:`findings_table` (messages cut to fit, full text below), the time it was judged
+    reads in the plan's zone to the minute, and status marks are words alone."""
+    text = plain_marks(render(report, map_image=strategic_map_image(report)))
+    text = text.replace(report.as_of.isoformat(), minute(report.as_of, plan.timezone))
+    lines = text.split("\n")
+    heading = next((i for i, line in enumerate(lines) if line.startswith("## Findings")), None)
+    if heading is None or not report.findings:
+        return text
+    start = next((i for i in range(heading + 1, len(lines)) if lines[i].startswith("|")),
+                 None)
+    if start is None:
+        return text
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return "\n".join([*lines[:start], *findings_table(report, heading="###"),
+                      *lines[end:]])
 
 
 def html_markdown(plan: Plan, html: str, *, html_url: str | None) -> str:
@@ -137,8 +171,7 @@ def publish_artifacts(plan: Plan, report: Report, *, html_url: str | None = None
     key = slug(plan.name)
     when = minute(report.as_of, plan.timezone)
     ids = [
-        create_markdown_artifact(key=report_key(plan),
-                                 markdown=render(report, map_image=strategic_map_image(report)),
+        create_markdown_artifact(key=report_key(plan), markdown=report_markdown(plan, report),
                                  description=f"{cell(plan.name)}: report, judged {when} "
                                              f"({STATUS_WORD[report.status]}, "
                                              f"{percent(report.progress)}%)"),

@@ -331,3 +331,109 @@ def test_the_example_automations_fire_only_for_what_they_name(
         assert reports() == 2
     finally:
         receiver.close()
+
+
+# -- what a person sees in the Prefect UI --------------------------------------------------------
+
+
+def _wait_for_text(tab: Any, wanted: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = str(tab.evaluate("document.body.innerText"))
+        if wanted in text:
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"{wanted!r} never shown; the page says:\n{text[:3000]}")
+
+
+def test_the_ui_shows_readable_artifacts_and_the_run_page(
+        server: PrefectServer, tmp_path: Path) -> None:
+    """The report, findings and HTML artifacts and the flow run page in headless Chromium:
+    status words, times in the plan's zone to the minute, nothing wider than the page.
+    With STRATMAP_UPDATE_SCREENSHOTS set, the screenshots are copied into docs/."""
+    import os
+
+    from tests.browser import Browser, chromium
+
+    executable = chromium()
+    if executable is None:
+        if os.environ.get("STRATMAP_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required here (apt-get install chromium)")
+        pytest.skip("no chromium (apt-get install chromium)")
+    receiver = Receiver()
+    try:
+        plan_file = _sample_alerting_to(server, receiver, tmp_path)
+        store = f"sqlite:///{tmp_path / 's.db'}"
+        ran = server.python(
+            "from stratmap.flows.track import track_plan\n"
+            f"track_plan({str(plan_file)!r}, db={store!r}, "
+            f"as_of={AS_OF!r}, html_path={str(tmp_path / 'report.html')!r})\n")
+        assert ran.returncode == 0, ran.stderr[-3000:]
+    finally:
+        receiver.close()
+    (run,) = _api(server, "POST", "/flow_runs/filter", json={
+        "flow_runs": {"name": {"like_": "track-northwind"}}, "sort": "START_TIME_DESC",
+        "limit": 1})
+    assert run["state"]["type"] == "COMPLETED"
+    assert run["name"].startswith("track-northwind-growth-plan-2027-")
+    artifacts = {a["key"]: a for a in _api(server, "POST", "/artifacts/filter", json={
+        "artifacts": {"flow_run_id": {"any_": [run["id"]]}}}) if a["key"]}
+    prefix = "stratmap-northwind-growth-plan-2027-"
+    assert {f"{prefix}report", f"{prefix}findings", f"{prefix}html",
+            f"{prefix}goal-crm"} <= set(artifacts)
+    progress = [a for a in artifacts.values() if a["type"] == "progress"]
+    assert progress and all(float(a["data"]).is_integer() for a in progress)
+    for artifact in artifacts.values():
+        assert "2027-03-01 09:00 GMT" in artifact["description"], artifact["description"]
+
+    shots: dict[str, Path] = {}
+    base = f"http://127.0.0.1:{server.port}"
+    browser = Browser(executable, tmp_path / "chromium")
+    try:
+        def page(path: str, wanted: str) -> tuple[Any, str]:
+            tab = browser.tab(width=1400, height=1000)  # a fresh tab per page
+            tab.open(f"{base}{path}")
+            return tab, _wait_for_text(tab, wanted)
+
+        def clipped(tab: Any) -> list[str]:
+            """Tables whose content is wider than the box that shows them."""
+            return list(tab.evaluate(
+                "[...document.querySelectorAll('table')].filter(t => "
+                "t.scrollWidth > t.clientWidth + 1 || t.parentElement.scrollWidth > "
+                "t.parentElement.clientWidth + 1 || t.getBoundingClientRect().right > "
+                "window.innerWidth).map(t => t.innerText.slice(0, 80))"))
+
+        tab, text = page(f"/artifacts/artifact/{artifacts[f'{prefix}findings']['id']}",
+                         "Full messages")
+        assert "2027-03-01 09:00 GMT" in text
+        assert any(word in text for word in ("CRITICAL", "WARNING"))
+        assert clipped(tab) == [], "the findings table is wider than the page"
+        shots["findings"] = tab.screenshot(tmp_path / "prefect-ui-findings.png", width=1400,
+                                           height=1000)
+
+        tab, text = page(f"/artifacts/artifact/{artifacts[f'{prefix}report']['id']}",
+                         "crm.migration")
+        assert "OFF TRACK" in text and "2027-03-01 09:00 GMT" in text
+        assert "🔴" not in text and "🟠" not in text  # status words, no emoji to miss a font
+        shots["report"] = tab.screenshot(tmp_path / "prefect-ui-report.png", width=1400,
+                                         height=1000)
+
+        tab, text = page(f"/artifacts/artifact/{artifacts[f'{prefix}html']['id']}",
+                         "The HTML report of Northwind growth plan 2027")
+        assert "Needs attention" in text and "crm.migration" in text
+        shots["html"] = tab.screenshot(tmp_path / "prefect-ui-html.png", width=1400,
+                                       height=1000)
+
+        tab, text = page(f"/runs/flow-run/{run['id']}", run["name"])
+        _wait_for_text(tab, "published stratmap-northwind-growth-plan-2027-report")
+        assert "Completed" in str(tab.evaluate("document.body.innerText"))
+        shots["flow-run"] = tab.screenshot(tmp_path / "prefect-ui-flow-run.png", width=1400,
+                                           height=1000)
+    finally:
+        browser.close()
+    for shot in shots.values():
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("STRATMAP_UPDATE_SCREENSHOTS"):
+        for name, shot in shots.items():
+            shutil.copy(shot, ROOT / "docs" / f"prefect-ui-{name}.png")

@@ -255,3 +255,27 @@ def test_the_samples_alert_channels_name_real_block_types() -> None:
         type_slug = reference.removeprefix("block:").split("/")[0]
         block_class = Block.get_block_class_from_key(type_slug)
         assert "notify" in block_class.get_block_capabilities(), reference
+
+
+def test_the_report_artifact_fits_reads_in_the_plans_zone_and_says_status_in_words() -> None:
+    from stratmap.judgement import judge
+    from stratmap.models.records import Evidence
+    from stratmap.models.report import Finding, Kind, Severity
+    from stratmap.publish.markdown import STATUS_MARK
+    from stratmap.publish.prefect_ui import MESSAGE_WIDTH, report_markdown
+
+    plan = load_plan(SAMPLE)
+    long = "x" * 200
+    judged = judge(plan, Evidence(), as_of=AS_OF)
+    report = judged.model_copy(update={"findings": [
+        *judged.findings, Finding(kind=Kind.UNMAPPED_WORK, severity=Severity.INFO, goal=None,
+                                  milestone=None, person=None, item="WEB-9", message=long)]})
+    text = report_markdown(plan, report)
+    assert "2027-03-01 09:00 GMT" in text and AS_OF.isoformat() not in text
+    assert not any(mark in text for mark in STATUS_MARK.values())
+    table = [line for line in text.split("## Findings")[1].split("### Full messages")[0]
+             .splitlines() if line.startswith("| ")]
+    assert len(table) == len(report.findings) + 1
+    assert all(len(row.rsplit("|", 2)[-2].strip()) <= MESSAGE_WIDTH for row in table[1:])
+    assert f"{len(report.findings)}. {long}" in text
+    assert "## Milestones" in text  # the rest of the report follows
