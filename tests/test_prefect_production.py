@@ -437,3 +437,44 @@ def test_the_ui_shows_readable_artifacts_and_the_run_page(
     if os.environ.get("STRATMAP_UPDATE_SCREENSHOTS"):
         for name, shot in shots.items():
             shutil.copy(shot, ROOT / "docs" / f"prefect-ui-{name}.png")
+
+
+# -- issue 14: a canary token through a failing Prefect run ------------------------------------
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\n"])
+def test_a_canary_token_is_absent_from_everything_a_failing_prefect_run_records(
+        server: PrefectServer, tmp_path: Path, ending: str) -> None:
+    import base64
+    import json
+    import subprocess as sp
+    from urllib.parse import quote
+
+    from tests.fakes.jira_server import FakeJira
+    from tests.test_hostile_input import CANARY, _jira_plan
+
+    before = {r["id"] for r in _api(server, "POST", "/flow_runs/filter", json={"limit": 200})}
+    with FakeJira(deployment="cloud", token="another-token") as jira:  # answers 401
+        plan = _jira_plan(tmp_path, jira)
+        done = sp.run([sys.executable, "-m", "stratmap.flows.cli", "-v", "run", str(plan),
+                       "--db", f"sqlite:///{tmp_path / 's.db'}", "--prefect"],
+                      env={**server.env, "HOSTILE_TOKEN": CANARY + ending}, cwd=server.home,
+                      capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 3, done.stdout + done.stderr
+    (run,) = [r for r in _api(server, "POST", "/flow_runs/filter", json={"limit": 200})
+              if r["id"] not in before]
+    assert run["state"]["type"] == "FAILED"
+    assert "401" in run["state"]["message"] or "token" in run["state"]["message"].lower()
+    tasks = _api(server, "POST", "/task_runs/filter", json={
+        "flow_runs": {"id": {"any_": [run["id"]]}}})
+    assert any(t["state"]["type"] == "FAILED" for t in tasks)
+    logs = _logs(server, run["id"], "sync of jira failed")
+    assert any("sync of jira failed" in m for m in logs), logs
+    artifacts = _api(server, "POST", "/artifacts/filter", json={
+        "artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    assert artifacts
+    recorded = json.dumps({"run": run, "tasks": tasks, "logs": logs, "artifacts": artifacts})
+    basic = base64.b64encode(f"{jira.email}:{CANARY}".encode()).decode()
+    for form in (CANARY, quote(CANARY), quote(CANARY + ending), basic, basic[8:-4]):
+        assert form not in recorded, form
+        assert form not in done.stdout + done.stderr, form
