@@ -144,6 +144,11 @@ def report_markdown(plan: Plan, report: Report) -> str:
                       *lines[end:]])
 
 
+def _code(text: str) -> str:
+    """Text for a Markdown code span (shown as is: no backslash escapes apply there)."""
+    return " ".join(visible(text).split()).replace("`", "%60")
+
+
 def html_markdown(plan: Plan, html: str, *, html_url: str | None) -> str:
     """The HTML report as a Markdown artifact the UI opens: the page's body as raw HTML
     (the UI renders it and drops styles and anything active), with no blank or indented
@@ -153,7 +158,7 @@ def html_markdown(plan: Plan, html: str, *, html_url: str | None) -> str:
     body = re.sub(r"<(script|style)\b.*?</\1>", "", body, flags=re.DOTALL | re.IGNORECASE)
     lines = [line.strip() for line in body.splitlines() if line.strip()]
     head = [f"_The HTML report of {cell(plan.name)}"
-            + (f", also written on the worker to `{cell(html_url)}`" if html_url else "")
+            + (f", also written on the worker to `{_code(html_url)}`" if html_url else "")
             + "._", ""]
     return "\n".join([*head, *lines]) + "\n"
 

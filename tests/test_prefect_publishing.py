@@ -127,7 +127,7 @@ def test_artifacts_are_keyed_titled_rounded_and_in_the_plans_zone(
     plan = load_plan(SAMPLE)
     publish_artifacts(plan, report, html="<html><body>\n  <h1>Page</h1>\n\n  <p>x</p>\n"
                                         "<style>p{}</style></body></html>",
-                      html_url="file:///srv/out/report.html")
+                      html_url="file:///srv/out_dir/report.html")
     keys = [a.get("key") for a in made]
     assert None not in keys and len(set(keys)) == len(keys)
     progress = [a for a in made if a["_"] == "create_progress_artifact"]
@@ -147,7 +147,7 @@ def test_artifacts_are_keyed_titled_rounded_and_in_the_plans_zone(
     assert html["_"] == "create_markdown_artifact"
     assert "<h1>Page</h1>\n<p>x</p>" in html["markdown"]  # no indented or blank lines
     assert "<style>" not in html["markdown"]
-    assert "file:///srv/out/report.html" in html["markdown"]
+    assert "file:///srv/out_dir/report.html" in html["markdown"]
 
 
 def test_the_findings_table_fits_and_the_full_messages_follow(
