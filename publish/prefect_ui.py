@@ -144,9 +144,27 @@ def report_markdown(plan: Plan, report: Report) -> str:
                       *lines[end:]])
 
 
-def _code(text: str) -> str:
-    """Text for a Markdown code span (shown as is: no backslash escapes apply there)."""
-    return " ".join(visible(text).split()).replace("`", "%60")
+_SVG_PROPERTIES = frozenset({
+    "fill", "fill-opacity", "stroke", "stroke-width", "stroke-opacity", "stroke-linecap",
+    "stroke-linejoin", "stroke-dasharray", "opacity", "font-family", "font-size",
+    "font-weight", "font-style", "text-anchor", "dominant-baseline"})
+
+
+def _breakable(path: str) -> str:
+    """A long path that may wrap after each ``/`` (a ``<wbr>``), not widen the page."""
+    return "/<wbr>".join(cell(part) for part in path.split("/"))
+
+
+def _presentation(style: re.Match[str]) -> str:
+    """``style="fill: #fff; stroke: none"`` as ``fill="#fff" stroke="none"`` (what an SVG
+    also understands); other declarations are dropped."""
+    attributes = []
+    for declaration in style.group(1).split(";"):
+        name, _, value = declaration.partition(":")
+        name, value = name.strip().lower(), value.strip()
+        if name in _SVG_PROPERTIES and value and '"' not in value:
+            attributes.append(f' {name}="{value}"')
+    return "".join(attributes)
 
 
 def html_markdown(plan: Plan, html: str, *, html_url: str | None) -> str:
@@ -155,11 +173,17 @@ def html_markdown(plan: Plan, html: str, *, html_url: str | None) -> str:
     line that Markdown would read as a paragraph break or a code block."""
     found = re.search(r"<body[^>]*>(.*)</body>", html, flags=re.DOTALL | re.IGNORECASE)
     body = found.group(1) if found else html
-    body = re.sub(r"<(script|style)\b.*?</\1>", "", body, flags=re.DOTALL | re.IGNORECASE)
+    body = re.sub(r"<script\b.*?</script>", "", body, flags=re.DOTALL | re.IGNORECASE)
+    # Drawings sized in points would widen the page past the UI's column: without a fixed
+    # width and height an SVG fills the column and keeps its shape (its viewBox).
+    body = re.sub(r"<svg\b[^>]*>", lambda tag: re.sub(r'\s(width|height)="[^"]*"', "",
+                                                      tag.group(0)), body)
+    # The UI drops style attributes: a drawing's styles become SVG presentation attributes.
+    body = re.sub(r'\sstyle="([^"]*)"', _presentation, body)
     lines = [line.strip() for line in body.splitlines() if line.strip()]
-    head = [f"_The HTML report of {cell(plan.name)}"
-            + (f", also written on the worker to `{_code(html_url)}`" if html_url else "")
-            + "._", ""]
+    head = [f"_The HTML report of {cell(plan.name)}._"
+            + (f" Also written on the worker to {_breakable(html_url)}" if html_url else ""),
+            ""]
     return "\n".join([*head, *lines]) + "\n"
 
 

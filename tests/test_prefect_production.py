@@ -4,6 +4,7 @@ loggers reach the flow run's logs."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,7 @@ def test_a_failed_sync_alerts_nobody_marks_the_report_stale_and_fails_the_run(
         receiver.close()
     assert code == 3, out  # a source could not be synced
     assert receiver.bodies == [], "no alert judged from sources that never synced"
-    stale = __import__("json").loads(report.read_text())["stale_sources"]
+    stale = json.loads(report.read_text())["stale_sources"]
     assert {s["source"] for s in stale} == {"jira", "site"}
     assert all(s["last_synced"] is None for s in stale)
 
@@ -155,7 +156,7 @@ def _no_password_in_any_flow_run(server: PrefectServer) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = _api(server, "POST", "/flow_runs/filter", json={"limit": 200})
     assert runs
     for run in runs:
-        assert STORE_PASSWORD not in __import__("json").dumps(run["parameters"]), run["name"]
+        assert STORE_PASSWORD not in json.dumps(run["parameters"]), run["name"]
     return runs
 
 
@@ -396,6 +397,25 @@ def test_the_ui_shows_readable_artifacts_and_the_run_page(
             tab.open(f"{base}{path}")
             return tab, _wait_for_text(tab, wanted)
 
+        def shoot(tab: Any, wanted: str, name: str) -> Path:
+            """A screenshot once ``wanted`` is drawn in the top 1000 pixels of a page laid out
+            1400 wide (the UI sometimes lays a page out narrower for a moment)."""
+            def shown(text: str) -> str:  # a leaf showing ``text`` wholly on screen
+                return ("[...document.querySelectorAll('*')].some(e => e.childElementCount === 0"
+                        f" && e.textContent.includes({json.dumps(text)}) && (r => r.width > 0 "
+                        "&& r.left >= 0 && r.right <= 1400 && r.top >= 0 && r.bottom <= 1000)"
+                        "(e.getBoundingClientRect()))")
+
+            # The UI's own navigation in place: nothing pushed the page sideways.
+            drawn = f"window.innerWidth === 1400 && {shown(wanted)} && {shown('Dashboard')}"
+            for _ in range(20):
+                shot = tab.screenshot(tmp_path / f"prefect-ui-{name}.png", width=1400,
+                                      height=1000)
+                if tab.evaluate(drawn):
+                    return shot
+                time.sleep(1)
+            raise AssertionError(f"{name}: {wanted!r} never drawn on the first screen")
+
         def clipped(tab: Any) -> list[str]:
             """Tables whose content is wider than the box that shows them."""
             return list(tab.evaluate(
@@ -409,27 +429,26 @@ def test_the_ui_shows_readable_artifacts_and_the_run_page(
         assert "2027-03-01 09:00 GMT" in text
         assert any(word in text for word in ("CRITICAL", "WARNING"))
         assert clipped(tab) == [], "the findings table is wider than the page"
-        shots["findings"] = tab.screenshot(tmp_path / "prefect-ui-findings.png", width=1400,
-                                           height=1000)
+        shots["findings"] = shoot(tab, "Full messages", "findings")
 
         tab, text = page(f"/artifacts/artifact/{artifacts[f'{prefix}report']['id']}",
                          "crm.migration")
         assert "OFF TRACK" in text and "2027-03-01 09:00 GMT" in text
         assert "🔴" not in text and "🟠" not in text  # status words, no emoji to miss a font
-        shots["report"] = tab.screenshot(tmp_path / "prefect-ui-report.png", width=1400,
-                                         height=1000)
+        shots["report"] = shoot(tab, "crm.migration", "report")
 
         tab, text = page(f"/artifacts/artifact/{artifacts[f'{prefix}html']['id']}",
                          "The HTML report of Northwind growth plan 2027")
         assert "Needs attention" in text and "crm.migration" in text
-        shots["html"] = tab.screenshot(tmp_path / "prefect-ui-html.png", width=1400,
-                                       height=1000)
+        assert (tmp_path / "report.html").as_uri() in text
+        assert clipped(tab) == [] and tab.evaluate(
+            "document.documentElement.scrollWidth <= window.innerWidth"), "wider than the page"
+        shots["html"] = shoot(tab, "Needs attention", "html")
 
         tab, text = page(f"/runs/flow-run/{run['id']}", run["name"])
         _wait_for_text(tab, "published stratmap-northwind-growth-plan-2027-report")
         assert "Completed" in str(tab.evaluate("document.body.innerText"))
-        shots["flow-run"] = tab.screenshot(tmp_path / "prefect-ui-flow-run.png", width=1400,
-                                           height=1000)
+        shots["flow-run"] = shoot(tab, run["name"], "flow-run")
     finally:
         browser.close()
     for shot in shots.values():
@@ -446,7 +465,6 @@ def test_the_ui_shows_readable_artifacts_and_the_run_page(
 def test_a_canary_token_is_absent_from_everything_a_failing_prefect_run_records(
         server: PrefectServer, tmp_path: Path, ending: str) -> None:
     import base64
-    import json
     import subprocess as sp
     from urllib.parse import quote
 

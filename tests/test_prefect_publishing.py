@@ -146,8 +146,8 @@ def test_artifacts_are_keyed_titled_rounded_and_in_the_plans_zone(
     html = next(a for a in made if a["key"] == "stratmap-northwind-growth-plan-2027-html")
     assert html["_"] == "create_markdown_artifact"
     assert "<h1>Page</h1>\n<p>x</p>" in html["markdown"]  # no indented or blank lines
-    assert "<style>" not in html["markdown"]
-    assert "file:///srv/out_dir/report.html" in html["markdown"]
+    assert "<style>p{}</style>" in html["markdown"]  # the drawings' own styles stay
+    assert "file:/<wbr>/<wbr>/<wbr>srv/<wbr>out\\_dir/<wbr>report.html" in html["markdown"]
 
 
 def test_the_findings_table_fits_and_the_full_messages_follow(
