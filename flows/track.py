@@ -110,12 +110,14 @@ def store_url(db: str | None) -> str | None:
 
 
 def _password(url: str) -> str | None:
-    try:
-        from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-        return make_url(url).password and str(make_url(url).password)
-    except Exception:
-        return None
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return None  # not a URL: Store() says so, with the URL's password hidden
+    return str(password) if password else None
 
 
 def ship_logs() -> None:
