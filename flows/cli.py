@@ -211,6 +211,23 @@ def _mark_never_synced(report, never: list[str]):  # type: ignore[no-untyped-def
     return report.model_copy(update={"stale_sources": [*report.stale_sources, *marked]})
 
 
+def _store_parameter(db: str | None) -> str | None:
+    """``--db`` as a flow parameter: Prefect stores parameters in clear, so a URL with a
+    password goes to this process's STRATMAP_DB (the flow, or the runs ``serve`` starts,
+    read it there) and the parameter stays empty."""
+    import os
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(db).password if db else None
+    except ValueError:
+        password = None
+    if db and password:
+        os.environ["STRATMAP_DB"] = db
+        return None
+    return db
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from stratmap.flows.present import SyncProgress, summary, sync_failures
 
@@ -238,7 +255,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         # The flow syncs, judges, records and publishes; the CLI shows what it returned.
         undelivered: list[str] = []
         try:
-            report = track_plan(str(plan_path), db=args.db, as_of=when,
+            report = track_plan(str(plan_path), db=_store_parameter(args.db), as_of=when,
                                 offline=args.offline)["report"]
             failed: dict[str, str] = {}
         except RunFailed as error:
@@ -343,7 +360,8 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
             highlight=False, markup=False, soft_wrap=True)
     # db stays as given: the flow finds STRATMAP_DB or the plan's own store itself, and a
     # URL from the environment (with its password) never lands in deployment parameters.
-    deployments = deployments_for(plan, plan_path=Path(args.plan).resolve(), db=args.db)
+    deployments = deployments_for(plan, plan_path=Path(args.plan).resolve(),
+                                  db=_store_parameter(args.db))
     for deployment in deployments:
         when = (f"on {deployment.schedules[0].schedule.cron} ({plan.timezone})"
                 if deployment.schedules else "on demand (run it from the Prefect UI)")

@@ -20,6 +20,9 @@ from prefect.types.entrypoint import EntrypointType
 from stratmap.models.plan import Plan, Schedule
 from stratmap.publish.prefect_ui import slug
 
+SAMPLE_SLUG = "northwind-growth-plan-2027"
+"""The plan the shipped example Automations are written for (examples/northwind)."""
+
 
 def schedules_for(plan: Plan) -> dict[str, Schedule_]:
     """The sync and report schedules, as crons in the plan's time zone."""
@@ -34,8 +37,15 @@ def deployments_for(plan: Plan, *, plan_path: str | Path, db: str | None = None)
     """``track-<plan>`` on the sync schedule, ``report-<plan>`` on the report schedule, and
     ``push-<plan>`` run on demand (``apply`` false unless the run sets it). ``plan_path`` is
     used as given: the path where the flows will read the plan."""
-    from stratmap.flows.track import push_plan_flow, report_plan, track_plan
+    from stratmap.flows.track import (
+        push_plan_flow,
+        refuse_secret_parameters,
+        report_plan,
+        track_plan,
+    )
 
+    # Deployment parameters are stored by the server and shown in the UI: no password there.
+    refuse_secret_parameters("track-plan", {"db": db})
     name = slug(plan.name)
     path = str(plan_path)
     schedules = schedules_for(plan)
@@ -72,13 +82,15 @@ _HEADER = """\
 # deployments without a work pool).
 #
 #   prefect work-pool create {pool} --type process
-#   prefect deploy --prefect-file {prefect_file} --all
-#   prefect worker start --pool {pool}
+#   {deploy_env}prefect deploy --prefect-file {prefect_file} --all
+#   STRATMAP_DB=sqlite:////srv/stratmap/stratmap.db prefect worker start --pool {pool}
 #
 # The worker needs stratmap installed (`pip install stratmap`): the entrypoints are modules of
-# the package, so no checkout and no working directory is pulled. `plan_path` must exist on
-# the worker. The store comes from the worker's environment (STRATMAP_DB, e.g.
-# postgresql+psycopg://stratmap@db/stratmap with PGPASSWORD set there), never from this file.
+# the package, so no checkout, no working directory and no STRATMAP_HOME. `plan_path` must
+# exist on the worker.{plan_note}
+# The store comes from the worker's environment (STRATMAP_DB, e.g.
+# postgresql+psycopg://stratmap@db/stratmap with PGPASSWORD set there), never from this file:
+# a flow parameter holding a password is refused, since Prefect stores parameters in clear.
 # Crons are read in the plan's time zone ({timezone}).
 """
 
@@ -104,8 +116,13 @@ def prefect_yaml(plan: Plan, *, plan_path: str | Path, pool: str = "stratmap",
     body = yaml.safe_dump({"name": "stratmap", "prefect-version": "3.4.0", "pull": [],
                            "deployments": deployments}, sort_keys=False, allow_unicode=True,
                           width=100)
-    return _HEADER.format(plan_name=plan.name, pool=pool, prefect_file=prefect_file,
-                          timezone=plan.timezone) + "\n" + body
+    from_env = "$STRATMAP_PLAN" in str(plan_path)
+    return _HEADER.format(
+        plan_name=plan.name, pool=pool, prefect_file=prefect_file, timezone=plan.timezone,
+        deploy_env="STRATMAP_PLAN=/srv/stratmap/plan.yaml " if from_env else "",
+        plan_note=(" STRATMAP_PLAN is read by `prefect deploy`:\n# the plan's absolute "
+                   "path on the worker." if from_env else ""),
+    ) + "\n" + body
 
 
 def write_deployments(plan: Plan, folder: Path, *, plan_path: str | Path,
@@ -119,7 +136,9 @@ def write_deployments(plan: Plan, folder: Path, *, plan_path: str | Path,
     (folder / "automations").mkdir(exist_ok=True)
     for example in sorted(automations.iterdir(), key=lambda p: p.name):
         if example.name.endswith(".yaml"):
+            # The examples are written for the sample plan: they match its slug only.
             target = folder / "automations" / example.name
-            target.write_text(example.read_text("utf-8"), encoding="utf-8")
+            target.write_text(example.read_text("utf-8").replace(SAMPLE_SLUG, slug(plan.name)),
+                              encoding="utf-8")
             written.append(target)
     return written

@@ -8,12 +8,14 @@ real work.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
-from prefect import flow, get_run_logger, tags, task
+from prefect import Flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
@@ -28,9 +30,94 @@ from stratmap.models.records import utcnow
 from stratmap.models.report import Report
 from stratmap.models.store import Store, database_url, load_marks, redact_url, save_marks
 from stratmap.publish.changes import diff, due_alerts, mark_delivered, stale_refs
-from stratmap.publish.prefect_ui import deliver, emit_changes, publish_artifacts, report_key, slug
+from stratmap.publish.prefect_ui import (
+    deliver,
+    emit_changes,
+    local_time,
+    publish_artifacts,
+    report_key,
+    slug,
+)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class SecretParameter(ValueError):
+    """A flow parameter holds a password: Prefect would store it in clear with the run."""
+
+
+def refuse_secret_parameters(flow_name: str, parameters: dict[str, Any]) -> None:
+    """Raise :class:`SecretParameter` if a parameter is a URL with a password in it.
+
+    Prefect stores a flow run's parameters in its database and shows them in the UI and the
+    API, so the store URL comes from the worker's environment (``STRATMAP_DB``, or
+    ``PGPASSWORD`` beside a URL without one) or a reference (``env:VAR``, ``block:NAME``).
+    """
+    for name, value in parameters.items():
+        if not isinstance(value, str) or "://" not in value:
+            continue
+        try:
+            parts = urlsplit(value.strip())
+            password = parts.password
+        except ValueError:
+            continue
+        if password:
+            user = f"{parts.username}:" if parts.username else ":"
+            shown = f"{parts.scheme}://{user}***@{parts.netloc.rpartition('@')[2]}{parts.path}"
+            raise SecretParameter(
+                f"the parameter {name!r} of the flow {flow_name!r} holds a password "
+                f"({shown}); "
+                "Prefect would store it in clear with the flow run. Set STRATMAP_DB in the "
+                "environment of the worker (or PGPASSWORD beside a URL without a password), "
+                "or pass db='env:VARIABLE' or db='block:NAME' (a Secret block holding the URL)")
+
+
+class _NoSecretsFlow(Flow[P, R]):
+    """A flow whose parameters are checked before Prefect records them: Prefect serializes
+    a run's parameters for the API before it validates them, so a refusal in the flow's
+    body would come after the password was stored."""
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        refuse_secret_parameters(self.name, parameters)
+        return super().serialize_parameters(parameters)
+
+
+def stratmap_flow(**options: Any) -> Callable[[Callable[P, R]], Flow[P, R]]:
+    """``@flow(**options)`` that refuses a parameter holding a password."""
+
+    def wrap(fn: Callable[P, R]) -> Flow[P, R]:
+        return _NoSecretsFlow(fn=fn, **options)
+
+    return wrap
+
+
+def store_url(db: str | None) -> str | None:
+    """The store's URL from the ``db`` parameter or ``STRATMAP_DB``: a URL, ``env:VAR`` (the
+    URL is in that environment variable) or ``block:NAME`` (a Secret block holding it).
+    The URL's password is masked in every log line from here on."""
+    from stratmap.flows.secrets import resolve_secret
+
+    reference = db or os.environ.get("STRATMAP_DB")
+    if reference is None or not reference.startswith(("env:", "block:")):
+        url = reference
+    else:
+        url = resolve_secret("store", reference)
+    if url and (password := _password(url)):
+        redact.register(password)
+    return db if url is None else url
+
+
+def _password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        return None  # not a URL: Store() says so, with the URL's password hidden
+    return str(password) if password else None
 
 
 def ship_logs() -> None:
@@ -71,14 +158,25 @@ def _retry_unless_fatal(task: Any, task_run: Any, state: State[Any]) -> bool:
     return True
 
 
-def _run_name() -> str:
-    """``track-<plan>-<date>``, readable in the UI's run list."""
-    path = str(flow_run.parameters.get("plan_path", "plan"))
-    try:
-        name = slug(load_plan(path).name)
-    except Exception:
-        name = slug(Path(path).stem)
-    return f"track-{name}-{utcnow():%Y-%m-%d-%H%M}"
+def _named(kind: str) -> Callable[[], str]:
+    """``<kind>-<plan>-<date>-<time>`` in the plan's time zone, as the deployments are named
+    (``track-<plan>``, ``report-<plan>``): readable and sortable in the UI's run list."""
+
+    def name() -> str:
+        path = str(flow_run.parameters.get("plan_path", "plan"))
+        try:
+            plan = load_plan(path)
+            label, moment = slug(plan.name), local_time(utcnow(), plan.timezone)
+        except Exception:
+            label, moment = slug(Path(path).stem), utcnow()
+        return f"{kind}-{label}-{moment:%Y-%m-%d-%H%M}"
+
+    return name
+
+
+_run_name = _named("track")
+_report_name = _named("report")
+_push_name = _named("push")
 
 
 class TaskSteps(Steps):
@@ -122,14 +220,18 @@ class TaskSteps(Steps):
         return result
 
 
-def _write_html(plan: Plan, store: Store, report: Report, html_path: str) -> str:
-    """Write the HTML report; its address for the link artifact."""
+def _write_html(plan: Plan, store: Store, report: Report,
+                html_path: str | None) -> tuple[str, str | None]:
+    """The HTML report, and where it was written (``html_path``), if anywhere."""
     from stratmap.flows.history import html_report
 
+    page = html_report(plan, store, report)
+    if not html_path:
+        return page, None
     target = Path(html_path).expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(html_report(plan, store, report), encoding="utf-8")
-    return target.as_uri()
+    target.write_text(page, encoding="utf-8")
+    return page, target.as_uri()
 
 
 def publisher(*, notify: bool, html_path: str | None) -> Publisher:
@@ -144,8 +246,8 @@ def publisher(*, notify: bool, html_path: str | None) -> Publisher:
             # here, then finds the marks this one saved, so each change is told once.
             previous = load_marks(store, slug(plan.name))
             changes, marks, subjects = diff(previous, report, now=now, stale=stale)
-            html_url = _write_html(plan, store, report, html_path) if html_path else None
-            publish_artifacts(plan, report, html_url=html_url)
+            html, html_url = _write_html(plan, store, report, html_path)
+            publish_artifacts(plan, report, html=html, html_url=html_url)
             events = emit_changes(plan, report, changes)
             delivered: set[str] = set()
             failures: list[str] = []
@@ -168,18 +270,20 @@ def publisher(*, notify: bool, html_path: str | None) -> Publisher:
     return publish
 
 
-@flow(name="track-plan", flow_run_name=_run_name, log_prints=False)
+@stratmap_flow(name="track-plan", flow_run_name=_run_name, log_prints=False)
 def track_plan(plan_path: str, db: str | None = None, as_of: datetime | None = None,
                offline: bool = False, notify: bool = True,
                html_path: str | None = None) -> dict[str, Any]:
     """Sync every source of the plan concurrently, judge the plan, publish what changed: the
     tracking run of :mod:`stratmap.flows.run`, its steps as tasks.
 
-    ``html_path``: also write the HTML report there, linked from a link artifact.
+    ``db``: the store, as a URL without a password, ``env:VARIABLE`` or ``block:NAME``;
+    unset, ``STRATMAP_DB``. ``html_path``: also write the HTML report there.
     """
     logger = get_run_logger()
     redact.install()
     ship_logs()
+    db = store_url(db)
     plan = load_plan(plan_path)
     db = database_url(db, plan_path=plan_path)  # by default the store beside the plan
     logger.info("tracking %s (store %s)", plan.name, redact_url(db))
@@ -197,11 +301,12 @@ def track_plan(plan_path: str, db: str | None = None, as_of: datetime | None = N
             "progress": report.progress, "findings": len(report.findings)}
 
 
-@flow(name="sync-source", log_prints=False)
+@stratmap_flow(name="sync-source", log_prints=False)
 def sync_source_flow(plan_path: str, source: str, db: str | None = None) -> dict[str, Any]:
     """Sync one source of the plan (for a schedule of its own)."""
     redact.install()
     ship_logs()
+    db = store_url(db)
     plan = load_plan(plan_path)
     db = database_url(db, plan_path=plan_path)
     result = TaskSteps().sync([source], sync_one, plan, Path(plan_path).parent, db, utcnow())
@@ -211,14 +316,14 @@ def sync_source_flow(plan_path: str, source: str, db: str | None = None) -> dict
             "requests": outcome.requests, "removed": outcome.removed}
 
 
-@flow(name="report-plan", log_prints=False)
+@stratmap_flow(name="report-plan", flow_run_name=_report_name, log_prints=False)
 def report_plan(plan_path: str, db: str | None = None,
                 html_path: str | None = None) -> dict[str, Any]:
     """Judge from the store and publish the report, without syncing (the weekly report)."""
     return dict(track_plan(plan_path, db=db, offline=True, notify=True, html_path=html_path))
 
 
-@flow(name="push-plan", log_prints=False)
+@stratmap_flow(name="push-plan", flow_run_name=_push_name, log_prints=False)
 def push_plan_flow(plan_path: str, apply: bool = False,
                    sources: list[str] | None = None) -> dict[str, Any]:
     """The trackers' containers against the plan's due dates and owners (``stratmap push``):

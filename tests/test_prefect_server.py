@@ -227,11 +227,13 @@ def test_deployed_tracking_flow_publishes_report_events_and_alerts_once(
         window = EventOccurredFilter(since=datetime.now(UTC) - timedelta(hours=1),
                                      until=datetime.now(UTC) + timedelta(hours=1))
         query = EventFilter(occurred=window, event=EventNameFilter(prefix=["stratmap."]))
-        links = _api(server, "POST", "/artifacts/latest/filter", json={
+        pages = _api(server, "POST", "/artifacts/latest/filter", json={
             "artifacts": {"key": {"any_": ["stratmap-northwind-growth-plan-2027-html"]}}})
-        (link,) = links  # Prefect stores a link artifact as Markdown: [text](link)
-        assert f"]({html.as_uri()})" in link["data"]
+        (page,) = pages  # the HTML report as an artifact of its own, which the UI shows
+        assert page["type"] == "markdown"
+        assert "/<wbr>report.html" in page["data"]  # where it was written, wrapping at "/"
         assert "Strategic map" in html.read_text()
+        assert "<h1" in page["data"] and "<script" not in page["data"]
 
         expected = {"stratmap.plan.judged", "stratmap.milestone.stalled",
                     "stratmap.feedback.missing", "stratmap.goal.status-changed"}
