@@ -250,13 +250,18 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     use_prefect = (args.prefect if args.prefect is not None else prefect_api_configured()) \
         and args.record
     if use_prefect:
+        from prefect import tags
+
         from stratmap.flows.track import RunFailed, track_plan
+        from stratmap.publish.prefect_ui import slug
 
         # The flow syncs, judges, records and publishes; the CLI shows what it returned.
+        # Tagged as the deployments' runs are, so one filter finds both in the UI.
         undelivered: list[str] = []
         try:
-            report = track_plan(str(plan_path), db=_store_parameter(args.db), as_of=when,
-                                offline=args.offline)["report"]
+            with tags("stratmap", f"plan:{slug(plan.name)}"):
+                report = track_plan(str(plan_path), db=_store_parameter(args.db), as_of=when,
+                                    offline=args.offline)["report"]
             failed: dict[str, str] = {}
         except RunFailed as error:
             report, failed = error.tracked.report, error.tracked.failed

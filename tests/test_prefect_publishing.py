@@ -271,7 +271,9 @@ def test_the_report_artifact_fits_reads_in_the_plans_zone_and_says_status_in_wor
         *judged.findings, Finding(kind=Kind.UNMAPPED_WORK, severity=Severity.INFO, goal=None,
                                   milestone=None, person=None, item="WEB-9", message=long)]})
     text = report_markdown(plan, report)
-    assert "2027-03-01 09:00 GMT" in text and AS_OF.isoformat() not in text
+    # Judged at 09:00 in the plan's zone, to the minute (the Markdown report's own rule).
+    assert "Judged at 2027-03-01 09:00 Europe/London" in text
+    assert AS_OF.isoformat() not in text
     assert not any(mark in text for mark in STATUS_MARK.values())
     table = [line for line in text.split("## Findings")[1].split("### Full messages")[0]
              .splitlines() if line.startswith("| ")]

@@ -368,6 +368,7 @@ def test_stratmap_run_goes_through_prefect_when_an_api_is_configured(
     assert receiver.bodies, "the flow delivered the alerts"
     new = [r for r in runs() if r["id"] not in before]
     assert len(new) == 1 and new[0]["state"]["type"] == "COMPLETED"
+    assert {"stratmap", "plan:northwind-growth-plan-2027"} <= set(new[0]["tags"])  # as deployed
     # Judged and recorded once, by the flow: one run snapshot per entity at one moment (the
     # CLI used to judge "now" and record a second time after the flow returned).
     engine = create_engine(f"sqlite:///{store}")
