@@ -221,6 +221,22 @@ def test_a_failed_sync_prints_the_stored_report_marked_stale(tmp_path: Path) -> 
     assert "A better shop" in done.stdout  # the summary, from what the store held
 
 
+def test_a_source_that_never_synced_is_marked_stale_in_every_report(tmp_path: Path) -> None:
+    plan = shop(tmp_path / "shop")
+    plan.write_text(plan.read_text().replace(
+        "jira: {kind: jsonl, path: export}",
+        "jira: {kind: jsonl, path: export}\n  extra: {kind: jsonl, path: missing}"))
+    done = stratmap("run", str(plan), "--as-of", AS_OF, cwd=tmp_path)
+    assert done.returncode == 3 and "STALE: not synced: extra" in done.stdout
+    md = stratmap("report", str(plan), "--as-of", AS_OF, cwd=tmp_path)
+    assert md.returncode == 0 and "never synced into this store: extra" in md.stderr
+    assert "| extra | never |" in md.stdout
+    html = tmp_path / "r.html"
+    assert stratmap("report", str(plan), "--as-of", AS_OF, "--format", "html", "-o", str(html),
+                    cwd=tmp_path).returncode == 0
+    assert "<b>extra</b> (never synced: no sync of it ever finished" in html.read_text()
+
+
 def test_user_side_errors_have_their_own_exit_codes(tmp_path: Path) -> None:
     plan = shop(tmp_path / "shop")
     assert stratmap("run", str(plan), "--as-of", AS_OF, cwd=tmp_path).returncode == 0
