@@ -16,7 +16,7 @@ from stratmap.models.report import Kind, Report
 from stratmap.models.text import visible
 from stratmap.publish.changes import Alert, Change, alert_text
 from stratmap.publish.map import strategic_map_image
-from stratmap.publish.markdown import cell, render
+from stratmap.publish.markdown import SEVERITY_ORDER, cell, person, render
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,9 @@ def publish_artifacts(plan: Plan, report: Report, *, html_url: str | None = None
             key=f"stratmap-{key}-findings",
             table=[{"severity": f.severity.value, "kind": f.kind.value,
                     "where": visible(f.milestone or f.goal or f.item or ""),
-                    "person": visible(f.person or ""), "message": visible(f.message)}
-                   for f in report.findings]
+                    "person": visible(person(report, f.person) if f.person else ""),
+                    "message": visible(f.message)}
+                   for f in sorted(report.findings, key=lambda f: SEVERITY_ORDER[f.severity])]
             or [{"severity": "", "kind": "", "where": "", "person": "",
                  "message": "no findings"}],
             description=f"{len(report.findings)} findings as of {report.as_of.isoformat()}",
