@@ -184,7 +184,8 @@ def _never_synced(plan, args: argparse.Namespace, *, reading: bool = False) -> l
             and not Path(url.database).exists():
         return None
     with _store(args, reading=reading) as store:
-        never = [name for name in plan.sources if store.state(name) is None]
+        never = [name for name in plan.sources
+                 if (state := store.state(name)) is None or state.last_sync_finished is None]
     return None if plan.sources and len(never) == len(plan.sources) else never
 
 
@@ -206,8 +207,9 @@ def _mark_never_synced(report, never: list[str]):  # type: ignore[no-untyped-def
     if not never:
         return report
     known = {s.source for s in report.stale_sources}
-    marked = [StaleSource(source=name, error="never synced into this store: nothing of it "
-                          "is judged", last_synced=None) for name in never if name not in known]
+    marked = [StaleSource(source=name, error="no sync of it ever finished into this store, "
+                          "so nothing of it is judged", last_synced=None)
+              for name in never if name not in known]
     return report.model_copy(update={"stale_sources": [*report.stale_sources, *marked]})
 
 

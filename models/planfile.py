@@ -489,6 +489,9 @@ def _without_wrong_values(data: Any, error: ValidationError) -> Plan | None:
             if path in dropped:
                 continue  # a union's second branch failing on the same value
             dropped.add(path)
+            if path == ("version",):
+                trimmed["version"] = 1  # the one format there is: check the rest as that
+                continue
             if not path or not isinstance(path[-1], str):
                 return None
             parent: Any = trimmed

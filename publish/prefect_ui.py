@@ -18,7 +18,14 @@ from stratmap.models.report import Kind, Report, Status
 from stratmap.models.text import visible
 from stratmap.publish.changes import RANK, Alert, Change, alert_text
 from stratmap.publish.map import strategic_map_image
-from stratmap.publish.markdown import STATUS_LABEL, STATUS_MARK, cell, render
+from stratmap.publish.markdown import (
+    SEVERITY_ORDER,
+    STATUS_LABEL,
+    STATUS_MARK,
+    cell,
+    person,
+    render,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +107,19 @@ def _short(text: str, width: int = MESSAGE_WIDTH) -> str:
 
 
 def findings_table(report: Report, *, heading: str = "##") -> list[str]:
-    """The findings as a table narrow enough for the artifact page (each message cut to
-    :data:`MESSAGE_WIDTH` characters, numbered), the full messages listed below it."""
+    """The findings as a table narrow enough for the artifact page (most severe first, people
+    by name, each message cut to :data:`MESSAGE_WIDTH` characters, numbered), the full
+    messages listed below it."""
     lines = ["| # | severity | kind | where | person | message |",
              "|---|---|---|---|---|---|"]
     full: list[str] = []
-    for number, f in enumerate(report.findings, start=1):
+    ordered = sorted(report.findings, key=lambda f: SEVERITY_ORDER[f.severity])
+    for number, f in enumerate(ordered, start=1):
         message = visible(f.message)
+        who = person(report, f.person) if f.person else ""
         lines.append(f"| {number} | {f.severity.value.upper()} | {f.kind.value.replace('_', ' ')} "
                      f"| {cell(f.milestone or f.goal or f.item or 'plan')} "
-                     f"| {cell(f.person or '')} | {cell(_short(message))} |")
+                     f"| {cell(who)} | {cell(_short(message))} |")
         full.append(f"{number}. {cell(message)}")
     return [*lines, "", f"{heading} Full messages", "", *full]
 

@@ -221,6 +221,22 @@ def test_a_failed_sync_prints_the_stored_report_marked_stale(tmp_path: Path) -> 
     assert "A better shop" in done.stdout  # the summary, from what the store held
 
 
+def test_a_source_that_never_synced_is_marked_stale_in_every_report(tmp_path: Path) -> None:
+    plan = shop(tmp_path / "shop")
+    plan.write_text(plan.read_text().replace(
+        "jira: {kind: jsonl, path: export}",
+        "jira: {kind: jsonl, path: export}\n  extra: {kind: jsonl, path: missing}"))
+    done = stratmap("run", str(plan), "--as-of", AS_OF, cwd=tmp_path)
+    assert done.returncode == 3 and "STALE: not synced: extra" in done.stdout
+    md = stratmap("report", str(plan), "--as-of", AS_OF, cwd=tmp_path)
+    assert md.returncode == 0 and "never synced into this store: extra" in md.stderr
+    assert "| extra | never |" in md.stdout
+    html = tmp_path / "r.html"
+    assert stratmap("report", str(plan), "--as-of", AS_OF, "--format", "html", "-o", str(html),
+                    cwd=tmp_path).returncode == 0
+    assert "<b>extra</b> (never synced: no sync of it ever finished" in html.read_text()
+
+
 def test_user_side_errors_have_their_own_exit_codes(tmp_path: Path) -> None:
     plan = shop(tmp_path / "shop")
     assert stratmap("run", str(plan), "--as-of", AS_OF, cwd=tmp_path).returncode == 0
@@ -292,8 +308,8 @@ def test_validate_reports_every_problem_in_plain_sentences(tmp_path: Path) -> No
     lines = [line.removeprefix(f"{plan}:") for line in done.stdout.splitlines()]
     assert lines[:-1] == [
         "3:9: unknown person 'alicia'; did you mean 'alice'? (add them under people:)",
-        "7:9: unknown source kind 'jria'; did you mean 'jira'? (use one of csv, github, gitlab, "
-        "jira, jsonl, linear, redmine)",
+        "7:9: unknown source kind 'jria'; did you mean 'jira'? (use one of azure_devops, csv, github, "
+        "gitlab, jira, jsonl, linear, redmine)",
         "12:13: weight expects a number, not 'lots' (e.g. weight: 2)",
         "16:16: unknown person 'carl' (add them under people:)",
         "17:15: work expects a list, written [a, b] on one line or as lines starting with "
@@ -333,8 +349,6 @@ def test_a_bare_date_is_midnight_in_the_plans_zone_everywhere(tmp_path: Path) ->
     done = stratmap("run", str(plan), "--as-of", "2027-03-01", cwd=tmp_path)
     assert done.returncode == 0
     assert "as of 2027-03-01 00:00 America/New_York" in done.stdout
-    report = report_json(plan, tmp_path, "--as-of", "2027-03-01")
-    del report  # report_json passes AS_OF too; ask again with the bare date alone
     js = stratmap("report", str(plan), "--format", "json", "--as-of", "2027-03-01",
                   cwd=tmp_path)
     data = json.loads(js.stdout)

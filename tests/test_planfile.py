@@ -179,3 +179,16 @@ def test_plan_schema_accepts_the_sample_and_refuses_a_literal_token() -> None:
     data["sources"]["jira"]["token"] = "hunter2"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, schema)
+
+
+def test_type_errors_and_unknown_names_are_reported_in_one_pass() -> None:
+    text = ("version: 2\nname: x\nleader: bobb\npeople: {bob: {}}\n"
+            "goals: [{id: g, title: G, owner: carl, weight: lots}]\n")
+    with pytest.raises(PlanError) as caught:
+        parse_plan(text)
+    assert [str(p) for p in caught.value.problems] == [
+        "plan.yaml:1:10: version must be 1, not '2' (e.g. version: 1)",
+        "plan.yaml:3:9: unknown person 'bobb'; did you mean 'bob'? (add them under people:)",
+        "plan.yaml:5:34: unknown person 'carl' (add them under people:)",
+        "plan.yaml:5:48: weight expects a number, not 'lots' (e.g. weight: 2)",
+    ]

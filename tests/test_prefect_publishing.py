@@ -167,9 +167,14 @@ def test_the_findings_table_fits_and_the_full_messages_follow(
     for row in rows[1:]:
         message = row.rsplit("|", 2)[-2].strip()
         assert len(message.replace("\\", "")) <= MESSAGE_WIDTH
-    for number, finding in enumerate(report.findings, start=1):
+    from stratmap.publish.markdown import SEVERITY_ORDER
+
+    ordered = sorted(report.findings, key=lambda f: SEVERITY_ORDER[f.severity])
+    for number, finding in enumerate(ordered, start=1):
         assert f"\n{number}. {cell(finding.message)}" in full
-    assert any(word in rows[1] for word in ("CRITICAL", "WARNING", "INFO"))
+    severities = [row.split("|")[2].strip() for row in rows[1:]]
+    assert severities == sorted(severities, key=["CRITICAL", "WARNING", "INFO"].index)
+    assert len(set(severities)) > 1, "the sample has findings of several severities"
 
 
 def test_events_name_their_item_and_say_which_way_a_status_went(
