@@ -669,13 +669,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _not_printed_twice(record: logging.LogRecord) -> bool:
+    """Keep the run's own "sync of X failed" off the terminal (the command prints it). Only
+    the terminal's handler filters it: the flow run's logs in Prefect still get it."""
+    return record.name != "stratmap.flows.run"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # the command prints a failed sync itself, once
-        logging.getLogger("stratmap.flows.run").setLevel(logging.CRITICAL)
+    if not args.verbose:  # the command prints a failed sync itself, once, on the terminal
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_printed_twice)
     console = Console(stderr=args.command in ("report", "schema"))
     try:
         return int(args.func(args, console))
