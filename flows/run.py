@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from stratmap.connectors.base import SourceError
 from stratmap.flows.history import record_run
+from stratmap.flows.measures import plan_evidence, sync_measures
 from stratmap.flows.pipeline import SyncResult, sync_plan_source
 from stratmap.judgement.engine import judge_indexed
 from stratmap.models.plan import Plan
@@ -89,13 +90,22 @@ def sync_one(source: str, plan: Plan, plan_dir: Path, db: str | None, started: d
     return result
 
 
+def sync_plan_measures(plan: Plan, plan_dir: Path, db: str | None,
+                       started: datetime) -> dict[str, str]:
+    """Sync the plan's measures; the error of each that failed, by its reference."""
+    with Store(db) as store:
+        outcomes = sync_measures(plan, store, plan_dir=plan_dir, started=started)
+    return {ref: str(outcome) for ref, outcome in outcomes.items()
+            if isinstance(outcome, SourceError)}
+
+
 def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
                      stale: Mapping[str, str], record: bool = True) -> Report:
     """Judge the plan from the store, mark the sources that did not sync as stale, and
     record the run in the progress history (once; not at all with ``record=False``, a
     what-if)."""
     with Store(db) as store:
-        evidence = store.evidence(plan.sources)
+        evidence = plan_evidence(store, plan)
         report, index = judge_indexed(plan, evidence, as_of=as_of)
         if stale:
             report = report.model_copy(update={"stale_sources": [
@@ -130,6 +140,9 @@ def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None 
                 synced[source] = outcome
                 if observer is not None:
                     observer.synced(source, outcome)
+        if plan.measure_ids():
+            failed.update(steps.run("sync-measures", sync_plan_measures, plan, plan_dir, db,
+                                    started))
     report = steps.run("judge-plan", judge_and_record, plan, db, as_of or utcnow(), failed,
                        record)
     published = steps.run("publish-report", publish, plan, db, report) if publish else {}

@@ -161,8 +161,21 @@ class Page(_Record):
     accounts: tuple[Account, ...] = ()
     raw: tuple[RawPayload, ...] = ()
     assignments: tuple[AssigneeChange, ...] = ()
+    measures: tuple[MeasureValue, ...] = ()
+    """The plan's measure values, by measure then time (empty for a plan without any)."""
     cursor: datetime | None = None
     requests: int = 0
+
+
+class MeasureValue(_Record):
+    """One value of a plan's measure at a moment (``measure`` is its plan reference,
+    goal.measure or goal.milestone.measure)."""
+
+    measure: str
+    at: datetime
+    value: float
+
+    _utc = field_validator("at")(ensure_utc)
 
 
 class Evidence(_Record):

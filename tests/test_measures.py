@@ -3,11 +3,21 @@ findings they imply."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
+from stratmap.connectors.base import AuthError, FatalSourceError
+from stratmap.connectors.measures import read_csv, read_prometheus, read_sql
 from stratmap.models.planfile import PlanError, parse_plan
+from stratmap.models.store import (
+    Store,
+    load_measure_values,
+    measure_watermark,
+)
 
 PLAN = """\
 version: 1
@@ -123,3 +133,141 @@ def test_the_init_template_measure_example_is_valid(tmp_path: Path) -> None:
     measure = plan.goals[0].measures[0]
     assert measure.id == "revenue" and measure.unit == "EUR" and measure.source.kind == "csv"
     assert plan.goals[0].progress == "measure"
+
+
+# -- sources and storage ----------------------------------------------------------------------
+
+def day(n: int) -> datetime:
+    return datetime(2027, 1, 1, tzinfo=UTC) + timedelta(days=n)
+
+
+def test_csv_values_with_a_header_and_since(tmp_path: Path) -> None:
+    path = tmp_path / "revenue.csv"
+    path.write_text("week,revenue\n2027-01-01,100\n2027-01-08T00:00Z,110.5\n\n2027-01-15,120\n")
+    values = read_csv("revenue.online", path)
+    assert [(v.at, v.value) for v in values] == [(day(0), 100.0), (day(7), 110.5),
+                                                 (day(14), 120.0)]
+    assert [v.value for v in read_csv("revenue.online", path, since=day(7))] == [110.5, 120.0]
+
+
+def test_csv_bad_rows_name_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "revenue.csv"
+    path.write_text("2027-01-01,100\n2027-01-08,lots\n")
+    with pytest.raises(FatalSourceError, match=r"revenue.csv:2: not a number: 'lots'"):
+        read_csv("revenue.online", path)
+    path.write_text("2027-01-01,100\nyesterday,5\n")
+    with pytest.raises(FatalSourceError, match=r"revenue.csv:2: not a time: 'yesterday'"):
+        read_csv("revenue.online", path)
+
+
+def _prometheus(seen: list[httpx.Request], body: dict[str, object],
+                status: int = 200) -> httpx.Client:
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, json=body)
+
+    return httpx.Client(transport=httpx.MockTransport(answer))
+
+
+def _matrix(*pairs: tuple[datetime, str]) -> dict[str, object]:
+    """Prometheus's query_range answer, as /api/v1/query_range gives it."""
+    return {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"job": "shop"}, "values": [[at.timestamp(), v] for at, v in pairs]}]}}
+
+
+def test_prometheus_query_range_on_the_wire() -> None:
+    seen: list[httpx.Request] = []
+    client = _prometheus(seen, _matrix((day(0), "1.5"), (day(1), "2")))
+    values = read_prometheus("shop.visits", client, "http://prom:9090/", "sum(visits)",
+                             start=day(0), end=day(1), step=timedelta(days=1), token="t0k")
+    assert [(v.at, v.value) for v in values] == [(day(0), 1.5), (day(1), 2.0)]
+    (request,) = seen
+    assert request.url.path == "/api/v1/query_range"
+    assert dict(request.url.params) == {"query": "sum(visits)",
+                                        "start": f"{day(0).timestamp():.3f}",
+                                        "end": f"{day(1).timestamp():.3f}", "step": "86400s"}
+    assert request.headers["authorization"] == "Bearer t0k"
+
+
+def test_prometheus_errors_are_classed() -> None:
+    error = {"status": "error", "errorType": "bad_data", "error": "parse error at char 4"}
+    with pytest.raises(FatalSourceError, match="bad_data: parse error"):
+        read_prometheus("m", _prometheus([], error, 400), "http://p", "sum(", start=day(0),
+                        end=day(1), step=timedelta(days=1))
+    with pytest.raises(AuthError):
+        read_prometheus("m", _prometheus([], {}, 401), "http://p", "up", start=day(0),
+                        end=day(1), step=timedelta(days=1))
+    two = _matrix((day(0), "1"))
+    two["data"]["result"] *= 2  # type: ignore[index]
+    with pytest.raises(FatalSourceError, match="returns 2 series"):
+        read_prometheus("m", _prometheus([], two), "http://p", "up", start=day(0),
+                        end=day(1), step=timedelta(days=1))
+
+
+SALES = """\
+version: 1
+name: Sales plan
+leader: alice
+people:
+  alice: {name: Alice}
+goals:
+  - id: revenue
+    title: Double revenue
+    owner: alice
+    measures:
+      - id: online
+        source: {kind: sql, url: "URL", query: "SELECT week, total FROM sales_weekly
+                 WHERE week >= :since ORDER BY week"}
+        baseline: {value: 100, date: 2027-01-01}
+        target: {value: 200, date: 2027-07-01}
+        every: 7d
+      - id: shop
+        source: {kind: csv, path: shop.csv}
+        baseline: {value: 10, date: 2027-01-01}
+        target: {value: 20, date: 2027-07-01}
+"""
+
+
+def test_sql_and_csv_measures_sync_incrementally_and_idempotently(
+        store_url: str, tmp_path: Path) -> None:
+    """On SQLite and PostgreSQL: a first sync stores everything, a second reads from the last
+    value minus the overlap and stores only what is new; a revised value replaces its
+    moment's; values gone from the source are kept."""
+    from stratmap.flows.measures import plan_evidence, sync_measures
+
+    (tmp_path / "shop.csv").write_text("time,value\n2027-01-01,10\n2027-01-08,11\n")
+    plan = parse_plan(SALES.replace("URL", store_url))
+    with Store(store_url) as store:
+        sales = create_engine(store_url)
+        with sales.begin() as connection:
+            connection.execute(text("CREATE TABLE sales_weekly (week TIMESTAMP, total FLOAT)"))
+            connection.execute(text("INSERT INTO sales_weekly VALUES (:w, :t)"),
+                               [{"w": day(7 * n).replace(tzinfo=None), "t": 100 + 5 * n}
+                                for n in range(4)])
+        first = sync_measures(plan, store, plan_dir=tmp_path, started=day(30))
+        assert first == {"revenue.online": 4, "revenue.shop": 2}
+        assert measure_watermark(store, plan.name, "revenue.online") == day(21)
+        again = sync_measures(plan, store, plan_dir=tmp_path, started=day(31))
+        assert again == {"revenue.online": 0, "revenue.shop": 0}
+        with sales.begin() as connection:
+            connection.execute(text("UPDATE sales_weekly SET total = 117 WHERE total = 115"))
+            connection.execute(text("INSERT INTO sales_weekly VALUES (:w, 120)"),
+                               {"w": day(28).replace(tzinfo=None)})
+            connection.execute(text("DELETE FROM sales_weekly WHERE total = 100"))
+        (tmp_path / "shop.csv").write_text("time,value\n2027-01-08,11\n2027-01-15,12\n")
+        third = sync_measures(plan, store, plan_dir=tmp_path, started=day(32))
+        assert third == {"revenue.online": 1, "revenue.shop": 1}
+        sales.dispose()
+        online = [(v.at, v.value) for v in load_measure_values(store, plan.name)
+                  if v.measure == "revenue.online"]
+        assert online == [(day(0), 100.0), (day(7), 105.0), (day(14), 110.0), (day(21), 117.0),
+                          (day(28), 120.0)]
+        evidence = plan_evidence(store, plan)
+        assert len(evidence.measures) == 8
+
+
+def test_a_failing_sql_measure_is_an_error_without_its_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sales.db'}"
+    with pytest.raises(FatalSourceError, match="the query failed") as raised:
+        read_sql("revenue.online", url, "SELECT nothing FROM nowhere")
+    assert str(tmp_path) not in str(raised.value)
