@@ -161,8 +161,6 @@ class Page(_Record):
     accounts: tuple[Account, ...] = ()
     raw: tuple[RawPayload, ...] = ()
     assignments: tuple[AssigneeChange, ...] = ()
-    measures: tuple[MeasureValue, ...] = ()
-    """The plan's measure values, by measure then time (empty for a plan without any)."""
     cursor: datetime | None = None
     requests: int = 0
 
@@ -191,6 +189,8 @@ class Evidence(_Record):
     accounts: tuple[Account, ...] = ()
     selections: dict[tuple[str, str], frozenset[str]] = {}
     assignments: tuple[AssigneeChange, ...] = ()
+    measures: tuple[MeasureValue, ...] = ()
+    """The plan's measure values, by measure then time (empty for a plan without any)."""
 
 
 def utcnow() -> datetime:

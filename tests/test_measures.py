@@ -271,3 +271,181 @@ def test_a_failing_sql_measure_is_an_error_without_its_url(tmp_path: Path) -> No
     with pytest.raises(FatalSourceError, match="the query failed") as raised:
         read_sql("revenue.online", url, "SELECT nothing FROM nowhere")
     assert str(tmp_path) not in str(raised.value)
+
+
+# -- judgement ----------------------------------------------------------------------------------
+
+from stratmap.judgement import judge  # noqa: E402
+from stratmap.models.records import Evidence, MeasureValue  # noqa: E402
+from stratmap.models.report import Kind, Severity, Status  # noqa: E402
+
+JUDGED = """\
+version: 1
+name: Judged plan
+leader: alice
+people:
+  alice: {name: Alice}
+goals:
+  - id: revenue
+    title: Revenue
+    owner: alice
+    progress: measure
+    measures:
+      - id: online
+        source: {kind: csv, path: r.csv}
+        baseline: {value: 100, date: 2027-01-01}
+        target: {value: 300, date: 2027-07-20}
+        unit: EUR
+        every: 7d
+"""
+
+
+def judged(values: dict[int, float], *, at: datetime, plan_text: str = JUDGED,
+           ref: str = "revenue.online"):  # type: ignore[no-untyped-def]
+    plan = parse_plan(plan_text)
+    evidence = Evidence(measures=tuple(MeasureValue(measure=ref, at=day(d), value=v)
+                                       for d, v in values.items()))
+    return judge(plan, evidence, as_of=at)
+
+
+def kinds(report) -> list[str]:  # type: ignore[no-untyped-def]
+    return [f.kind.value for f in report.findings]
+
+
+def test_on_track_exactly_at_the_required_rate() -> None:
+    """The target needs +1/day (200 in 200 days): a trend of exactly that is no finding."""
+    report = judged({0: 100, 7: 107, 14: 114, 21: 121}, at=day(21))
+    assert kinds(report) == []
+    (measure,) = report.goals[0].measures
+    assert measure.rate == 1.0 and measure.forecast == 300.0
+    assert measure.progress == pytest.approx(21 / 200, abs=1e-4)
+    assert report.goals[0].progress == measure.progress  # progress: measure
+    assert report.goals[0].status is Status.ON_TRACK
+
+
+def test_off_target_just_below_the_required_rate() -> None:
+    report = judged({0: 100, 7: 107, 14: 114, 21: 120}, at=day(21))
+    (finding,) = report.findings
+    assert finding.kind is Kind.OFF_TARGET and finding.severity is Severity.WARNING
+    assert finding.goal == "revenue" and finding.milestone is None and finding.person == "alice"
+    evidence = finding.evidence
+    assert evidence["last_value"] == 120 and evidence["points"] == 4
+    assert evidence["forecast"] < 300
+    assert evidence["required_rate"] == pytest.approx(180 / 179)
+    assert "revenue.online is off target: at 120 EUR" in finding.message
+    assert report.goals[0].status is Status.AT_RISK
+
+
+def test_off_target_needs_enough_points_in_the_window() -> None:
+    """Three values are too few for a trend; older values out of the window do not count."""
+    assert kinds(judged({7: 100, 14: 101, 21: 102}, at=day(21))) == []
+    assert kinds(judged({0: 100, 7: 100, 14: 101, 21: 102}, at=day(21))) == ["off_target"]
+    plan = JUDGED.replace("every: 7d", "every: 7d\n        window: 14d")
+    assert kinds(judged({0: 100, 7: 100, 14: 101, 21: 102}, at=day(21), plan_text=plan)) == []
+
+
+def test_a_missed_target_is_critical_and_off_track() -> None:
+    report = judged({0: 100, 100: 200, 200: 290}, at=day(201))
+    (finding,) = report.findings
+    assert finding.kind is Kind.OFF_TARGET and finding.severity is Severity.CRITICAL
+    assert "missed its target: 290 EUR on 2027-07-20" in finding.message
+    assert report.goals[0].status is Status.OFF_TRACK
+    reached = judged({0: 100, 100: 200, 200: 300}, at=day(201))
+    assert kinds(reached) == [] and reached.goals[0].status is Status.DONE
+
+
+def test_stale_measure_after_more_than_every() -> None:
+    values = {0: 100, 7: 107, 14: 114, 21: 121}
+    assert kinds(judged(values, at=day(28))) == []
+    report = judged(values, at=day(28) + timedelta(seconds=1))
+    (finding,) = report.findings
+    assert finding.kind is Kind.STALE_MEASURE
+    assert finding.evidence == {"measure": "revenue.online", "last_at": day(21).isoformat(),
+                                "every": "7d"}
+    assert report.goals[0].status is Status.AT_RISK
+
+
+def test_a_measure_without_values_is_stale_from_its_baseline() -> None:
+    assert kinds(judged({}, at=day(7))) == []
+    report = judged({}, at=day(8))
+    assert kinds(report) == ["stale_measure"]
+    assert "no value yet" in report.findings[0].message
+
+
+def test_a_falling_measure_on_a_milestone() -> None:
+    plan = """\
+version: 1
+name: Churn plan
+leader: alice
+people:
+  alice: {name: Alice}
+goals:
+  - id: retention
+    title: Retention
+    owner: alice
+    milestones:
+      - id: churn
+        title: Lower churn
+        owner: alice
+        progress: measure
+        measures:
+          - id: rate
+            source: {kind: csv, path: churn.csv}
+            baseline: {value: 10, date: 2027-01-01}
+            target: {value: 5, date: 2027-03-02}
+            direction: down
+            lead: true
+"""
+    ref = "retention.churn.rate"
+    slow = judged({0: 10, 7: 9.9, 14: 9.8, 21: 9.7}, at=day(21), plan_text=plan, ref=ref)
+    (finding,) = slow.findings
+    assert finding.kind is Kind.OFF_TARGET and finding.milestone == "retention.churn"
+    milestone = slow.goals[0].milestones[0]
+    assert milestone.status is Status.AT_RISK and milestone.measures[0].lead
+    assert milestone.progress == pytest.approx(0.06)
+    fast = judged({0: 10, 7: 9, 14: 8, 21: 7}, at=day(21), plan_text=plan, ref=ref)
+    assert kinds(fast) == [] and fast.goals[0].milestones[0].status is Status.ON_TRACK
+    met = judged({0: 10, 7: 4}, at=day(21), plan_text=plan, ref=ref)
+    assert met.goals[0].milestones[0].status is Status.DONE  # measures alone, all met
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+def test_measures_in_the_json_markdown_and_html_reports() -> None:
+    import json
+
+    import jsonschema
+
+    from stratmap.models.schemas import schema
+    from stratmap.publish import html, markdown
+
+    report = judged({0: 100, 7: 107, 14: 114, 21: 120}, at=day(21))
+    data = json.loads(report.to_json())
+    jsonschema.validate(data, schema("report"))
+    (row,) = data["goals"][0]["measures"]
+    assert row["id"] == "revenue.online" and row["last_value"] == 120
+    assert row["values"][-1] == [day(21).isoformat(), 120.0]
+    assert row["baseline"] == {"value": 100.0, "date": "2027-01-01"}
+    assert row["required_rate"] == pytest.approx(180 / 179, abs=1e-6)
+
+    text = markdown.render(report)
+    assert "## Measures" in text
+    line = next(line for line in text.splitlines() if "`revenue.online`" in line)
+    assert "| lag, up | 120 EUR (2027-01-22) | 100 EUR on 2027-01-01 | 300 EUR by 2027-07-20 |" \
+        in line
+    assert line.endswith("| 10% | +0.9571 | +1.006 | 291.629 EUR |")
+
+    page = html.render(report)
+    figure = page[page.index('id="measure-revenue-online"'):]
+    figure = figure[:figure.index("</figure>")]
+    assert "120 EUR on 2027-01-22" in figure and "target 300 EUR by 2027-07-20" in figure
+    assert figure.count("<svg") == 1 and "forecast" in figure and "target line" in figure
+
+
+def test_reports_of_a_plan_without_measures_have_no_measures_section() -> None:
+    from stratmap.publish import markdown
+
+    plan = parse_plan(JUDGED.replace("progress: measure\n", "").split("    measures:")[0])
+    report = judge(plan, Evidence(), as_of=day(1))
+    assert report.goals[0].measures == [] and "## Measures" not in markdown.render(report)
