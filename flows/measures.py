@@ -35,7 +35,8 @@ OVERLAP = timedelta(days=7)
 def read_measure(plan: Plan, ref: str, measure: Measure, *, plan_dir: Path,
                  since: datetime | None, until: datetime,
                  client: httpx.Client | None = None) -> list[MeasureValue]:
-    """The measure's values from ``since`` (everything when None) up to ``until``."""
+    """The measure's values from ``since`` (everything when None); ``until`` ends a
+    Prometheus range (a file or a query gives what it holds)."""
     source = measure.source
     if source.kind == "csv":
         path = Path(source.path)
@@ -54,7 +55,7 @@ def read_measure(plan: Plan, ref: str, measure: Measure, *, plan_dir: Path,
         finally:
             if own:
                 http.close()
-    return [v for v in values if v.at <= until]
+    return values  # all the source gives: the engine judges those up to its as_of
 
 
 def _sql_url(ref: str, url: str, password: str | None) -> URL:

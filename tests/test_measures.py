@@ -449,3 +449,78 @@ def test_reports_of_a_plan_without_measures_have_no_measures_section() -> None:
     plan = parse_plan(JUDGED.replace("progress: measure\n", "").split("    measures:")[0])
     report = judge(plan, Evidence(), as_of=day(1))
     assert report.goals[0].measures == [] and "## Measures" not in markdown.render(report)
+
+
+# -- published metrics ----------------------------------------------------------------------------
+
+
+def test_dashboard_views_and_openmetrics_from_a_run(store_url: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run with a CSV measure, then the documented views and `stratmap metrics`, on SQLite
+    and PostgreSQL."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from stratmap.flows.metrics import openmetrics_text
+    from stratmap.flows.run import track
+
+    (tmp_path / "r.csv").write_text("time,value\n2027-01-01,100\n2027-01-08,107\n"
+                                    "2027-01-15,114\n2027-01-22,120\n")
+    text_ = JUDGED.replace("    milestones:", "").rstrip() + """
+    milestones:
+      - id: shop
+        title: Shop
+        owner: alice
+        due: 2027-01-10
+"""
+    plan = parse_plan(text_)
+    monkeypatch.setattr("stratmap.flows.run.utcnow", lambda: day(21) + timedelta(hours=1))
+    tracked = track(plan, plan_dir=tmp_path, db=store_url)
+    assert tracked.failed == {}
+    assert sorted(kinds(tracked.report)) == ["inactive_owner", "off_target", "overdue"]
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            def rows(sql: str) -> list[dict[str, object]]:
+                return [dict(r._mapping) for r in connection.execute(text(sql))]
+
+            goals = rows("SELECT plan, goal, day, status, progress, findings "
+                         "FROM stratmap_goal_daily WHERE origin = 'run'")
+            assert goals == [{"plan": "Judged plan", "goal": "revenue",
+                              "day": goals[0]["day"], "status": "off_track",
+                              "progress": pytest.approx(0.1), "findings": 3}]
+            assert str(goals[0]["day"]) == "2027-01-22"
+            milestones = rows("SELECT goal, milestone, status, items_total "
+                              "FROM stratmap_milestone_daily WHERE origin = 'run'")
+            assert milestones == [{"goal": "revenue", "milestone": "revenue.shop",
+                                   "status": "off_track", "items_total": 0}]
+            found = rows("SELECT level, goal, milestone, kind, findings FROM stratmap_findings "
+                         "WHERE origin = 'run' ORDER BY level, kind")
+            assert {"level": "goal", "goal": "revenue", "milestone": None,
+                    "kind": "off_target", "findings": 1} in found
+            assert {"level": "milestone", "goal": "revenue", "milestone": "revenue.shop",
+                    "kind": "overdue", "findings": 1} in found
+            measures = rows("SELECT goal, milestone, measure, value FROM stratmap_measures "
+                            "ORDER BY at")
+            assert [m["value"] for m in measures] == [100, 107, 114, 120]
+            assert measures[0] == {"goal": "revenue", "milestone": None,
+                                   "measure": "revenue.online", "value": 100}
+    finally:
+        engine.dispose()
+    with Store(store_url) as store:
+        exposition = openmetrics_text(plan, store)
+    assert exposition.endswith("# EOF\n")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(exposition)
+               for s in family.samples}
+    assert samples[("stratmap_goal_progress", (("goal", "revenue"), ("plan", "Judged plan")))] \
+        == pytest.approx(0.1)
+    assert samples[("stratmap_goal_status", (("goal", "revenue"), ("plan", "Judged plan"),
+                                             ("status", "off_track")))] == 1
+    assert samples[("stratmap_findings", (("goal", "revenue"), ("kind", "off_target"),
+                                          ("plan", "Judged plan")))] == 1
+    where = (("goal", "revenue"), ("measure", "revenue.online"), ("milestone", ""),
+             ("plan", "Judged plan"))
+    assert samples[("stratmap_measure_value", where)] == 120
+    assert samples[("stratmap_measure_target", where)] == 300
+    labels = {name for (_, pairs) in samples for name, _ in pairs}
+    assert labels == {"plan", "goal", "milestone", "measure", "status", "kind"}
