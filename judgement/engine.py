@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
-from stratmap.judgement.measures import MeasureJudgement, judge_measure, measured_progress
+from stratmap.judgement.measures import MeasureJudgement, judge_scope, measured_progress
 from stratmap.models.plan import (
     Feedback,
     Goal,
@@ -487,10 +487,8 @@ class Judgement:
     def measures_of(self, scope: Scope) -> list[MeasureJudgement]:
         """The scope's own measures (a goal's, not its milestones') judged at ``as_of``."""
         owner = scope.milestone or scope.goal
-        return [judge_measure(self.plan, ref, measure, self.index.measures.get(ref, ()),
-                              as_of=self.as_of)
-                for measure in owner.measures
-                for ref in (f"{scope.ref}.{measure.id}",)]
+        return judge_scope(self.plan, scope.ref, owner.measures, self.index.measures,
+                           as_of=self.as_of)
 
     def measure_findings(self, scope: Scope, judged: list[MeasureJudgement]) -> None:
         """The measures' off_target and stale_measure findings, as the scope's."""

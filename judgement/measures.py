@@ -12,7 +12,7 @@ turns its findings into the scope's findings (``judgement.engine.Judgement.measu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,6 +125,22 @@ def judge_measure(plan: Plan, ref: str, measure: Measure, values: Sequence[Measu
         forecast=_round(forecast), values=[(v.at, v.value) for v in known],
     )
     return MeasureJudgement(report=report, reached=reached, findings=findings)
+
+
+def judge_scope(plan: Plan, ref: str, measures: Sequence[Measure],
+                values: Mapping[str, Sequence[MeasureValue]], *,
+                as_of: datetime) -> list[MeasureJudgement]:
+    """A goal's or milestone's own measures (``ref`` is the scope's reference) at ``as_of``;
+    the engine and the history's sweep both judge a scope's measures through this."""
+    return [judge_measure(plan, f"{ref}.{measure.id}", measure,
+                          values.get(f"{ref}.{measure.id}", ()), as_of=as_of)
+            for measure in measures]
+
+
+def missed(judged: Sequence[MeasureJudgement]) -> bool:
+    """A target date passed without the target reached: the scope is off_track."""
+    return any(f.kind is Kind.OFF_TARGET and f.severity is Severity.CRITICAL
+               for j in judged for f in j.findings)
 
 
 def measured_progress(judged: Sequence[MeasureJudgement]) -> float:

@@ -524,3 +524,39 @@ def test_dashboard_views_and_openmetrics_from_a_run(store_url: str, tmp_path: Pa
     assert samples[("stratmap_measure_target", where)] == 300
     labels = {name for (_, pairs) in samples for name, _ in pairs}
     assert labels == {"plan", "goal", "milestone", "measure", "status", "kind"}
+
+
+def test_the_sample_shows_its_measures_and_the_grafana_queries_run(store_url: str,
+                                                                   tmp_path: Path) -> None:
+    """The sample's revenue measure is off target and its sessions measure stale, in the JSON
+    and Markdown reports; every query of the Grafana dashboard in deployments/ runs on the
+    store's views and gives rows."""
+    import json
+
+    from stratmap.flows.cli import main
+    from tests.conftest import EXAMPLES
+
+    sample = EXAMPLES / "northwind" / "plan.yaml"
+    out = tmp_path / "out.json"
+    assert main(["run", str(sample), "--db", store_url, "--as-of", "2027-03-01T09:00Z",
+                 "--json", str(out), "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    measured = {f["kind"]: f["evidence"]["measure"] for f in report["findings"]
+                if f["kind"] in ("off_target", "stale_measure")}
+    assert measured == {"off_target": "brand.revenue", "stale_measure": "brand.sessions"}
+    brand = report["goals"][0]
+    assert [m["id"] for m in brand["measures"]] == ["brand.revenue", "brand.sessions"]
+    md = tmp_path / "report.md"
+    assert main(["report", str(sample), "--db", store_url, "--as-of", "2027-03-01T09:00Z",
+                 "-o", str(md)]) == 0
+    assert "| Weekly online revenue (`brand.revenue`) | lag, up | 150,300 GBP" in md.read_text()
+    dashboard = json.loads((Path(__file__).parent.parent / "deployments"
+                            / "grafana-dashboard.json").read_text())
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            for panel in dashboard["panels"]:
+                (target,) = panel["targets"]
+                assert connection.execute(text(target["rawSql"])).fetchall(), panel["title"]
+    finally:
+        engine.dispose()
