@@ -99,6 +99,22 @@ def sync_plan_measures(plan: Plan, plan_dir: Path, db: str | None,
             if isinstance(outcome, SourceError)}
 
 
+def push_plan_metrics(plan: Plan, db: str | None) -> str | None:
+    """Push the plan's metrics to its Pushgateway; the error, if the push failed (the run
+    itself stands: the next run pushes again)."""
+    from stratmap.flows.metrics import push
+
+    assert plan.metrics is not None and plan.metrics.pushgateway is not None
+    try:
+        with Store(db) as store:
+            push(plan, store, plan.metrics.pushgateway)
+    except OSError as error:  # URLError and HTTPError are OSErrors
+        log.error("metrics not pushed to %s: %s", plan.metrics.pushgateway, error)
+        return str(error)
+    log.info("metrics pushed to %s", plan.metrics.pushgateway)
+    return None
+
+
 def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
                      stale: Mapping[str, str], record: bool = True) -> Report:
     """Judge the plan from the store, mark the sources that did not sync as stale, and
@@ -146,4 +162,7 @@ def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None 
     report = steps.run("judge-plan", judge_and_record, plan, db, as_of or utcnow(), failed,
                        record)
     published = steps.run("publish-report", publish, plan, db, report) if publish else {}
+    if plan.metrics is not None and plan.metrics.pushgateway is not None:
+        published = {**published, "metrics_push_failure": steps.run(
+            "push-metrics", push_plan_metrics, plan, db)}
     return Tracked(report=report, synced=synced, failed=failed, published=published)

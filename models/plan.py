@@ -126,6 +126,8 @@ FIELD_HELP: dict[str, str] = {
     "schedule": "When `stratmap serve` and the written deployments sync and report (cron, in "
                 "the plan's time zone).",
     "alerts": "Who is notified of what, through which Prefect notification blocks.",
+    "metrics": "Where each run publishes the plan's progress metrics, e.g. "
+               "{pushgateway: http://pushgateway:9091}.",
     # People
     "email": "The person's email: also matches tracker accounts that show an email.",
     # Rules
@@ -611,6 +613,15 @@ class Alerts(_Model):
     digest: bool = False
 
 
+class MetricsOptions(_Model):
+    """Where each run publishes the plan's progress metrics, beyond the store's views."""
+
+    pushgateway: str | None = Field(
+        None, pattern=r"^https?://[^\s@]+$",
+        description="A Prometheus Pushgateway's URL (no credentials in it): each run pushes "
+                    "the plan's metrics there (job stratmap, grouped by plan).")
+
+
 DEFAULT_RULES = Rules(
     stall_after=timedelta(days=14),
     feedback=None,
@@ -635,6 +646,7 @@ class Plan(_Model):
     goals: list[Goal] = Field(default_factory=list)
     schedule: Schedule | None = None
     alerts: Alerts | None = None
+    metrics: MetricsOptions | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -326,6 +326,9 @@ def _plain(error: Any, path: Path_) -> str:
     if kind == "string_pattern_mismatch" and field in ("id",):
         return (f"{field} must be a lowercase slug (letters, digits, - and _, starting with a "
                 f"letter or digit), not {shown} (e.g. id: website)")
+    if kind == "string_pattern_mismatch" and field == "pushgateway":
+        return (f"pushgateway is an http:// or https:// URL without credentials in it, not "
+                f"{shown} (e.g. pushgateway: http://pushgateway:9091)")
     if kind == "string_too_long":
         return f"{field} is too long: {_message(error).lower()}"
     return _message(error)

@@ -560,3 +560,57 @@ def test_the_sample_shows_its_measures_and_the_grafana_queries_run(store_url: st
                 assert connection.execute(text(target["rawSql"])).fetchall(), panel["title"]
     finally:
         engine.dispose()
+
+
+def test_a_run_pushes_its_metrics_to_the_plans_pushgateway(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`metrics: {pushgateway: URL}`: each run PUTs the plan's metrics (the Pushgateway's
+    text protocol, grouped by job and plan) to a local server standing in for it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from stratmap.flows.run import track
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.command, self.path, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "r.csv").write_text("2027-01-01,100\n2027-01-08,107\n")
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        plan = parse_plan(JUDGED + f"metrics: {{pushgateway: \"{url}\"}}\n")
+        monkeypatch.setattr("stratmap.flows.run.utcnow", lambda: day(8))
+        tracked = track(plan, plan_dir=tmp_path, db=f"sqlite:///{tmp_path / 's.db'}")
+        assert tracked.published == {"metrics_push_failure": None}
+    finally:
+        server.shutdown()
+        server.server_close()
+    ((method, path, body),) = received
+    import base64
+
+    plan_key = base64.urlsafe_b64encode(b"Judged plan").decode()
+    assert (method, path) == ("PUT", f"/metrics/job/stratmap/plan@base64/{plan_key}")
+    names = {family.name for family in text_string_to_metric_families(body.decode())}
+    assert {"stratmap_goal_progress", "stratmap_measure_value", "stratmap_findings"} <= names
+    unreachable = parse_plan(JUDGED + "metrics: {pushgateway: \"http://127.0.0.1:9\"}\n")
+    failed = track(unreachable, plan_dir=tmp_path, db=f"sqlite:///{tmp_path / 's.db'}")
+    assert "Connection refused" in str(failed.published["metrics_push_failure"])
+
+
+def test_a_pushgateway_url_never_holds_credentials() -> None:
+    found = problems(PLAN + "metrics: {pushgateway: \"http://user:pw@gw:9091\"}\n")
+    assert found == ["plan.yaml:35:24: pushgateway is an http:// or https:// URL without "
+                     "credentials in it, not 'http://user:pw@gw:9091' (e.g. pushgateway: "
+                     "http://pushgateway:9091)"]
