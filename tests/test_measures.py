@@ -12,7 +12,10 @@ from sqlalchemy import create_engine, text
 
 from stratmap.connectors.base import AuthError, FatalSourceError
 from stratmap.connectors.measures import read_csv, read_prometheus, read_sql
+from stratmap.judgement import judge
 from stratmap.models.planfile import PlanError, parse_plan
+from stratmap.models.records import Evidence, MeasureValue
+from stratmap.models.report import Kind, Severity, Status
 from stratmap.models.store import (
     Store,
     load_measure_values,
@@ -219,7 +222,7 @@ goals:
         source: {kind: sql, url: "URL", query: "SELECT week, total FROM sales_weekly
                  WHERE week >= :since ORDER BY week"}
         baseline: {value: 100, date: 2027-01-01}
-        target: {value: 200, date: 2027-07-01}
+        target: {value: 400, date: 2027-07-01}
         every: 7d
       - id: shop
         source: {kind: csv, path: shop.csv}
@@ -264,6 +267,12 @@ def test_sql_and_csv_measures_sync_incrementally_and_idempotently(
                           (day(28), 120.0)]
         evidence = plan_evidence(store, plan)
         assert len(evidence.measures) == 8
+    # Judged from the store: the SQL measure's trend (about +0.7/day) will not reach 400 by
+    # July, and no value came for 12 days (every 7d); the CSV one has no `every`.
+    report = judge(plan, evidence, as_of=day(40))
+    found = sorted((f.kind.value, f.evidence["measure"]) for f in report.findings
+                   if f.kind.value in ("off_target", "stale_measure"))
+    assert found == [("off_target", "revenue.online"), ("stale_measure", "revenue.online")]
 
 
 def test_a_failing_sql_measure_is_an_error_without_its_url(tmp_path: Path) -> None:
@@ -275,9 +284,6 @@ def test_a_failing_sql_measure_is_an_error_without_its_url(tmp_path: Path) -> No
 
 # -- judgement ----------------------------------------------------------------------------------
 
-from stratmap.judgement import judge  # noqa: E402
-from stratmap.models.records import Evidence, MeasureValue  # noqa: E402
-from stratmap.models.report import Kind, Severity, Status  # noqa: E402
 
 JUDGED = """\
 version: 1
