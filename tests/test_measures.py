@@ -620,3 +620,21 @@ def test_a_pushgateway_url_never_holds_credentials() -> None:
     assert found == ["plan.yaml:35:24: pushgateway is an http:// or https:// URL without "
                      "credentials in it, not 'http://user:pw@gw:9091' (e.g. pushgateway: "
                      "http://pushgateway:9091)"]
+
+
+def test_the_metrics_command_prints_openmetrics(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from stratmap.flows.cli import main
+
+    (tmp_path / "r.csv").write_text("2027-01-01,100\n2027-01-08,107\n")
+    (tmp_path / "plan.yaml").write_text(JUDGED)
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", str(tmp_path / "plan.yaml"), "--db", db, "--as-of", "2027-01-09",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["metrics", str(tmp_path / "plan.yaml"), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert 'stratmap_measure_value{goal="revenue",measure="revenue.online",milestone="",' \
+           'plan="Judged plan"} 107.0' in out
+    assert 'stratmap_goal_status{goal="revenue",plan="Judged plan",status="on_track"} 1.0' in out
+    assert out.endswith("# EOF\n")
