@@ -638,3 +638,26 @@ def test_the_metrics_command_prints_openmetrics(tmp_path: Path,
            'plan="Judged plan"} 107.0' in out
     assert 'stratmap_goal_status{goal="revenue",plan="Judged plan",status="on_track"} 1.0' in out
     assert out.endswith("# EOF\n")
+
+
+def test_every_measure_finding_has_an_event_and_a_key_of_its_own() -> None:
+    """Two measures of one goal off target are two findings to event and alert on, and
+    each kind reaches Prefect as an event (an unknown kind would fail the flow)."""
+    from stratmap.publish.changes import finding_key
+    from stratmap.publish.prefect_ui import EVENT_FOR_FINDING
+
+    assert set(Kind) <= set(EVENT_FOR_FINDING)
+    plan = JUDGED.replace("    measures:\n", """    measures:
+      - id: second
+        source: {kind: csv, path: s.csv}
+        baseline: {value: 100, date: 2027-01-01}
+        target: {value: 300, date: 2027-07-20}
+""")
+    values = {0: 100, 7: 101, 14: 102, 21: 103}
+    parsed = parse_plan(plan)
+    evidence = Evidence(measures=tuple(
+        MeasureValue(measure=ref, at=day(d), value=v) for d, v in values.items()
+        for ref in ("revenue.online", "revenue.second")))
+    report = judge(parsed, evidence, as_of=day(21))
+    off = [f for f in report.findings if f.kind is Kind.OFF_TARGET]
+    assert len(off) == 2 and len({finding_key(f) for f in off}) == 2
