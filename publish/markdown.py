@@ -167,7 +167,8 @@ def measures_table(report: Report) -> list[str]:
         rate = f"{m.rate:+,.4g}" if m.rate is not None else "—"
         needs = f"{m.required_rate:+,.4g}" if m.required_rate is not None else "—"
         lines.append(
-            f"| {cell(m.title or m.id)} (`{m.id}`) | {'lead' if m.lead else 'lag'}, "
+            f"| {f'{cell(m.title)} (`{m.id}`)' if m.title else f'`{m.id}`'} | "
+            f"{'lead' if m.lead else 'lag'}, "
             f"{m.direction} | {last} | {number(m.baseline.value, m.unit)} on "
             f"{m.baseline.date} | {number(m.target.value, m.unit)} by {m.target.date} | "
             f"{pct(m.progress)} | {rate} | {needs} | {number(m.forecast, m.unit)} |")
