@@ -96,8 +96,8 @@ def subjects_of(report: Report) -> dict[str, Subject]:
 
 
 def stale_refs(plan: Plan, report: Report) -> set[str] | None:
-    """The goals and milestones whose work reads a source this run could not sync (the
-    report is stale for them); None when every source synced."""
+    """The goals and milestones whose work reads a source (or whose measure reads one) this
+    run could not sync (the report is stale for them); None when every source synced."""
     stale = {s.source for s in report.stale_sources}
     if not stale:
         return None
@@ -106,6 +106,9 @@ def stale_refs(plan: Plan, report: Report) -> set[str] | None:
         for milestone in goal.milestones:
             if any(selector.source in stale for selector in milestone.work):
                 refs.update({goal.id, f"{goal.id}.{milestone.id}"})
+    for ref, (goal, milestone, _measure) in plan.measure_ids().items():
+        if ref in stale:  # a measure that could not be read is reported like a source
+            refs.update({goal.id} | ({f"{goal.id}.{milestone.id}"} if milestone else set()))
     return refs
 
 

@@ -661,3 +661,17 @@ def test_every_measure_finding_has_an_event_and_a_key_of_its_own() -> None:
     report = judge(parsed, evidence, as_of=day(21))
     off = [f for f in report.findings if f.kind is Kind.OFF_TARGET]
     assert len(off) == 2 and len({finding_key(f) for f in off}) == 2
+
+
+def test_a_measure_that_cannot_be_read_holds_its_goal_as_stale(tmp_path: Path) -> None:
+    """A missing measure file fails that measure's sync, not the run's judgement: the report
+    lists it as stale and its goal's changes wait (no alert from a number not read)."""
+    from stratmap.flows.run import track
+    from stratmap.publish.changes import stale_refs
+
+    plan = parse_plan(JUDGED)
+    tracked = track(plan, plan_dir=tmp_path, db=f"sqlite:///{tmp_path / 's.db'}")
+    assert list(tracked.failed) == ["revenue.online"]
+    assert "r.csv" in tracked.failed["revenue.online"]
+    assert [s.source for s in tracked.report.stale_sources] == ["revenue.online"]
+    assert stale_refs(plan, tracked.report) == {"revenue"}
