@@ -106,9 +106,9 @@ def stale_refs(plan: Plan, report: Report) -> set[str] | None:
         for milestone in goal.milestones:
             if any(selector.source in stale for selector in milestone.work):
                 refs.update({goal.id, f"{goal.id}.{milestone.id}"})
-    for ref, (goal, milestone, _measure) in plan.measure_ids().items():
+    for ref, (owner, part, _measure) in plan.measure_ids().items():
         if ref in stale:  # a measure that could not be read is reported like a source
-            refs.update({goal.id} | ({f"{goal.id}.{milestone.id}"} if milestone else set()))
+            refs.update({owner.id} | ({f"{owner.id}.{part.id}"} if part else set()))
     return refs
 
 
