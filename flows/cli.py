@@ -300,6 +300,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from stratmap.flows.measures import plan_evidence
     from stratmap.judgement.engine import judge_indexed
     from stratmap.models.records import utcnow
 
@@ -319,7 +320,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         console.print(Text.assemble(("warning: ", "yellow"), f"never synced into this store: "
                                     f"{', '.join(never)}; the report marks them stale"))
     with _store(args, reading=True) as store:
-        evidence = store.evidence(plan.sources)  # read once: the judgement and the page
+        evidence = plan_evidence(store, plan)  # read once: the judgement and the page
         report, index = judge_indexed(plan, evidence, as_of=as_of(args, plan) or utcnow())
         report = _mark_never_synced(report, never)
         if args.format == "html":  # issue 6: one self-contained page, with history and map
@@ -467,6 +468,22 @@ def _account_name(plan, source: str, account: str) -> str:  # type: ignore[no-un
         if person.name and account in (person.accounts.get(source), person.accounts.get(kind)):
             return f"{person.name} ({account})"
     return account
+
+
+def cmd_metrics(args: argparse.Namespace, console: Console) -> int:
+    from stratmap.flows.metrics import openmetrics_text, push
+
+    plan = _load(args.plan, console)
+    if plan is None:
+        return EXIT_INVALID
+    _store_of(args, Path(args.plan))
+    with _store(args, reading=True) as store:
+        if args.push:
+            push(plan, store, args.push)
+            console.print(f"pushed the metrics of {plan.name} to {args.push}", highlight=False)
+            return EXIT_OK
+        sys.stdout.write(openmetrics_text(plan, store))
+    return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace, console: Console) -> int:
@@ -628,6 +645,27 @@ def build_parser() -> argparse.ArgumentParser:
                              "else it is a list) or json")
     report.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     report.set_defaults(func=cmd_report)
+
+    metrics = commands.add_parser(
+        "metrics", help="print the plan's progress metrics (OpenMetrics) from the store",
+        formatter_class=_Formatter,
+        description="Print the last run's progress metrics as OpenMetrics text, for "
+                    "Prometheus (a textfile collector, or --push to a Pushgateway). Labels: "
+                    "plan, goal, milestone, measure, status, kind; never item keys or people.",
+        epilog=textwrap.dedent("""\
+            examples:
+              stratmap metrics plan.yaml > /var/lib/node_exporter/textfile/stratmap.prom
+              stratmap metrics plan.yaml --push http://pushgateway:9091
+
+            """) + exit_codes(EXIT_OK, EXIT_ERROR, EXIT_INVALID, EXIT_BUG, EXIT_INTERRUPTED))
+    metrics.add_argument("plan", metavar="PLAN")
+    metrics.add_argument("--db", metavar="URL",
+                         help="SQLAlchemy URL of the store (default: $STRATMAP_DB, else the "
+                              "plan's own SQLite file beside it)")
+    metrics.add_argument("--push", metavar="URL",
+                         help="push to this Prometheus Pushgateway (job stratmap, grouped by "
+                              "plan) instead of printing")
+    metrics.set_defaults(func=cmd_metrics)
 
     push = commands.add_parser(
         "push", help="write the plan's due dates and owners to the trackers",

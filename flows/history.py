@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from stratmap.flows.measures import plan_evidence
 from stratmap.judgement.evidence import EvidenceIndex
 from stratmap.judgement.history import missing_weeks, reconstruct
 from stratmap.models.history import Recorded, Snapshot, snapshots_of
@@ -31,7 +32,7 @@ def record_run(store: Store, plan: Plan, report: Report, *,
     so finding where the history begins does not index the evidence again.
     """
     if evidence is None:
-        evidence = store.evidence(plan.sources)
+        evidence = plan_evidence(store, plan)
     stored = snapshot_moments(store, plan.name)
     missing = missing_weeks(plan, evidence, until=report.as_of, index=index, stored=stored)
     # A snapshot records the plan as it was judged then: a later run at the same moment
@@ -68,7 +69,7 @@ def html_report(plan: Plan, store: Store, report: Report, *,
     from stratmap.publish.html import item_links, render
 
     if evidence is None:
-        evidence = store.evidence(plan.sources)
+        evidence = plan_evidence(store, plan)
     return render(report, history=history(store, plan, evidence, until=report.as_of,
                                           index=index),
                   links=item_links(evidence), plan=plan)

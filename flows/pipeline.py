@@ -175,4 +175,6 @@ def sync_plan_source(plan: Plan, name: str, store: Store, *, plan_dir: Path,
 
 def judge_plan(plan: Plan, store: Store, *, as_of: datetime) -> Report:
     """Judge the plan from everything stored for its sources."""
-    return judge(plan, store.evidence(plan.sources), as_of=as_of)
+    from stratmap.flows.measures import plan_evidence
+
+    return judge(plan, plan_evidence(store, plan), as_of=as_of)

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from stratmap.connectors.base import SourceError
 from stratmap.flows.history import record_run
+from stratmap.flows.measures import plan_evidence, sync_measures
 from stratmap.flows.pipeline import SyncResult, sync_plan_source
 from stratmap.judgement.engine import judge_indexed
 from stratmap.models.plan import Plan
@@ -89,13 +90,38 @@ def sync_one(source: str, plan: Plan, plan_dir: Path, db: str | None, started: d
     return result
 
 
+def sync_plan_measures(plan: Plan, plan_dir: Path, db: str | None,
+                       started: datetime) -> dict[str, str]:
+    """Sync the plan's measures; the error of each that failed, by its reference."""
+    with Store(db) as store:
+        outcomes = sync_measures(plan, store, plan_dir=plan_dir, started=started)
+    return {ref: str(outcome) for ref, outcome in outcomes.items()
+            if isinstance(outcome, SourceError)}
+
+
+def push_plan_metrics(plan: Plan, db: str | None) -> str | None:
+    """Push the plan's metrics to its Pushgateway; the error, if the push failed (the run
+    itself stands: the next run pushes again)."""
+    from stratmap.flows.metrics import push
+
+    assert plan.metrics is not None and plan.metrics.pushgateway is not None
+    try:
+        with Store(db) as store:
+            push(plan, store, plan.metrics.pushgateway)
+    except OSError as error:  # URLError and HTTPError are OSErrors
+        log.error("metrics not pushed to %s: %s", plan.metrics.pushgateway, error)
+        return str(error)
+    log.info("metrics pushed to %s", plan.metrics.pushgateway)
+    return None
+
+
 def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
                      stale: Mapping[str, str], record: bool = True) -> Report:
     """Judge the plan from the store, mark the sources that did not sync as stale, and
     record the run in the progress history (once; not at all with ``record=False``, a
     what-if)."""
     with Store(db) as store:
-        evidence = store.evidence(plan.sources)
+        evidence = plan_evidence(store, plan)
         report, index = judge_indexed(plan, evidence, as_of=as_of)
         if stale:
             report = report.model_copy(update={"stale_sources": [
@@ -130,7 +156,13 @@ def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None 
                 synced[source] = outcome
                 if observer is not None:
                     observer.synced(source, outcome)
+        if plan.measure_ids():
+            failed.update(steps.run("sync-measures", sync_plan_measures, plan, plan_dir, db,
+                                    started))
     report = steps.run("judge-plan", judge_and_record, plan, db, as_of or utcnow(), failed,
                        record)
     published = steps.run("publish-report", publish, plan, db, report) if publish else {}
+    if plan.metrics is not None and plan.metrics.pushgateway is not None:
+        published = {**published, "metrics_push_failure": steps.run(
+            "push-metrics", push_plan_metrics, plan, db)}
     return Tracked(report=report, synced=synced, failed=failed, published=published)

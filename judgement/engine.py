@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
+from stratmap.judgement.measures import MeasureJudgement, judge_scope, measured_progress
 from stratmap.models.plan import (
     Feedback,
     Goal,
@@ -55,6 +56,8 @@ SEVERITY = {
     Kind.INACTIVE_OWNER: Severity.WARNING,
     Kind.UNMAPPED_WORK: Severity.INFO,
     Kind.EMPTY_SELECTOR: Severity.WARNING,
+    Kind.OFF_TARGET: Severity.WARNING,  # critical once the target date has passed
+    Kind.STALE_MEASURE: Severity.WARNING,
 }
 
 
@@ -386,8 +389,13 @@ class Judgement:
         self.unowned(scope)
         self.empty_selector(scope)
         status = self.state(scope)
+        judged = self.measures_of(scope)
+        if status is Status.ON_TRACK and judged and not milestone.work and all(
+                j.reached for j in judged):
+            status = Status.DONE  # a milestone of measures alone is done when all are met
         forecast = None
         if status is Status.ON_TRACK:
+            self.measure_findings(scope, judged)
             # The rules about items judge items: a milestone with none says so (its
             # overdue finding, its 'no items' in every table) instead of being stalled,
             # slipping or missing feedback on nothing.
@@ -397,9 +405,10 @@ class Judgement:
                 forecast = self.slipping(scope)
             if scope.counted:
                 self.missing_feedback(scope, scope.rules.feedback)
-            self.inactive_owner(scope)
+            if scope.counted or not judged:  # measures alone: no tracker activity to judge
+                self.inactive_owner(scope)
             kinds = {f.kind for f in scope.findings}
-            if Kind.OVERDUE in kinds:
+            if Kind.OVERDUE in kinds or _missed(scope.findings):
                 status = Status.OFF_TRACK
             elif kinds & AT_RISK_KINDS:
                 status = Status.AT_RISK
@@ -411,6 +420,8 @@ class Judgement:
             progress = points_done / points_total if points_total else 0.0
         else:
             progress = len(done) / len(scope.counted) if scope.counted else 0.0
+        if scope.rules.progress == "measure" and judged:
+            progress = measured_progress(judged)
         return MilestoneReport(
             id=scope.ref, title=milestone.title, owner=milestone.owner, status=status,
             progress=round(progress, 4), start=milestone.start, due=milestone.due,
@@ -421,6 +432,7 @@ class Judgement:
             ),
             last_movement=scope.last_movement(), forecast=forecast,
             depends_on=list(milestone.depends_on),
+            measures=[j.report for j in judged],
         )
 
     def goal(self, goal: Goal) -> tuple[GoalReport, list[Finding]]:
@@ -442,25 +454,51 @@ class Judgement:
             status = max((s for s in statuses if s not in (Status.DONE, Status.NOT_STARTED)),
                          key=RANK.__getitem__, default=Status.ON_TRACK)
         self.unowned(whole)
+        judged = self.measures_of(whole)
+        if judged and not milestones and all(j.reached for j in judged):
+            status = Status.DONE
         if status not in (Status.DONE, Status.NOT_STARTED):
+            self.measure_findings(whole, judged)
             # A goal's own feedback rule judges the goal as a whole; defaults never do.
             self.missing_feedback(whole, goal.feedback)
             self.single_point_of_failure(whole)
-            self.inactive_owner(whole)
+            if whole.counted or not (judged or any(m.measures for m in goal.milestones)):
+                self.inactive_owner(whole)
             if {f.kind for f in whole.findings} & AT_RISK_KINDS and RANK[status] < RANK[
                     Status.AT_RISK]:
                 status = Status.AT_RISK
+            if _missed(whole.findings):
+                status = Status.OFF_TRACK
         weights = sum(m.weight for m in goal.milestones)
         progress = (sum(r.progress * m.weight for r, m in zip(milestones, goal.milestones,
                                                              strict=True)) / weights
                     if weights else 0.0)
+        if self.plan.rules_for(goal).progress == "measure" and judged:
+            progress = measured_progress(judged)
         findings = [f for f in whole.findings if f.kind is Kind.UNOWNED]
         for scope in scopes:
             findings.extend(scope.findings)
         findings.extend(f for f in whole.findings if f.kind is not Kind.UNOWNED)
         report = GoalReport(id=goal.id, title=goal.title, owner=goal.owner, weight=goal.weight,
-                            status=status, progress=round(progress, 4), milestones=milestones)
+                            status=status, progress=round(progress, 4), milestones=milestones,
+                            measures=[j.report for j in judged])
         return report, findings
+
+    def measures_of(self, scope: Scope) -> list[MeasureJudgement]:
+        """The scope's own measures (a goal's, not its milestones') judged at ``as_of``."""
+        owner = scope.milestone or scope.goal
+        return judge_scope(self.plan, scope.ref, owner.measures, self.index.measures,
+                           as_of=self.as_of)
+
+    def measure_findings(self, scope: Scope, judged: list[MeasureJudgement]) -> None:
+        """The measures' off_target and stale_measure findings, as the scope's."""
+        for measured in judged:
+            for found in measured.findings:
+                scope.findings.append(Finding(
+                    kind=found.kind, severity=found.severity, goal=scope.goal.id,
+                    milestone=scope.ref if scope.milestone else None,
+                    person=scope.answerable, item=None, message=found.message,
+                    evidence=found.evidence))
 
     def people(self, goals: list[GoalReport]) -> list[PersonReport]:
         owns: dict[str, list[str]] = {}
@@ -517,6 +555,11 @@ def overall(plan: Plan, goals: list[GoalReport]) -> tuple[float, Status]:
     else:
         status = max(statuses, key=RANK.__getitem__, default=Status.ON_TRACK)
     return round(progress, 4), status
+
+
+def _missed(findings: list[Finding]) -> bool:
+    """A measure's target date passed without the target reached (a critical off_target)."""
+    return any(f.kind is Kind.OFF_TARGET and f.severity is Severity.CRITICAL for f in findings)
 
 
 def _selector_text(selector: Selector) -> str:

@@ -19,6 +19,7 @@ from stratmap.models.records import (
     AssigneeChange,
     Comment,
     Evidence,
+    MeasureValue,
     StatusCategory,
     StatusChange,
     WorkItem,
@@ -132,6 +133,10 @@ class EvidenceIndex:
 
         self.items: dict[ItemId, ItemState] = {}
         self.selections = evidence.selections
+        self.measures: dict[str, list[MeasureValue]] = defaultdict(list)
+        """Each measure's values (by its plan reference), as stored: all of them."""
+        for value in evidence.measures:
+            self.measures[value.measure].append(value)
         self._by_source: dict[str, list[ItemId]] = defaultdict(list)
         self._by_parent: dict[tuple[str, str], list[ItemId]] = defaultdict(list)
         self._by_label: dict[tuple[str, str], list[ItemId]] = defaultdict(list)

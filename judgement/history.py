@@ -41,12 +41,14 @@ from stratmap.judgement.evidence import (
     _by_item,
     _state,
 )
+from stratmap.judgement.measures import judge_scope, measured_progress, missed
 from stratmap.models.history import MAX_BACKFILL_WEEKS, Found, Snapshot, snapshots_from
 from stratmap.models.plan import Feedback, Goal, Milestone, Plan, Rules
 from stratmap.models.records import (
     AssigneeChange,
     Comment,
     Evidence,
+    MeasureValue,
     StatusChange,
     WorkItem,
     ensure_utc,
@@ -169,6 +171,9 @@ class _Sweep:
             evidence.comments, lambda c: (c.at, c.comment_id))
         self.assignments: dict[ItemId, list[AssigneeChange]] = _by_item(
             evidence.assignments, lambda a: (a.at, a.change_id))
+        self.measures: dict[str, list[MeasureValue]] = {}
+        for value in evidence.measures:
+            self.measures.setdefault(value.measure, []).append(value)
         # What every milestone selects, decided once (at the end of time, or at the given
         # index's moment, after every week): at any moment a milestone selects the same
         # items, those of them that exist yet.
@@ -389,20 +394,29 @@ class _Sweep:
             kinds: list[Kind] = []
             if whole.owner is None:
                 kinds.append(Kind.UNOWNED)
+            judged = judge_scope(plan, goal.id, goal.measures, self.measures, as_of=moment)
+            if judged and not milestones and all(j.reached for j in judged):
+                status = Status.DONE
             if status not in (Status.DONE, Status.NOT_STARTED):
+                kinds.extend(f.kind for j in judged for f in j.findings)
                 if self._feedback_missing(whole, moment):
                     kinds.append(Kind.MISSING_FEEDBACK)
                 if self._single_point(whole):
                     kinds.append(Kind.SINGLE_POINT_OF_FAILURE)
-                if self._inactive(whole, moment, activity):
+                if (whole.total or not (judged or any(m.measures for m in goal.milestones))) \
+                        and self._inactive(whole, moment, activity):
                     kinds.append(Kind.INACTIVE_OWNER)
                 if set(kinds) & AT_RISK_KINDS and RANK[status] < RANK[Status.AT_RISK]:
                     status = Status.AT_RISK
+                if missed(judged):
+                    status = Status.OFF_TRACK
             found.extend((goal.id, None, k.value) for k in kinds)
             weights = sum(m.weight for m in goal.milestones)
             progress = (sum(r.progress * m.weight for r, m in zip(milestones, goal.milestones,
                                                                  strict=True)) / weights
                         if weights else 0.0)
+            if whole.rules.progress == "measure" and judged:
+                progress = measured_progress(judged)
             goals.append(GoalReport.model_construct(
                 id=goal.id, title=goal.title, owner=goal.owner, weight=goal.weight, status=status, progress=round(progress, 4), milestones=milestones))
         progress, status = overall(plan, goals)
@@ -425,8 +439,15 @@ class _Sweep:
             status = Status.DONE
         else:
             status = Status.ON_TRACK
+        assert scope.milestone is not None
+        judged = judge_scope(self.plan, scope.ref, scope.milestone.measures, self.measures,
+                             as_of=moment)
+        if status is Status.ON_TRACK and judged and not scope.milestone.work and all(
+                j.reached for j in judged):
+            status = Status.DONE
         forecast = None
         if status is Status.ON_TRACK:
+            kinds.extend(f.kind for j in judged for f in j.findings)
             # As the engine: the rules about items judge only a milestone that has some.
             if scope.total and self._stalled(scope, moment):
                 kinds.append(Kind.STALLED)
@@ -439,9 +460,9 @@ class _Sweep:
                     kinds.append(Kind.SLIPPING)
             if scope.total and self._feedback_missing(scope, moment):
                 kinds.append(Kind.MISSING_FEEDBACK)
-            if self._inactive(scope, moment, activity):
+            if (scope.total or not judged) and self._inactive(scope, moment, activity):
                 kinds.append(Kind.INACTIVE_OWNER)
-            if Kind.OVERDUE in kinds:
+            if Kind.OVERDUE in kinds or missed(judged):
                 status = Status.OFF_TRACK
             elif set(kinds) & AT_RISK_KINDS:
                 status = Status.AT_RISK
@@ -450,8 +471,9 @@ class _Sweep:
             progress = scope.points_done / scope.points_total if scope.points_total else 0.0
         else:
             progress = scope.done / scope.total if scope.total else 0.0
+        if scope.rules.progress == "measure" and judged:
+            progress = measured_progress(judged)
         found.extend((scope.goal.id, scope.ref, k.value) for k in kinds)
-        assert scope.milestone is not None
         return MilestoneReport.model_construct(
             id=scope.ref, title=scope.milestone.title, owner=scope.owner, status=status,
             progress=round(progress, 4), start=scope.milestone.start, due=scope.milestone.due,

@@ -126,6 +126,8 @@ FIELD_HELP: dict[str, str] = {
     "schedule": "When `stratmap serve` and the written deployments sync and report (cron, in "
                 "the plan's time zone).",
     "alerts": "Who is notified of what, through which Prefect notification blocks.",
+    "metrics": "Where each run publishes the plan's progress metrics, e.g. "
+               "{pushgateway: http://pushgateway:9091}.",
     # People
     "email": "The person's email: also matches tracker accounts that show an email.",
     # Rules
@@ -137,7 +139,12 @@ FIELD_HELP: dict[str, str] = {
                           "hold before it is a `single_point_of_failure` (e.g. 0.8).",
     "inactive_after": "An owner without any status change or comment for longer than this is "
                       "an `inactive_owner` (e.g. 14d).",
-    "progress": "items (done items / items) or points (story points).",
+    "progress": "items (done items / items), points (story points) or measure (how far its "
+                "measures have come from baseline to target).",
+    "measures": "Numbers over time that say how far this has come: each with a source "
+                "(csv, sql or prometheus), baseline, target and direction.",
+    "baseline": "Where the number started: {value, date}.",
+    "target": "Where it must be, and by when: {value, date}.",
     # Goals and milestones
     "id": "A lowercase slug, unique per plan (goals) or per goal (milestones); a milestone "
           "is referred to as goal.milestone.",
@@ -188,6 +195,12 @@ whose own ``Field(description=...)`` does not say it."""
 _FIELD_HELP_BY_MODEL: dict[tuple[str, str], str] = {
     ("Person", "name"): "The person's name, as reports show them.",
     ("Plan", "version"): "The plan format's version: 1.",
+    ("CsvMeasureSource", "kind"): "csv: a file of time,value rows.",
+    ("SqlMeasureSource", "kind"): "sql: a query over a SQLAlchemy URL.",
+    ("PrometheusMeasureSource", "kind"): "prometheus: a PromQL query.",
+    ("MeasurePoint", "value"): "The number.",
+    ("MeasurePoint", "date"): "When (a date is midnight in the plan's time zone).",
+    ("Measure", "title"): "What the number is, in words.",
 }
 
 
@@ -467,12 +480,93 @@ class Feedback(_Model):
     every: Duration
 
 
+MEASURE_KINDS = ("csv", "prometheus", "sql")
+"""Where a measure's values come from (``measures: [{source: {kind: ...}}]``)."""
+
+
+class CsvMeasureSource(_Model):
+    """A CSV file of ``time,value`` rows (a header row is allowed), relative to the plan."""
+
+    kind: Literal["csv"]
+    path: str = Field(min_length=1, description="The CSV file, relative to the plan file: "
+                                                "rows of time,value (ISO 8601, number).")
+
+
+class SqlMeasureSource(_Model):
+    """A SQL query, over a SQLAlchemy URL, returning rows of (time, value)."""
+
+    kind: Literal["sql"]
+    url: str = Field(
+        min_length=1,
+        description="A SQLAlchemy URL without a password (postgresql://reader@db/sales), or "
+                    "env:VARIABLE / block:NAME holding the whole URL.",
+    )
+    password: SecretRef | None = Field(
+        None, description="The database password: env:VARIABLE or block:NAME, never literal.")
+    query: str = Field(
+        min_length=1,
+        description="SQL returning rows of (time, value); it may use :since, the last value's "
+                    "time minus the overlap, to read only what is new.",
+    )
+
+
+class PrometheusMeasureSource(_Model):
+    """A PromQL query against a Prometheus HTTP API (``/api/v1/query_range``)."""
+
+    kind: Literal["prometheus"]
+    url: str = Field(min_length=1, description="The Prometheus server's root URL.")
+    query: str = Field(min_length=1, description="A PromQL expression returning one series.")
+    step: Duration = Field(timedelta(days=1), description="The resolution of the values read "
+                                                           "(default 1d).")
+    token: SecretRef | None = Field(None, description="A bearer token: env:VARIABLE or "
+                                                      "block:NAME.")
+
+
+MeasureSource = Annotated[
+    CsvMeasureSource | SqlMeasureSource | PrometheusMeasureSource,
+    Field(discriminator="kind"),
+]
+
+
+class MeasurePoint(_Model):
+    """A value at a date: a measure's baseline or target."""
+
+    value: float
+    date: When
+
+
+class Measure(_Model):
+    """A number over time that says how far a goal or milestone has come."""
+
+    id: Slug
+    title: Title | None = None
+    source: MeasureSource = Field(
+        description="Where the values come from: {kind: csv, path: ...}, {kind: sql, url: ..., "
+                    "query: ...} or {kind: prometheus, url: ..., query: ...}.")
+    baseline: MeasurePoint = Field(description="Where the number started: {value, date}.")
+    target: MeasurePoint = Field(description="Where it must be, and by when: {value, date}.")
+    direction: Literal["up", "down"] = Field(
+        "up", description="up: higher is better (revenue); down: lower is better (churn).")
+    unit: str | None = Field(None, max_length=40, description="Shown after values, e.g. EUR.")
+    lead: bool = Field(
+        False, description="true for a lead measure (the activity that predicts the result); "
+                           "the default is a lag measure (the result itself).")
+    every: Duration | None = Field(
+        None, description="A new value is expected at least this often; longer without one "
+                          "is `stale_measure`.")
+    window: Duration = Field(
+        timedelta(days=90), description="How far back the trend for `off_target` is fitted "
+                                        "(default 90d).")
+    overlap: Duration | None = Field(
+        None, description="How far each sync re-reads before the last value (default 7d).")
+
+
 class Rules(_Model):
     stall_after: Duration | None = None
     feedback: Feedback | None = None
     single_owner_share: float | None = Field(None, gt=0, le=1)
     inactive_after: Duration | None = None
-    progress: Literal["items", "points"] | None = None
+    progress: Literal["items", "points", "measure"] | None = None
     forecast_window: Duration | None = Field(
         None, description="How far back the completion rate for `slipping` is measured."
     )
@@ -489,6 +583,7 @@ class Milestone(Rules):
         default_factory=list, description="Other milestones, as goal.milestone."
     )
     work: list[Selector] = Field(default_factory=list)
+    measures: list[Measure] = Field(default_factory=list)
 
 
 class Goal(Rules):
@@ -497,6 +592,7 @@ class Goal(Rules):
     owner: Handle | None = None
     weight: float = Field(1.0, gt=0, le=1_000_000)
     milestones: list[Milestone] = Field(default_factory=list)
+    measures: list[Measure] = Field(default_factory=list)
 
 
 class Schedule(_Model):
@@ -515,6 +611,15 @@ class Alerts(_Model):
     routes: list[AlertRoute] = Field(default_factory=list)
     renotify_after: Duration | None = None
     digest: bool = False
+
+
+class MetricsOptions(_Model):
+    """Where each run publishes the plan's progress metrics, beyond the store's views."""
+
+    pushgateway: str | None = Field(
+        None, pattern=r"^https?://[^\s@]+$",
+        description="A Prometheus Pushgateway's URL (no credentials in it): each run pushes "
+                    "the plan's metrics there (job stratmap, grouped by plan).")
 
 
 DEFAULT_RULES = Rules(
@@ -541,6 +646,7 @@ class Plan(_Model):
     goals: list[Goal] = Field(default_factory=list)
     schedule: Schedule | None = None
     alerts: Alerts | None = None
+    metrics: MetricsOptions | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -581,6 +687,17 @@ class Plan(_Model):
 
     def milestone_ids(self) -> dict[str, tuple[Goal, Milestone]]:
         return {f"{g.id}.{m.id}": (g, m) for g in self.goals for m in g.milestones}
+
+    def measure_ids(self) -> dict[str, tuple[Goal, Milestone | None, Measure]]:
+        """Every measure by its reference: goal.measure or goal.milestone.measure."""
+        found: dict[str, tuple[Goal, Milestone | None, Measure]] = {}
+        for goal in self.goals:
+            for measure in goal.measures:
+                found[f"{goal.id}.{measure.id}"] = (goal, None, measure)
+            for milestone in goal.milestones:
+                for measure in milestone.measures:
+                    found[f"{goal.id}.{milestone.id}.{measure.id}"] = (goal, milestone, measure)
+        return found
 
 
 def as_utc(value: datetime) -> datetime:

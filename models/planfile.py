@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stratmap.models.jql import jql_problem
-from stratmap.models.plan import SELECTOR_KINDS, Plan, Selector
+from stratmap.models.plan import MEASURE_KINDS, SECRET_REF, SELECTOR_KINDS, Measure, Plan, Selector
 from stratmap.models.report import Kind, Status
 from stratmap.models.wiql import wiql_problem
 
@@ -267,6 +267,11 @@ def _pydantic_problems(doc: _Document, data: Any, error: ValidationError) -> Non
         elif kind == "union_tag_invalid" or (kind == "literal_error" and path[-1:] == ("kind",)):
             given = item.get("ctx", {}).get("tag", item.get("input"))
             named = f" '{given}'" if isinstance(given, str) else ""
+            if "measures" in path:
+                hint = _did_you_mean(given, MEASURE_KINDS) if isinstance(given, str) else ""
+                doc.problem(doc.mark_of(path), f"unknown measure source kind{named}{hint} (use "
+                            f"one of {', '.join(MEASURE_KINDS)})")
+                continue
             hint = _did_you_mean(given, SELECTOR_KINDS) if isinstance(given, str) else ""
             doc.problem(doc.mark_of(path), f"unknown source kind{named}{hint} (use one of "
                         f"{', '.join(sorted(SELECTOR_KINDS))})")
@@ -321,6 +326,9 @@ def _plain(error: Any, path: Path_) -> str:
     if kind == "string_pattern_mismatch" and field in ("id",):
         return (f"{field} must be a lowercase slug (letters, digits, - and _, starting with a "
                 f"letter or digit), not {shown} (e.g. id: website)")
+    if kind == "string_pattern_mismatch" and field == "pushgateway":
+        return (f"pushgateway is an http:// or https:// URL without credentials in it, not "
+                f"{shown} (e.g. pushgateway: http://pushgateway:9091)")
     if kind == "string_too_long":
         return f"{field} is too long: {_message(error).lower()}"
     return _message(error)
@@ -371,6 +379,12 @@ def _cross_checks(doc: _Document, plan: Plan) -> None:
                                 f"{_did_you_mean(dependency, all_milestones)}")
             for w, selector in enumerate(milestone.work):
                 _check_selector(doc, plan, selector, (*base, "work", w))
+            _check_measures(doc, plan, milestone.measures, base,
+                            taken={}, progress=milestone.progress)
+        _check_measures(doc, plan, goal.measures, ("goals", g),
+                        taken={m.id: "milestone" for m in goal.milestones},
+                        progress=goal.progress,
+                        measured_below=any(m.measures for m in goal.milestones))
     _check_cycles(doc, plan)
     for name, source in plan.sources.items():
         scope = getattr(source, "scope", None)
@@ -420,6 +434,54 @@ def _check_selector(doc: _Document, plan: Plan, selector: Selector, path: Path_)
             doc.problem(doc.mark_of((*path, name), key=True),
                         f"'{name}' does not select {source.kind} items; use one of "
                         f"{', '.join(sorted(allowed))}{_did_you_mean(name, allowed)}")
+
+
+def _check_measures(doc: _Document, plan: Plan, measures: list[Measure], base: Path_, *,
+                    taken: dict[str, str], progress: str | None,
+                    measured_below: bool = False) -> None:
+    """Measures of one goal or milestone: unique ids, a target beyond the baseline in the
+    measure's direction and after it, sources without secrets in them."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if progress == "measure" and not measures and not measured_below:
+        doc.problem(doc.mark_of((*base, "progress")),
+                    "progress: measure needs measures here (add measures: [...])")
+    seen = dict(taken)
+    for n, measure in enumerate(measures):
+        path: Path_ = (*base, "measures", n)
+        if measure.id in seen:
+            doc.problem(doc.mark_of((*path, "id")), f"measure id '{measure.id}' is already "
+                        f"used here (by a {seen[measure.id]})")
+        seen.setdefault(measure.id, "measure")
+        baseline, target = measure.baseline, measure.target
+        if plan.moment(target.date) <= plan.moment(baseline.date):
+            doc.problem(doc.mark_of((*path, "target", "date")),
+                        f"the target date {target.date} is not after the baseline date "
+                        f"{baseline.date}")
+        if measure.direction == "up" and target.value <= baseline.value:
+            doc.problem(doc.mark_of((*path, "target", "value")),
+                        f"direction up needs a target above the baseline ({baseline.value:g}); "
+                        "write direction: down for a number that should fall")
+        if measure.direction == "down" and target.value >= baseline.value:
+            doc.problem(doc.mark_of((*path, "target", "value")),
+                        f"direction down needs a target below the baseline "
+                        f"({baseline.value:g})")
+        source = measure.source
+        if source.kind == "sql" and not SECRET_REF.match(source.url):
+            try:
+                url = make_url(source.url)
+            except (ArgumentError, ValueError):
+                doc.problem(doc.mark_of((*path, "source", "url")),
+                            "not a SQLAlchemy URL (e.g. postgresql://reader@db/sales)")
+                continue
+            if url.password is not None:
+                doc.problem(doc.mark_of((*path, "source", "url")),
+                            "a password is never written in the plan: leave it out of the URL "
+                            "and give password: env:VARIABLE (or the whole URL as env:VARIABLE)")
+        if source.kind == "prometheus" and not source.url.startswith(("http://", "https://")):
+            doc.problem(doc.mark_of((*path, "source", "url")),
+                        "the Prometheus URL starts with http:// or https://")
 
 
 def _check_cycles(doc: _Document, plan: Plan) -> None:

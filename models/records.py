@@ -165,6 +165,17 @@ class Page(_Record):
     requests: int = 0
 
 
+class MeasureValue(_Record):
+    """One value of a plan's measure at a moment (``measure`` is its plan reference,
+    goal.measure or goal.milestone.measure)."""
+
+    measure: str
+    at: datetime
+    value: float
+
+    _utc = field_validator("at")(ensure_utc)
+
+
 class Evidence(_Record):
     """Everything the engine judges from: all stored records for the plan's sources.
 
@@ -178,6 +189,8 @@ class Evidence(_Record):
     accounts: tuple[Account, ...] = ()
     selections: dict[tuple[str, str], frozenset[str]] = {}
     assignments: tuple[AssigneeChange, ...] = ()
+    measures: tuple[MeasureValue, ...] = ()
+    """The plan's measure values, by measure then time (empty for a plan without any)."""
 
 
 def utcnow() -> datetime:

@@ -30,6 +30,8 @@ class Kind(StrEnum):
     INACTIVE_OWNER = "inactive_owner"
     UNMAPPED_WORK = "unmapped_work"
     EMPTY_SELECTOR = "empty_selector"
+    OFF_TARGET = "off_target"
+    STALE_MEASURE = "stale_measure"
 
 
 class Severity(StrEnum):
@@ -49,7 +51,8 @@ class Status(StrEnum):
 AT_RISK_KINDS = frozenset(
     {Kind.STALLED, Kind.SLIPPING, Kind.MISSING_FEEDBACK, Kind.SINGLE_POINT_OF_FAILURE,
      Kind.INACTIVE_OWNER, Kind.EMPTY_SELECTOR}
-)
+) | {Kind.OFF_TARGET, Kind.STALE_MEASURE}
+"""A missed target (an off_target past its date, critical) makes a scope off_track."""
 
 
 class _Out(BaseModel):
@@ -80,6 +83,34 @@ class ItemCounts(_Out):
     points_done: float | None = None
 
 
+class MeasurePointReport(_Out):
+    value: float
+    date: date | datetime
+
+
+class MeasureReport(_Out):
+    """A measure as judged at ``as_of``: where it stands, its trend and its values."""
+
+    id: str = Field(description="goal.measure or goal.milestone.measure")
+    title: str | None
+    unit: str | None
+    direction: str = Field(description="up or down")
+    lead: bool
+    baseline: MeasurePointReport
+    target: MeasurePointReport
+    last_value: float | None
+    last_at: Moment | None
+    progress: float = Field(description="How far from baseline to target the last value is "
+                                        "(0-1, clamped)")
+    rate: float | None = Field(description="The trend over the recent window, per day "
+                                           "(least squares); null with too few values")
+    required_rate: float | None = Field(description="The rate per day that reaches the "
+                                                    "target on its date from the last value")
+    forecast: float | None = Field(description="The trend's value on the target date")
+    values: list[tuple[Moment, float]] = Field(
+        default_factory=list, description="Every stored value up to as_of: [time, value]")
+
+
 class MilestoneReport(_Out):
     id: str = Field(description="goal.milestone")
     title: str
@@ -94,6 +125,7 @@ class MilestoneReport(_Out):
         None, description="Forecast finish from the recent completion rate, where known."
     )
     depends_on: list[str] = Field(default_factory=list)
+    measures: list[MeasureReport] = Field(default_factory=list)
 
 
 class GoalReport(_Out):
@@ -104,6 +136,7 @@ class GoalReport(_Out):
     status: Status
     progress: float
     milestones: list[MilestoneReport]
+    measures: list[MeasureReport] = Field(default_factory=list)
 
 
 class PersonReport(_Out):

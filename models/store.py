@@ -24,9 +24,11 @@ import zstandard
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     text,
@@ -43,6 +45,7 @@ from stratmap.models.records import (
     AssigneeChange,
     Comment,
     Evidence,
+    MeasureValue,
     Page,
     RawPayload,
     StatusCategory,
@@ -57,6 +60,7 @@ from stratmap.models.tables import (
     Base,
     CommentRow,
     ItemRow,
+    MeasureValueRow,
     PlanMarkRow,
     RawPayloadRow,
     SelectionRow,
@@ -853,7 +857,59 @@ def snapshot_moments(store: Store, plan: str) -> set[datetime]:
         ))
 
 
+def save_measure_values(store: Store, plan: str, values: Sequence[MeasureValue], *,
+                        synced_at: datetime) -> int:
+    """Upsert a sync's measure values on ``(plan, measure, at)`` in one transaction.
+
+    A value already stored keeps its ``first_seen`` and takes the source's current number;
+    values the source no longer returns are kept (the history). Returns how many were new.
+    """
+    if not values:
+        return 0
+    rows = [{"plan": plan, "measure": v.measure, "at": v.at, "value": v.value,
+             "first_seen": synced_at, "synced_at": synced_at} for v in values]
+    unique = list({(r["measure"], r["at"]): r for r in rows}.values())
+    table = MeasureValueRow.__table__
+    assert isinstance(table, Table)
+    with store.transaction() as connection:
+        before = _measure_count(connection, plan)
+        dialect = connection.dialect.name
+        stmt = (postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["plan", "measure", "at"],
+            set_={"value": stmt.excluded.value, "synced_at": stmt.excluded.synced_at})
+        connection.execute(stmt, sorted(unique, key=lambda r: (r["measure"], r["at"])))
+        return _measure_count(connection, plan) - before
+
+
+def _measure_count(connection: Connection, plan: str) -> int:
+    return int(connection.scalar(select(func.count()).select_from(MeasureValueRow).where(
+        MeasureValueRow.plan == plan)) or 0)
+
+
+def measure_watermark(store: Store, plan: str, measure: str) -> datetime | None:
+    """The time of the measure's latest stored value (None before its first)."""
+    with store.engine.connect() as connection:
+        latest: datetime | None = connection.scalar(
+            select(func.max(MeasureValueRow.at)).where(MeasureValueRow.plan == plan,
+                                                       MeasureValueRow.measure == measure))
+        if latest is not None and latest.tzinfo is None:  # max() bypasses the column type
+            latest = datetime.fromisoformat(str(latest)).replace(tzinfo=UTC)
+        return latest
+
+
+def load_measure_values(store: Store, plan: str) -> tuple[MeasureValue, ...]:
+    """Every stored value of the plan's measures, by measure then time."""
+    query = (select(MeasureValueRow.measure, MeasureValueRow.at, MeasureValueRow.value)
+             .where(MeasureValueRow.plan == plan)
+             .order_by(MeasureValueRow.measure, MeasureValueRow.at))
+    with store.engine.connect() as connection:
+        return tuple(MeasureValue(measure=r.measure, at=r.at, value=r.value)
+                     for r in connection.execute(query))
+
+
 __all__ = [
-    "DEFAULT_DB", "Base", "Store", "database_url", "load_marks", "load_snapshots", "migrate",
-    "plan_store", "redact_url", "save_marks", "save_snapshots", "snapshot_moments",
+    "DEFAULT_DB", "Base", "Store", "database_url", "load_marks", "load_measure_values",
+    "load_snapshots", "measure_watermark", "migrate", "plan_store", "redact_url", "save_marks",
+    "save_measure_values", "save_snapshots", "snapshot_moments",
 ]

@@ -235,3 +235,23 @@ class PlanMarkRow(Base):
     value: Mapped[str] = mapped_column(String(100))
     since: Mapped[datetime]
     notified: Mapped[datetime | None]
+
+
+class MeasureValueRow(Base):
+    """A value of a plan's measure at a moment: the measure's history.
+
+    One row per ``(plan, measure, at)``; ``measure`` is the plan reference (goal.measure or
+    goal.milestone.measure). A sync upserts what its source returns, so a double run
+    duplicates nothing and a revised value replaces its moment's; earlier values are kept.
+    """
+
+    __tablename__ = "measure_values"
+
+    plan: Mapped[str] = mapped_column(String(200), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(300), primary_key=True)
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    first_seen: Mapped[datetime]
+    """When a sync first stored a value at this moment."""
+    synced_at: Mapped[datetime]
+    """When a sync last read it from the source."""

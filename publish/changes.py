@@ -26,18 +26,24 @@ RANK = {Status.DONE.value: 0, Status.NOT_STARTED.value: 1, Status.ON_TRACK.value
         Status.AT_RISK.value: 3, Status.OFF_TRACK.value: 4}
 
 
-_ADDRESSED = frozenset({"stalled", "overdue", "slipping", "empty_selector"})
+_ADDRESSED = frozenset({"stalled", "overdue", "slipping", "empty_selector", "off_target",
+                        "stale_measure"})
 """Kinds whose ``person`` is only who must act (the scope's owner), not what the finding is
 about: a new owner does not make it a new finding, so it stays out of the key (as when
 these findings had no person)."""
+
+
+_MEASURED = frozenset({"off_target", "stale_measure"})
 
 
 def finding_key(finding: Finding) -> str:
     kind = finding.kind.value
     person = None if kind in _ADDRESSED or (
         kind == "single_point_of_failure" and finding.evidence.get("account")) else finding.person
-    identity = "|".join(str(part) for part in (kind, finding.goal, finding.milestone, person,
-                                                finding.item))
+    parts: tuple[object, ...] = (kind, finding.goal, finding.milestone, person, finding.item)
+    if kind in _MEASURED:  # one finding per measure, not per goal or milestone
+        parts = (*parts, finding.evidence.get("measure"))
+    identity = "|".join(str(part) for part in parts)
     return "finding:" + hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
@@ -90,8 +96,8 @@ def subjects_of(report: Report) -> dict[str, Subject]:
 
 
 def stale_refs(plan: Plan, report: Report) -> set[str] | None:
-    """The goals and milestones whose work reads a source this run could not sync (the
-    report is stale for them); None when every source synced."""
+    """The goals and milestones whose work reads a source (or whose measure reads one) this
+    run could not sync (the report is stale for them); None when every source synced."""
     stale = {s.source for s in report.stale_sources}
     if not stale:
         return None
@@ -100,6 +106,9 @@ def stale_refs(plan: Plan, report: Report) -> set[str] | None:
         for milestone in goal.milestones:
             if any(selector.source in stale for selector in milestone.work):
                 refs.update({goal.id, f"{goal.id}.{milestone.id}"})
+    for ref, (owner, part, _measure) in plan.measure_ids().items():
+        if ref in stale:  # a measure that could not be read is reported like a source
+            refs.update({owner.id} | ({f"{owner.id}.{part.id}"} if part else set()))
     return refs
 
 

@@ -188,3 +188,35 @@ def trend_svg(series: Mapping[str, Sequence[tuple[datetime, float]]], *, as_of: 
         figure.legend(loc="outside lower center", fontsize=7, ncols=min(len(series), 6),
                       handlelength=1.6)
         return _svg(figure, scope)
+
+
+def measure_svg(values: Sequence[tuple[datetime, float]], *, baseline: tuple[datetime, float],
+                target: tuple[datetime, float], rate: float | None, as_of: datetime,
+                status: str, scope: str, zone: str = "UTC") -> str:
+    """A measure over time: its values, the straight path from baseline to target (the
+    target line), and the trend's forecast from the last value to the target date."""
+    import matplotlib
+
+    ordered = sorted(values)
+    with matplotlib.rc_context({**_RC, "svg.hashsalt": f"stratmap-{scope}",
+                                "timezone": zone}):
+        figure = _figure(3.6, 1.9)
+        axes = figure.add_subplot()
+        axes.grid(axis="y", color=GRID, linewidth=0.6)
+        axes.plot([baseline[0], target[0]], [baseline[1], target[1]], color=MUTED,
+                  linewidth=1.0, linestyle="--", label="target line")
+        axes.plot([target[0]], [target[1]], marker="o", color=DUE, markersize=4,
+                  linestyle="none", label="target")
+        if ordered:
+            axes.plot([at for at, _ in ordered], [v for _, v in ordered],
+                      color=STATUS_COLOUR.get(status, INK), linewidth=1.6, marker=".",
+                      markersize=3, label="values")
+            last_at, last = ordered[-1]
+            if rate is not None and target[0] > last_at:
+                days = (target[0] - last_at).total_seconds() / 86400
+                axes.plot([last_at, target[0]], [last, last + rate * days], color=FORECAST,
+                          linewidth=1.0, linestyle=":", label="forecast")
+        axes.axvline(as_of, color=INK, linewidth=0.6, alpha=0.5)
+        _dates(axes)
+        figure.legend(loc="outside lower center", fontsize=6.5, ncols=4, handlelength=1.4)
+        return _svg(figure, scope)

@@ -24,9 +24,17 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from stratmap.models.report import Finding, GoalReport, MilestoneReport, Report, Severity, Status
+from stratmap.models.report import (
+    Finding,
+    GoalReport,
+    MeasureReport,
+    MilestoneReport,
+    Report,
+    Severity,
+    Status,
+)
 from stratmap.models.text import visible
-from stratmap.publish.charts import Point, burnup_svg, trend_svg
+from stratmap.publish.charts import Point, burnup_svg, measure_svg, trend_svg
 from stratmap.publish.map import LABEL, MapUnavailable, anchors, strategic_map_svg
 
 if TYPE_CHECKING:
@@ -90,6 +98,13 @@ class FindingView:
 
 
 @dataclass
+class MeasureView:
+    report: MeasureReport
+    chart: Markup
+    last_at: str | None
+
+
+@dataclass
 class MilestoneView:
     report: MilestoneReport
     anchor: str
@@ -100,6 +115,7 @@ class MilestoneView:
     forecast: str | None
     last_movement: str | None
     findings: list[FindingView] = field(default_factory=list)
+    measures: list[MeasureView] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +124,7 @@ class GoalView:
     anchor: str
     milestones: list[MilestoneView]
     findings: list[FindingView] = field(default_factory=list)
+    measures: list[MeasureView] = field(default_factory=list)
 
 
 @dataclass
@@ -256,10 +273,23 @@ class Page:
                 due=self.day(m.due), forecast=self.day(m.forecast),
                 last_movement=self.when(m.last_movement),
                 findings=list(by_scope.get(m.id, [])),
+                measures=[self._measure(x, m.status.value) for x in m.measures],
             ))
         return GoalView(report=goal, anchor=self.anchors[goal.id], milestones=milestones,
                         findings=[f for f in by_scope.get(goal.id, [])
-                                  if f.finding.milestone is None])
+                                  if f.finding.milestone is None],
+                        measures=[self._measure(x, goal.status.value) for x in goal.measures])
+
+    def _measure(self, measure: MeasureReport, status: str) -> MeasureView:
+        baseline, target = self.moment(measure.baseline.date), self.moment(measure.target.date)
+        assert baseline is not None and target is not None
+        chart = measure_svg(
+            measure.values, baseline=(baseline, measure.baseline.value),
+            target=(target, measure.target.value), rate=measure.rate,
+            as_of=self.report.as_of, status=status,
+            scope="measure-" + measure.id.replace(".", "-"), zone=self.zone)
+        return MeasureView(report=measure, chart=Markup(chart),
+                           last_at=self.day(measure.last_at))
 
     def _people(self) -> list[PersonView]:
         owed: dict[str, list[Part]] = defaultdict(list)

@@ -144,6 +144,37 @@ def strategic_map(report: Report) -> list[str]:
     return lines
 
 
+def number(value: float | None, unit: str | None = None) -> str:
+    """A measure's number for a table: ``1,234.5 EUR``, or a dash."""
+    if value is None:
+        return "—"
+    return f"{value:,.6g}" + (f" {cell(unit)}" if unit else "")
+
+
+def measures_table(report: Report) -> list[str]:
+    """The plan's measures, one row each (nothing for a plan without any)."""
+    rows = [measure for goal in report.goals for measure in goal.measures]
+    rows += [measure for goal in report.goals for m in goal.milestones for measure in m.measures]
+    if not rows:
+        return []
+    lines = ["", "## Measures", "",
+             "| Measure | Kind | Last value | Baseline | Target | Progress | Trend/day | "
+             "Needs/day | Forecast at target |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for m in rows:
+        last = (f"{number(m.last_value, m.unit)} ({local(report, m.last_at, minutes=False)})"
+                if m.last_at else "no value")
+        rate = f"{m.rate:+,.4g}" if m.rate is not None else "—"
+        needs = f"{m.required_rate:+,.4g}" if m.required_rate is not None else "—"
+        lines.append(
+            f"| {f'{cell(m.title)} (`{m.id}`)' if m.title else f'`{m.id}`'} | "
+            f"{'lead' if m.lead else 'lag'}, "
+            f"{m.direction} | {last} | {number(m.baseline.value, m.unit)} on "
+            f"{m.baseline.date} | {number(m.target.value, m.unit)} by {m.target.date} | "
+            f"{pct(m.progress)} | {rate} | {needs} | {number(m.forecast, m.unit)} |")
+    return lines
+
+
 def render(report: Report, *, map_image: str | None = None) -> str:
     """Goals and findings first (what a leader acts on), then milestones and the map.
 
@@ -195,6 +226,7 @@ def render(report: Report, *, map_image: str | None = None) -> str:
                 f"| {cell(m.title)} (`{m.id}`) | {status(m.status)} | {pct(m.progress)} | "
                 f"{items} | {m.due or '—'} | {cell(person(report, m.owner))} | {moved} |"
             )
+    lines += measures_table(report)
     lines += ["", "## Strategic map", ""]
     if map_image:
         lines += [f"![Strategic map: the plan, its goals and milestones, coloured by status]"

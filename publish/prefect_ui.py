@@ -39,6 +39,8 @@ EVENT_FOR_FINDING = {
     Kind.INACTIVE_OWNER: "stratmap.owner.inactive",
     Kind.UNMAPPED_WORK: "stratmap.work.unmapped",
     Kind.EMPTY_SELECTOR: "stratmap.milestone.empty-selector",
+    Kind.OFF_TARGET: "stratmap.measure.off-target",
+    Kind.STALE_MEASURE: "stratmap.measure.stale",
 }
 
 
