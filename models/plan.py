@@ -476,6 +476,34 @@ class Rules(_Model):
     forecast_window: Duration | None = Field(
         None, description="How far back the completion rate for `slipping` is measured."
     )
+    imbalance_factor: float | None = Field(
+        None, gt=1, le=1000,
+        description="A goal whose share of recent plan activity exceeds its weight's share "
+                    "by more than this factor, while another goal starves (under half its "
+                    "weight's share), is a `goal_imbalance` (default 2). Set on a goal or "
+                    "in defaults.",
+    )
+    balance_window: Duration | None = Field(
+        None, description="How far back activity is counted for `goal_imbalance` (default 28d); "
+                          "one window for the whole plan: the defaults' value applies."
+    )
+    disengaged_after: Duration | None = Field(
+        None,
+        description="A person holding open plan items or owning an active milestone with no "
+                    "status change or comment on any plan item for longer than this is "
+                    "`disengaged` (default 21d); the defaults' value is also the report's "
+                    "engagement window.",
+    )
+    max_active_milestones: int | None = Field(
+        None, ge=1, le=10_000,
+        description="Owning more active milestones than this makes a person an "
+                    "`overloaded_owner` (default 3).",
+    )
+    max_open_items: int | None = Field(
+        None, ge=1, le=1_000_000,
+        description="Holding more open plan items than this makes a person an "
+                    "`overloaded_owner` (no limit unless set).",
+    )
 
 
 class Milestone(Rules):
@@ -524,6 +552,11 @@ DEFAULT_RULES = Rules(
     inactive_after=timedelta(days=14),
     progress="items",
     forecast_window=timedelta(days=28),
+    imbalance_factor=2.0,
+    balance_window=timedelta(days=28),
+    disengaged_after=timedelta(days=21),
+    max_active_milestones=3,
+    max_open_items=None,
 )
 
 

@@ -30,6 +30,9 @@ class Kind(StrEnum):
     INACTIVE_OWNER = "inactive_owner"
     UNMAPPED_WORK = "unmapped_work"
     EMPTY_SELECTOR = "empty_selector"
+    GOAL_IMBALANCE = "goal_imbalance"
+    DISENGAGED = "disengaged"
+    OVERLOADED_OWNER = "overloaded_owner"
 
 
 class Severity(StrEnum):
@@ -50,6 +53,10 @@ AT_RISK_KINDS = frozenset(
     {Kind.STALLED, Kind.SLIPPING, Kind.MISSING_FEEDBACK, Kind.SINGLE_POINT_OF_FAILURE,
      Kind.INACTIVE_OWNER, Kind.EMPTY_SELECTOR}
 )
+
+ORGANISATION_KINDS = frozenset({Kind.GOAL_IMBALANCE, Kind.DISENGAGED, Kind.OVERLOADED_OWNER})
+"""Findings about the organisation (people and the balance of goals), not one milestone's
+items: they never change a status, and the history's weekly counts leave them out."""
 
 
 class _Out(BaseModel):
@@ -122,6 +129,33 @@ class UnknownPerson(_Out):
     last_activity: Moment | None
 
 
+class Engagement(_Out):
+    """How many of the plan's people acted on plan items lately (see ``disengaged``)."""
+
+    window: str = Field(description="the window, as the plan writes durations (21d)")
+    people: int = Field(description="people of the plan")
+    active: int = Field(description="people with a status change or comment on a plan item "
+                                    "within the window")
+    share: float = Field(description="active / people (0 for a plan without people)")
+    quiet: list[str] = Field(default_factory=list,
+                             description="handles of the people not active in the window")
+
+
+class GoalShare(_Out):
+    goal: str
+    activity: int = Field(description="status changes and comments on the goal's items")
+    share: float = Field(description="the goal's part of all the plan's activity (0-1)")
+    weight_share: float = Field(description="the goal's part of the active goals' weight")
+
+
+class Balance(_Out):
+    """How the plan's recent activity falls across its active goals (see goal_imbalance)."""
+
+    window: str = Field(description="how far back activity is counted (balance_window)")
+    total: int = Field(description="status changes and comments on plan items in the window")
+    goals: list[GoalShare]
+
+
 class StaleSource(_Out):
     """A source this run could not sync: what the report says of it is judged from what the
     store held before (nothing, if it never synced)."""
@@ -148,6 +182,12 @@ class Report(_Out):
         default_factory=list,
         description="Items stored with payload problems (source:key), judged as they are.",
     )
+    engagement: Engagement | None = Field(
+        None, description="The plan-level engagement figure: people active on plan items "
+                          "within the defaults' disengaged_after.")
+    balance: Balance | None = Field(
+        None, description="The active goals' shares of recent activity against their weights "
+                          "(null with fewer than two active goals).")
     stale_sources: list[StaleSource] = Field(
         default_factory=list,
         description="Sources this run could not sync: the report is stale for them.",

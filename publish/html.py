@@ -24,7 +24,15 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from stratmap.models.report import Finding, GoalReport, MilestoneReport, Report, Severity, Status
+from stratmap.models.report import (
+    ORGANISATION_KINDS,
+    Finding,
+    GoalReport,
+    MilestoneReport,
+    Report,
+    Severity,
+    Status,
+)
 from stratmap.models.text import visible
 from stratmap.publish.charts import Point, burnup_svg, trend_svg
 from stratmap.publish.map import LABEL, MapUnavailable, anchors, strategic_map_svg
@@ -152,6 +160,8 @@ class Page:
             by_scope[view.finding.milestone or view.finding.goal].append(view)
         self.goals = [self._goal(g, by_scope) for g in report.goals]
         self.people = self._people()
+        self.organisation = [v for v in self.findings
+                             if v.finding.kind in ORGANISATION_KINDS]
         self.attention = self._attention()
         self.severities = Counter(f.severity for f in report.findings)
         self.milestone_statuses = Counter(m.status for g in report.goals for m in g.milestones)

@@ -30,6 +30,9 @@ EVENT_FOR_FINDING = {
     Kind.INACTIVE_OWNER: "stratmap.owner.inactive",
     Kind.UNMAPPED_WORK: "stratmap.work.unmapped",
     Kind.EMPTY_SELECTOR: "stratmap.milestone.empty-selector",
+    Kind.GOAL_IMBALANCE: "stratmap.goal.imbalance",
+    Kind.DISENGAGED: "stratmap.person.disengaged",
+    Kind.OVERLOADED_OWNER: "stratmap.owner.overloaded",
 }
 
 
