@@ -278,6 +278,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from stratmap.judgement.engine import judge_indexed
     from stratmap.models.records import utcnow
+    from stratmap.models.store import load_due_changes
 
     plan = _load(args.plan, console)
     if plan is None:
@@ -295,7 +296,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         console.print(Text.assemble(("warning: ", "yellow"), f"never synced into this store: "
                                     f"{', '.join(never)}; the report marks them stale"))
     with _store(args, reading=True) as store:
-        evidence = store.evidence(plan.sources)  # read once: the judgement and the page
+        evidence = store.evidence(plan.sources).model_copy(  # read once: judgement and page
+            update={"due_changes": load_due_changes(store, plan.name)})
         report, index = judge_indexed(plan, evidence, as_of=as_of(args, plan) or utcnow())
         report = _mark_never_synced(report, never)
         if args.format == "html":  # issue 6: one self-contained page, with history and map

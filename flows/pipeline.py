@@ -31,7 +31,7 @@ from stratmap.judgement import judge
 from stratmap.models.plan import Plan, Selector
 from stratmap.models.records import Page
 from stratmap.models.report import Report
-from stratmap.models.store import Store
+from stratmap.models.store import Store, load_due_changes
 
 log = logging.getLogger(__name__)
 
@@ -175,4 +175,6 @@ def sync_plan_source(plan: Plan, name: str, store: Store, *, plan_dir: Path,
 
 def judge_plan(plan: Plan, store: Store, *, as_of: datetime) -> Report:
     """Judge the plan from everything stored for its sources."""
-    return judge(plan, store.evidence(plan.sources), as_of=as_of)
+    evidence = store.evidence(plan.sources).model_copy(
+        update={"due_changes": load_due_changes(store, plan.name)})
+    return judge(plan, evidence, as_of=as_of)

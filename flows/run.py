@@ -25,7 +25,7 @@ from stratmap.judgement.engine import judge_indexed
 from stratmap.models.plan import Plan
 from stratmap.models.records import Page, utcnow
 from stratmap.models.report import Report, StaleSource
-from stratmap.models.store import Store
+from stratmap.models.store import Store, load_due_changes, record_plan_dues
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,10 @@ def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
     record the run in the progress history (once; not at all with ``record=False``, a
     what-if)."""
     with Store(db) as store:
-        evidence = store.evidence(plan.sources)
+        if record:
+            record_plan_dues(store, plan.name, plan.dues(), as_of)
+        evidence = store.evidence(plan.sources).model_copy(
+            update={"due_changes": load_due_changes(store, plan.name)})
         report, index = judge_indexed(plan, evidence, as_of=as_of)
         if stale:
             report = report.model_copy(update={"stale_sources": [

@@ -24,13 +24,14 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
 from stratmap.models.plan import DEFAULT_RULES, Goal, Plan, Rules, format_duration
 from stratmap.models.report import (
     Balance,
+    DueDateChange,
     Engagement,
     Finding,
     GoalShare,
@@ -46,6 +47,7 @@ STARVING_SHARE = 0.5
 ACTIVE = (Status.ON_TRACK, Status.AT_RISK, Status.OFF_TRACK)
 
 SEVERITY = {
+    Kind.DATE_SLIPPED: Severity.WARNING,
     Kind.GOAL_IMBALANCE: Severity.WARNING,
     Kind.DISENGAGED: Severity.WARNING,
     Kind.OVERLOADED_OWNER: Severity.WARNING,
@@ -73,6 +75,7 @@ class Outcome:
     findings: list[Finding]
     engagement: Engagement
     balance: Balance | None
+    slip_log: list[DueDateChange]
 
 
 @dataclass
@@ -283,6 +286,67 @@ class Organisation:
             ))
         return found
 
+    # -- date_slipped and the slip log ------------------------------------------------------
+
+    def slip_log(self) -> list[DueDateChange]:
+        """Every recorded change of a due date (not where a log starts), oldest first."""
+        log = []
+        for change in self.index.due_changes:
+            if change.from_due is None:
+                continue
+            before, after = self._due(change.from_due), self._due(change.to_due)
+            days = (round((after - before).total_seconds() / 86400, 2)
+                    if before is not None and after is not None else None)
+            log.append(DueDateChange(milestone=change.milestone, at=change.at,
+                                     where=change.where, from_due=change.from_due,
+                                     to_due=change.to_due, slip_days=days))
+        return log
+
+    def _due(self, text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        value: date | datetime = (date.fromisoformat(text) if len(text) == 10
+                                  else datetime.fromisoformat(text))
+        return self.plan.moment(value)
+
+    def date_slipped(self, log: list[DueDateChange]) -> list[Finding]:
+        by_milestone: dict[str, list[DueDateChange]] = {}
+        for entry in log:
+            by_milestone.setdefault(entry.milestone, []).append(entry)
+        found = []
+        for judged in self.judged:
+            entries = by_milestone.get(judged.ref)
+            if not entries or judged.status is Status.DONE:
+                continue
+            most, longest = judged.rules.max_slips, judged.rules.max_slip_total
+            later = [e for e in entries if e.slip_days is not None and e.slip_days > 0]
+            total = timedelta(days=sum(e.slip_days or 0.0 for e in entries))
+            over_count = most is not None and len(later) > most
+            over_total = longest is not None and total > longest
+            if not (over_count or over_total):
+                continue
+            first, last = entries[0], entries[-1]
+            reasons = []
+            if over_count:
+                reasons.append(f"moved later {len(later)} times (limit {most})")
+            if over_total and longest is not None:
+                reasons.append(f"moved {_days(total)} days later in all (limit "
+                               f"{format_duration(longest)})")
+            found.append(Finding(
+                kind=Kind.DATE_SLIPPED, severity=SEVERITY[Kind.DATE_SLIPPED],
+                goal=judged.goal.id, milestone=judged.ref,
+                person=judged.owner or judged.goal.owner or self.plan.leader, item=None,
+                message=f"The due date of {judged.ref} {' and '.join(reasons)}: from "
+                        f"{first.from_due} to {last.to_due}",
+                evidence={"slips": len(later), "changes": len(entries),
+                          "total_days": round(total.total_seconds() / 86400, 2),
+                          "first_due": first.from_due, "due": last.to_due,
+                          "max_slips": most,
+                          "max_slip_total": format_duration(longest) if longest else None,
+                          "log": [e.model_dump(mode="json") for e in entries]},
+            ))
+        return found
+
     # -- the plan's figure -----------------------------------------------------------------
 
     def engagement(self) -> Engagement:
@@ -301,9 +365,11 @@ class Organisation:
     def run(self) -> Outcome:
         people = self.people()
         balance = self.balance()
-        findings = [*self.goal_imbalance(balance), *self.disengaged(people),
-                    *self.overloaded_owner(people)]
-        return Outcome(findings=findings, engagement=self.engagement(), balance=balance)
+        log = self.slip_log()
+        findings = [*self.date_slipped(log), *self.goal_imbalance(balance),
+                    *self.disengaged(people), *self.overloaded_owner(people)]
+        return Outcome(findings=findings, engagement=self.engagement(), balance=balance,
+                       slip_log=log)
 
 
 def _states(judged: Iterable[Judged], *, context: bool = True) -> list[ItemState]:

@@ -499,6 +499,16 @@ class Rules(_Model):
         description="Owning more active milestones than this makes a person an "
                     "`overloaded_owner` (default 3).",
     )
+    max_slips: int | None = Field(
+        None, ge=0, le=10_000,
+        description="A milestone whose due date moved later more often than this is "
+                    "`date_slipped` (default 2).",
+    )
+    max_slip_total: Duration | None = Field(
+        None,
+        description="A milestone whose due date moved later by more than this in all is "
+                    "`date_slipped` (default 30d).",
+    )
     max_open_items: int | None = Field(
         None, ge=1, le=1_000_000,
         description="Holding more open plan items than this makes a person an "
@@ -557,6 +567,8 @@ DEFAULT_RULES = Rules(
     disengaged_after=timedelta(days=21),
     max_active_milestones=3,
     max_open_items=None,
+    max_slips=2,
+    max_slip_total=timedelta(days=30),
 )
 
 
@@ -611,6 +623,11 @@ class Plan(_Model):
 
     def seniors(self) -> list[str]:
         return [handle for handle, person in self.people.items() if person.senior]
+
+    def dues(self) -> dict[str, str | None]:
+        """Each milestone's due date as the plan writes it (ISO), by ``goal.milestone``."""
+        return {f"{g.id}.{m.id}": m.due.isoformat() if m.due else None
+                for g in self.goals for m in g.milestones}
 
     def milestone_ids(self) -> dict[str, tuple[Goal, Milestone]]:
         return {f"{g.id}.{m.id}": (g, m) for g in self.goals for m in g.milestones}

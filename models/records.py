@@ -165,6 +165,21 @@ class Page(_Record):
     requests: int = 0
 
 
+class DueChange(_Record):
+    """A change of a milestone's due date: when it was seen, from what, to what, and where
+    (``plan`` for the plan file; a tracker source otherwise). ``from_due`` None is the first
+    due date recorded, where the log starts. Dates are ISO text, as the plan writes them."""
+
+    plan: str
+    milestone: str
+    at: datetime
+    where: str
+    from_due: str | None = None
+    to_due: str | None = None
+
+    _utc = field_validator("at")(ensure_utc)
+
+
 class Evidence(_Record):
     """Everything the engine judges from: all stored records for the plan's sources.
 
@@ -178,6 +193,8 @@ class Evidence(_Record):
     accounts: tuple[Account, ...] = ()
     selections: dict[tuple[str, str], frozenset[str]] = {}
     assignments: tuple[AssigneeChange, ...] = ()
+    due_changes: tuple[DueChange, ...] = ()
+    """The plan's slip log (read with the plan's name, not per source)."""
 
 
 def utcnow() -> datetime:

@@ -33,6 +33,7 @@ class Kind(StrEnum):
     GOAL_IMBALANCE = "goal_imbalance"
     DISENGAGED = "disengaged"
     OVERLOADED_OWNER = "overloaded_owner"
+    DATE_SLIPPED = "date_slipped"
 
 
 class Severity(StrEnum):
@@ -54,7 +55,8 @@ AT_RISK_KINDS = frozenset(
      Kind.INACTIVE_OWNER, Kind.EMPTY_SELECTOR}
 )
 
-ORGANISATION_KINDS = frozenset({Kind.GOAL_IMBALANCE, Kind.DISENGAGED, Kind.OVERLOADED_OWNER})
+ORGANISATION_KINDS = frozenset({Kind.GOAL_IMBALANCE, Kind.DISENGAGED, Kind.OVERLOADED_OWNER,
+                                Kind.DATE_SLIPPED})
 """Findings about the organisation (people and the balance of goals), not one milestone's
 items: they never change a status, and the history's weekly counts leave them out."""
 
@@ -156,6 +158,20 @@ class Balance(_Out):
     goals: list[GoalShare]
 
 
+class DueDateChange(_Out):
+    """One entry of the slip log: a milestone's due date changed."""
+
+    milestone: str = Field(description="goal.milestone")
+    at: Moment = Field(description="when the change was seen (the run that read it)")
+    where: str = Field(description="plan (the plan file) or the tracker source it came from")
+    from_due: str | None = Field(description="the due date before (null: where the log "
+                                             "starts)")
+    to_due: str | None = Field(description="the due date after (null: the date was removed)")
+    slip_days: float | None = Field(
+        description="how many days later the new date is (negative: earlier); null where a "
+                    "date is missing")
+
+
 class StaleSource(_Out):
     """A source this run could not sync: what the report says of it is judged from what the
     store held before (nothing, if it never synced)."""
@@ -188,6 +204,10 @@ class Report(_Out):
     balance: Balance | None = Field(
         None, description="The active goals' shares of recent activity against their weights "
                           "(null with fewer than two active goals).")
+    slip_log: list[DueDateChange] = Field(
+        default_factory=list,
+        description="Every recorded change of a milestone's due date, by milestone, oldest "
+                    "first (see date_slipped).")
     stale_sources: list[StaleSource] = Field(
         default_factory=list,
         description="Sources this run could not sync: the report is stale for them.",

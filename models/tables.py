@@ -235,3 +235,16 @@ class PlanMarkRow(Base):
     value: Mapped[str] = mapped_column(String(100))
     since: Mapped[datetime]
     notified: Mapped[datetime | None]
+
+
+class DueChangeRow(Base):
+    """A change of a milestone's due date (``models.records.DueChange``): the slip log."""
+
+    __tablename__ = "due_changes"
+
+    plan: Mapped[str] = mapped_column(String(500), primary_key=True)
+    milestone: Mapped[str] = mapped_column(String(300), primary_key=True)
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    where: Mapped[str] = mapped_column(String(300), primary_key=True)
+    from_due: Mapped[str | None] = mapped_column(String(40))
+    to_due: Mapped[str | None] = mapped_column(String(40))

@@ -158,6 +158,13 @@ def organisation(report: Report) -> list[str]:
                   "|---|---|---|---|"]
         lines += [f"| `{g.goal}` | {g.activity} | {pct(g.share)} | {pct(g.weight_share)} |"
                   for g in b.goals]
+    if report.slip_log:
+        lines += ["", "Slip log: every change of a milestone's due date.", "",
+                  "| Milestone | Seen | Where | From | To | Days later |", "|---|---|---|---|---|---|"]
+        lines += [f"| `{e.milestone}` | {local(report, e.at, minutes=False)} | {cell(e.where)} | "
+                  f"{e.from_due or '—'} | {e.to_due or '—'} | "
+                  f"{'—' if e.slip_days is None else f'{e.slip_days:g}'} |"
+                  for e in report.slip_log]
     return ["", "## Organisation", "", *lines] if lines else []
 
 

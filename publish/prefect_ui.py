@@ -33,6 +33,7 @@ EVENT_FOR_FINDING = {
     Kind.GOAL_IMBALANCE: "stratmap.goal.imbalance",
     Kind.DISENGAGED: "stratmap.person.disengaged",
     Kind.OVERLOADED_OWNER: "stratmap.owner.overloaded",
+    Kind.DATE_SLIPPED: "stratmap.milestone.date-slipped",
 }
 
 
