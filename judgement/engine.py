@@ -432,7 +432,8 @@ class Judgement:
         self.judged.extend(
             Judged(goal=goal, ref=scope.ref, owner=scope.owner, status=report.status,
                    rules=scope.rules, counted=tuple(scope.counted),
-                   context=tuple(scope.context), first_seen=scope.first_seen())
+                   context=tuple(scope.context), first_seen=scope.first_seen(),
+                   kinds=frozenset(f.kind for f in scope.findings))
             for scope, report in zip(scopes, milestones, strict=True))
         whole = Scope(
             goal=goal, milestone=None, rules=self.plan.rules_for(goal),

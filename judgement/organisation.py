@@ -21,6 +21,7 @@ applies; the engagement window is the defaults' ``disengaged_after``. Pure, like
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from typing import TypeVar
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
 from stratmap.models.plan import DEFAULT_RULES, Goal, Plan, Rules, format_duration
+from stratmap.models.records import Comment
 from stratmap.models.report import (
     Balance,
     DueDateChange,
@@ -46,7 +48,13 @@ STARVING_SHARE = 0.5
 """A goal starves when its share of the activity is under this part of its weight's share."""
 ACTIVE = (Status.ON_TRACK, Status.AT_RISK, Status.OFF_TRACK)
 
+CONTRADICTS_ON_TRACK = frozenset({Kind.STALLED, Kind.OVERDUE, Kind.SLIPPING})
+"""What the evidence shows that an owner's "on track" contradicts."""
+DECLARATION_FRESH = timedelta(days=30)
+"""An owner's declaration older than this is no longer their claim."""
+
 SEVERITY = {
+    Kind.OPTIMISTIC_STATUS: Severity.WARNING,
     Kind.DATE_SLIPPED: Severity.WARNING,
     Kind.GOAL_IMBALANCE: Severity.WARNING,
     Kind.DISENGAGED: Severity.WARNING,
@@ -66,6 +74,8 @@ class Judged:
     counted: tuple[ItemState, ...]
     context: tuple[ItemState, ...]
     first_seen: datetime | None
+    kinds: frozenset[Kind] = frozenset()
+    """The kinds of the item rules' findings on this milestone."""
 
 
 @dataclass(frozen=True)
@@ -347,6 +357,58 @@ class Organisation:
             ))
         return found
 
+    # -- optimistic_status: what owners declare against what the evidence shows ------------
+
+    def optimistic_status(self) -> list[Finding]:
+        found = []
+        person_of = self.index.person_of
+        for judged in self.judged:
+            if judged.owner is None or judged.status not in ACTIVE:
+                continue
+            on_track = _phrases(judged.rules.on_track_phrases)
+            at_risk = _phrases(judged.rules.at_risk_phrases)
+            declared: tuple[str, Comment] | None = None
+            since = self.as_of - DECLARATION_FRESH
+            for state in (*judged.counted, *judged.context):
+                for comment in state.comments:
+                    if (comment.at <= since or person_of.get(
+                            (comment.source, comment.author or "")) != judged.owner):
+                        continue
+                    if declared is not None and (comment.at, comment.comment_id) <= (
+                            declared[1].at, declared[1].comment_id):
+                        continue
+                    if at_risk is not None and at_risk.search(comment.body):
+                        declared = ("at_risk", comment)
+                    elif on_track is not None and on_track.search(comment.body):
+                        declared = ("on_track", comment)
+            if declared is None:
+                continue
+            claim, comment = declared
+            shown = sorted(k.value for k in judged.kinds & CONTRADICTS_ON_TRACK)
+            if claim == "on_track" and shown:
+                message = (f"{self.who(judged.owner)} declared {judged.ref} on track on "
+                           f"{comment.at.date().isoformat()} ({comment.item_key}), but the "
+                           f"evidence shows it {', '.join(shown)}")
+            elif claim == "at_risk" and judged.status is Status.ON_TRACK:
+                message = (f"{self.who(judged.owner)} declared {judged.ref} at risk on "
+                           f"{comment.at.date().isoformat()} ({comment.item_key}), but the "
+                           "evidence shows no risk: say what the trackers do not")
+            else:
+                continue
+            above = judged.goal.owner if judged.goal.owner != judged.owner else None
+            found.append(Finding(
+                kind=Kind.OPTIMISTIC_STATUS, severity=SEVERITY[Kind.OPTIMISTIC_STATUS],
+                goal=judged.goal.id, milestone=judged.ref,
+                person=above or self.plan.leader, item=None, message=message,
+                evidence={"declared": claim, "declared_by": judged.owner,
+                          "declared_at": comment.at.isoformat(), "item": comment.item_key,
+                          "quote": comment.body[:300], "evidence_shows": shown,
+                          "status": judged.status.value,
+                          "direction": "optimistic" if claim == "on_track" else "pessimistic",
+                          "notify": sorted({judged.owner, above or self.plan.leader})},
+            ))
+        return found
+
     # -- the plan's figure -----------------------------------------------------------------
 
     def engagement(self) -> Engagement:
@@ -366,7 +428,8 @@ class Organisation:
         people = self.people()
         balance = self.balance()
         log = self.slip_log()
-        findings = [*self.date_slipped(log), *self.goal_imbalance(balance),
+        findings = [*self.date_slipped(log), *self.optimistic_status(),
+                    *self.goal_imbalance(balance),
                     *self.disengaged(people), *self.overloaded_owner(people)]
         return Outcome(findings=findings, engagement=self.engagement(), balance=balance,
                        slip_log=log)
@@ -379,6 +442,14 @@ def _states(judged: Iterable[Judged], *, context: bool = True) -> list[ItemState
         for state in (*one.counted, *(one.context if context else ())):
             seen.setdefault(state.id, state)
     return [seen[i] for i in sorted(seen)]
+
+
+def _phrases(phrases: list[str] | None) -> re.Pattern[str] | None:
+    """Any of ``phrases`` as whole words, in any case (None: no phrases, no declaration)."""
+    if not phrases:
+        return None
+    alternatives = "|".join(re.escape(p.strip()) for p in sorted(phrases, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
 def _duties(owns: list[str], holds: list[str]) -> str:

@@ -509,6 +509,18 @@ class Rules(_Model):
         description="A milestone whose due date moved later by more than this in all is "
                     "`date_slipped` (default 30d).",
     )
+    on_track_phrases: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=100,
+        description="Words by which an owner's comment declares a milestone on track (any "
+                    "case, whole words), e.g. [on track, green]. A declaration the evidence "
+                    "contradicts (stalled, overdue, slipping) is `optimistic_status`.",
+    )
+    at_risk_phrases: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=100,
+        description="Words by which an owner's comment declares a milestone at risk, e.g. "
+                    "[at risk, blocked]; they win over on_track_phrases in one comment. A "
+                    "declaration the evidence does not show is `optimistic_status` too.",
+    )
     max_open_items: int | None = Field(
         None, ge=1, le=1_000_000,
         description="Holding more open plan items than this makes a person an "
@@ -569,6 +581,10 @@ DEFAULT_RULES = Rules(
     max_open_items=None,
     max_slips=2,
     max_slip_total=timedelta(days=30),
+    on_track_phrases=["on track", "green", "good progress", "going well",
+                      "ahead of schedule"],
+    at_risk_phrases=["at risk", "off track", "not on track", "behind schedule", "blocked",
+                     "delayed", "red"],
 )
 
 

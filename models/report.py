@@ -34,6 +34,7 @@ class Kind(StrEnum):
     DISENGAGED = "disengaged"
     OVERLOADED_OWNER = "overloaded_owner"
     DATE_SLIPPED = "date_slipped"
+    OPTIMISTIC_STATUS = "optimistic_status"
 
 
 class Severity(StrEnum):
@@ -56,7 +57,7 @@ AT_RISK_KINDS = frozenset(
 )
 
 ORGANISATION_KINDS = frozenset({Kind.GOAL_IMBALANCE, Kind.DISENGAGED, Kind.OVERLOADED_OWNER,
-                                Kind.DATE_SLIPPED})
+                                Kind.DATE_SLIPPED, Kind.OPTIMISTIC_STATUS})
 """Findings about the organisation (people and the balance of goals), not one milestone's
 items: they never change a status, and the history's weekly counts leave them out."""
 

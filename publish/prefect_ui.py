@@ -34,6 +34,7 @@ EVENT_FOR_FINDING = {
     Kind.DISENGAGED: "stratmap.person.disengaged",
     Kind.OVERLOADED_OWNER: "stratmap.owner.overloaded",
     Kind.DATE_SLIPPED: "stratmap.milestone.date-slipped",
+    Kind.OPTIMISTIC_STATUS: "stratmap.milestone.status-contradicted",
 }
 
 
