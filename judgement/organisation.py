@@ -53,7 +53,12 @@ CONTRADICTS_ON_TRACK = frozenset({Kind.STALLED, Kind.OVERDUE, Kind.SLIPPING})
 DECLARATION_FRESH = timedelta(days=30)
 """An owner's declaration older than this is no longer their claim."""
 
+BLOCKED_BY = "blocked_by"
+"""The item field naming the items an item is blocked by (keys, comma-separated, same source;
+the Jira connector fills it from "is blocked by" issue links)."""
+
 SEVERITY = {
+    Kind.BLOCKED_BY_OTHER_TEAM: Severity.WARNING,
     Kind.OPTIMISTIC_STATUS: Severity.WARNING,
     Kind.DATE_SLIPPED: Severity.WARNING,
     Kind.GOAL_IMBALANCE: Severity.WARNING,
@@ -409,6 +414,51 @@ class Organisation:
             ))
         return found
 
+    # -- blocked_by_other_team ------------------------------------------------------------
+
+    def blocked_by_other_team(self) -> list[Finding]:
+        found = []
+        items = self.index.items
+        for judged in self.judged:
+            limit = judged.rules.stall_after
+            if judged.status not in ACTIVE or limit is None:
+                continue
+            own = {s.id for s in (*judged.counted, *judged.context)}
+            for state in judged.counted:
+                named = state.item.fields.get(BLOCKED_BY)
+                if state.done or not named:
+                    continue
+                for key in sorted(set(named.split(","))):
+                    blocker = items.get((state.item.source, key))
+                    if blocker is None or blocker.id in own or blocker.done:
+                        continue
+                    moved = blocker.last_change or blocker.item.created
+                    if self.as_of - moved <= limit:
+                        continue
+                    holder = (self.index.person(blocker.item.source, blocker.assignee)
+                              if blocker.assignee else None)
+                    held = (self.who(holder) if holder else blocker.assignee) or "nobody"
+                    found.append(Finding(
+                        kind=Kind.BLOCKED_BY_OTHER_TEAM,
+                        severity=SEVERITY[Kind.BLOCKED_BY_OTHER_TEAM], goal=judged.goal.id,
+                        milestone=judged.ref,
+                        person=judged.owner or judged.goal.owner or self.plan.leader,
+                        item=None,
+                        message=f"{state.item.key} of {judged.ref} is blocked by {key}, "
+                                f"outside the milestone, held by {held} and unmoved for "
+                                f"{_days(self.as_of - moved)} days (limit "
+                                f"{format_duration(limit)})",
+                        evidence={"blocked": state.item.key, "blocker": key,
+                                  "blocker_assignee": holder,
+                                  "blocker_account": None if holder else blocker.assignee,
+                                  "blocker_status": blocker.item.status,
+                                  "blocker_last_movement": _iso(blocker.last_change),
+                                  "stall_after": format_duration(limit),
+                                  "notify": sorted({p for p in (
+                                      judged.owner or self.plan.leader, holder) if p})},
+                    ))
+        return found
+
     # -- the plan's figure -----------------------------------------------------------------
 
     def engagement(self) -> Engagement:
@@ -429,6 +479,7 @@ class Organisation:
         balance = self.balance()
         log = self.slip_log()
         findings = [*self.date_slipped(log), *self.optimistic_status(),
+                    *self.blocked_by_other_team(),
                     *self.goal_imbalance(balance),
                     *self.disengaged(people), *self.overloaded_owner(people)]
         return Outcome(findings=findings, engagement=self.engagement(), balance=balance,

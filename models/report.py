@@ -35,6 +35,7 @@ class Kind(StrEnum):
     OVERLOADED_OWNER = "overloaded_owner"
     DATE_SLIPPED = "date_slipped"
     OPTIMISTIC_STATUS = "optimistic_status"
+    BLOCKED_BY_OTHER_TEAM = "blocked_by_other_team"
 
 
 class Severity(StrEnum):
@@ -57,7 +58,8 @@ AT_RISK_KINDS = frozenset(
 )
 
 ORGANISATION_KINDS = frozenset({Kind.GOAL_IMBALANCE, Kind.DISENGAGED, Kind.OVERLOADED_OWNER,
-                                Kind.DATE_SLIPPED, Kind.OPTIMISTIC_STATUS})
+                                Kind.DATE_SLIPPED, Kind.OPTIMISTIC_STATUS,
+                                Kind.BLOCKED_BY_OTHER_TEAM})
 """Findings about the organisation (people and the balance of goals), not one milestone's
 items: they never change a status, and the history's weekly counts leave them out."""
 

@@ -35,6 +35,7 @@ EVENT_FOR_FINDING = {
     Kind.OVERLOADED_OWNER: "stratmap.owner.overloaded",
     Kind.DATE_SLIPPED: "stratmap.milestone.date-slipped",
     Kind.OPTIMISTIC_STATUS: "stratmap.milestone.status-contradicted",
+    Kind.BLOCKED_BY_OTHER_TEAM: "stratmap.milestone.blocked-by-other-team",
 }
 
 
