@@ -87,3 +87,16 @@ def test_no_finding_when_the_blocker_is_inside_done_or_the_rule_is_shorter() -> 
     assert not blocked(judge(plan(), world(blocker_status=StatusCategory.DONE), as_of=as_of))
     long_rule = plan(milestone={"stall_after": "60d"})
     assert not blocked(judge(long_rule, world(), as_of=as_of))
+
+
+def test_each_blocked_item_and_blocker_is_its_own_alert_subject() -> None:
+    from stratmap.publish.changes import finding_key, subjects_of
+
+    two = world()
+    two = evidence([*two.items, item("A-3", fields={"blocked_by": "X-9"})], list(two.changes))
+    report = judge(plan(), two, as_of=START + 30 * DAY)
+    found = blocked(report)
+    assert [f.evidence["blocked"] for f in found] == ["A-1", "A-3"]
+    assert len({finding_key(f) for f in found}) == 2
+    subjects = subjects_of(report)
+    assert all(subjects[finding_key(f)].owner == "bob" for f in found)

@@ -385,3 +385,13 @@ def test_the_json_report_carries_engagement_and_balance() -> None:
                                   "share": 0.3333, "quiet": ["alice", "carol"]}
     assert data["balance"]["total"] == 20 and [g["goal"] for g in data["balance"]["goals"]] == [
         "g", "h", "k"]
+
+
+def test_alerts_for_owner_about_a_person_go_to_that_person() -> None:
+    from stratmap.publish.changes import finding_key, subjects_of
+
+    last = START + 5 * DAY
+    ev = evidence([item("g-1", parent="E-g")], [], [comment("g-1", last, "acc-bob")])
+    report = judge(one_goal(), ev, as_of=last + 30 * DAY)
+    [bob] = [f for f in found(report, Kind.DISENGAGED) if f.person == "bob"]
+    assert subjects_of(report)[finding_key(bob)].owner == "bob"
