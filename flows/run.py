@@ -26,7 +26,7 @@ from stratmap.judgement.engine import judge_indexed
 from stratmap.models.plan import Plan
 from stratmap.models.records import Page, utcnow
 from stratmap.models.report import Report, StaleSource
-from stratmap.models.store import Store
+from stratmap.models.store import Store, record_plan_dues
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,8 @@ def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
     record the run in the progress history (once; not at all with ``record=False``, a
     what-if)."""
     with Store(db) as store:
+        if record:
+            record_plan_dues(store, plan.name, plan.dues(), as_of)
         evidence = plan_evidence(store, plan)
         report, index = judge_indexed(plan, evidence, as_of=as_of)
         if stale:

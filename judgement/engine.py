@@ -17,6 +17,7 @@ from typing import Any
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
 from stratmap.judgement.measures import MeasureJudgement, judge_scope, measured_progress
+from stratmap.judgement.organisation import Judged, judge_organisation
 from stratmap.models.plan import (
     Feedback,
     Goal,
@@ -134,6 +135,8 @@ class Judgement:
         self.selected: set[ItemId] = set()
         self.counted: set[ItemId] = set()
         """Items some milestone counts: ``selected`` without the epics kept for comments."""
+        self.judged: list[Judged] = []
+        """Every milestone as judged, for the organisation rules."""
 
     def who(self, handle: str) -> str:
         """A plan handle as messages name people: ``Lena Fischer (lena)``."""
@@ -438,6 +441,12 @@ class Judgement:
     def goal(self, goal: Goal) -> tuple[GoalReport, list[Finding]]:
         scopes = [self.milestone_scope(goal, m) for m in goal.milestones]
         milestones = [self.milestone(scope) for scope in scopes]
+        self.judged.extend(
+            Judged(goal=goal, ref=scope.ref, owner=scope.owner, status=report.status,
+                   rules=scope.rules, counted=tuple(scope.counted),
+                   context=tuple(scope.context), first_seen=scope.first_seen(),
+                   kinds=frozenset(f.kind for f in scope.findings))
+            for scope, report in zip(scopes, milestones, strict=True))
         whole = Scope(
             goal=goal, milestone=None, rules=self.plan.rules_for(goal),
             counted=_union(s.counted for s in scopes),
@@ -524,6 +533,8 @@ class Judgement:
             report, found = self.goal(goal)
             goals.append(report)
             findings.extend(found)
+        organisation = judge_organisation(self.plan, self.index, self.judged)
+        findings.extend(organisation.findings)
         findings.extend(self.unmapped_work())
         progress, status = overall(self.plan, goals)
         unknown = [
@@ -538,6 +549,8 @@ class Judgement:
             leader=self.plan.leader,
             progress=progress, status=status, goals=goals, findings=findings,
             people=self.people(goals), unknown_people=unknown, flagged_items=flagged,
+            engagement=organisation.engagement, balance=organisation.balance,
+            slip_log=organisation.slip_log,
         )
 
 

@@ -18,6 +18,7 @@ from stratmap.models.plan import Plan, Selector
 from stratmap.models.records import (
     AssigneeChange,
     Comment,
+    DueChange,
     Evidence,
     MeasureValue,
     StatusCategory,
@@ -196,6 +197,10 @@ class EvidenceIndex:
             for author, at in acts.items():
                 activity[(source, author)] = at
 
+        self.due_changes: list[DueChange] = sorted(
+            (c for c in evidence.due_changes if c.plan == plan.name and c.at <= as_of),
+            key=lambda c: (c.milestone, c.at, c.where))
+        """The plan's slip log up to ``as_of``, by milestone, oldest first."""
         self.display_names: dict[ItemId, str | None] = {
             (a.source, a.account_id): a.display_name for a in evidence.accounts
         }

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from stratmap.models.records import ensure_utc
-from stratmap.models.report import GoalReport, Report, Status
+from stratmap.models.report import ORGANISATION_KINDS, GoalReport, Report, Status
 
 PLAN = "*"
 """The entity of the plan as a whole (never a goal id: ids are slugs)."""
@@ -84,10 +84,16 @@ Found = tuple[str | None, str | None, str]
 
 
 def snapshots_of(report: Report, *, origin: Origin = "run") -> list[Snapshot]:
-    """The report's plan, goals and milestones as snapshots at its ``as_of``."""
+    """The report's plan, goals and milestones as snapshots at its ``as_of``.
+
+    The findings about the organisation (``ORGANISATION_KINDS``) are left out: the history
+    counts what the item rules find, week by week, and its sweep does not reconstruct the
+    organisation's past (who was engaged or overloaded in a past week) yet.
+    """
     return snapshots_from(plan=report.plan, as_of=report.as_of, status=report.status,
                           progress=report.progress, goals=report.goals,
-                          found=[(f.goal, f.milestone, f.kind.value) for f in report.findings],
+                          found=[(f.goal, f.milestone, f.kind.value) for f in report.findings
+                                 if f.kind not in ORGANISATION_KINDS],
                           origin=origin)
 
 

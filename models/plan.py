@@ -570,6 +570,56 @@ class Rules(_Model):
     forecast_window: Duration | None = Field(
         None, description="How far back the completion rate for `slipping` is measured."
     )
+    imbalance_factor: float | None = Field(
+        None, gt=1, le=1000,
+        description="A goal whose share of recent plan activity exceeds its weight's share "
+                    "by more than this factor, while another goal starves (under half its "
+                    "weight's share), is a `goal_imbalance` (default 2). Set on a goal or "
+                    "in defaults.",
+    )
+    balance_window: Duration | None = Field(
+        None, description="How far back activity is counted for `goal_imbalance` (default 28d); "
+                          "one window for the whole plan: the defaults' value applies."
+    )
+    disengaged_after: Duration | None = Field(
+        None,
+        description="A person holding open plan items or owning an active milestone with no "
+                    "status change or comment on any plan item for longer than this is "
+                    "`disengaged` (default 21d); the defaults' value is also the report's "
+                    "engagement window.",
+    )
+    max_active_milestones: int | None = Field(
+        None, ge=1, le=10_000,
+        description="Owning more active milestones than this makes a person an "
+                    "`overloaded_owner` (default 3).",
+    )
+    max_slips: int | None = Field(
+        None, ge=0, le=10_000,
+        description="A milestone whose due date moved later more often than this is "
+                    "`date_slipped` (default 2).",
+    )
+    max_slip_total: Duration | None = Field(
+        None,
+        description="A milestone whose due date moved later by more than this in all is "
+                    "`date_slipped` (default 30d).",
+    )
+    on_track_phrases: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=100,
+        description="Words by which an owner's comment declares a milestone on track (any "
+                    "case, whole words), e.g. [on track, green]. A declaration the evidence "
+                    "contradicts (stalled, overdue, slipping) is `optimistic_status`.",
+    )
+    at_risk_phrases: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=100,
+        description="Words by which an owner's comment declares a milestone at risk, e.g. "
+                    "[at risk, blocked]; they win over on_track_phrases in one comment. A "
+                    "declaration the evidence does not show is `optimistic_status` too.",
+    )
+    max_open_items: int | None = Field(
+        None, ge=1, le=1_000_000,
+        description="Holding more open plan items than this makes a person an "
+                    "`overloaded_owner` (no limit unless set).",
+    )
 
 
 class Milestone(Rules):
@@ -629,6 +679,17 @@ DEFAULT_RULES = Rules(
     inactive_after=timedelta(days=14),
     progress="items",
     forecast_window=timedelta(days=28),
+    imbalance_factor=2.0,
+    balance_window=timedelta(days=28),
+    disengaged_after=timedelta(days=21),
+    max_active_milestones=3,
+    max_open_items=None,
+    max_slips=2,
+    max_slip_total=timedelta(days=30),
+    on_track_phrases=["on track", "green", "good progress", "going well",
+                      "ahead of schedule"],
+    at_risk_phrases=["at risk", "off track", "not on track", "behind schedule", "blocked",
+                     "delayed", "red"],
 )
 
 
@@ -684,6 +745,11 @@ class Plan(_Model):
 
     def seniors(self) -> list[str]:
         return [handle for handle, person in self.people.items() if person.senior]
+
+    def dues(self) -> dict[str, str | None]:
+        """Each milestone's due date as the plan writes it (ISO), by ``goal.milestone``."""
+        return {f"{g.id}.{m.id}": m.due.isoformat() if m.due else None
+                for g in self.goals for m in g.milestones}
 
     def milestone_ids(self) -> dict[str, tuple[Goal, Milestone]]:
         return {f"{g.id}.{m.id}": (g, m) for g in self.goals for m in g.milestones}

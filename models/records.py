@@ -172,6 +172,17 @@ class MeasureValue(_Record):
     measure: str
     at: datetime
     value: float
+class DueChange(_Record):
+    """A change of a milestone's due date: when it was seen, from what, to what, and where
+    (``plan`` for the plan file; a tracker source otherwise). ``from_due`` None is the first
+    due date recorded, where the log starts. Dates are ISO text, as the plan writes them."""
+
+    plan: str
+    milestone: str
+    at: datetime
+    where: str
+    from_due: str | None = None
+    to_due: str | None = None
 
     _utc = field_validator("at")(ensure_utc)
 
@@ -191,6 +202,8 @@ class Evidence(_Record):
     assignments: tuple[AssigneeChange, ...] = ()
     measures: tuple[MeasureValue, ...] = ()
     """The plan's measure values, by measure then time (empty for a plan without any)."""
+    due_changes: tuple[DueChange, ...] = ()
+    """The plan's slip log (read with the plan's name, not per source)."""
 
 
 def utcnow() -> datetime:

@@ -32,6 +32,12 @@ class Kind(StrEnum):
     EMPTY_SELECTOR = "empty_selector"
     OFF_TARGET = "off_target"
     STALE_MEASURE = "stale_measure"
+    GOAL_IMBALANCE = "goal_imbalance"
+    DISENGAGED = "disengaged"
+    OVERLOADED_OWNER = "overloaded_owner"
+    DATE_SLIPPED = "date_slipped"
+    OPTIMISTIC_STATUS = "optimistic_status"
+    BLOCKED_BY_OTHER_TEAM = "blocked_by_other_team"
 
 
 class Severity(StrEnum):
@@ -53,6 +59,12 @@ AT_RISK_KINDS = frozenset(
      Kind.INACTIVE_OWNER, Kind.EMPTY_SELECTOR}
 ) | {Kind.OFF_TARGET, Kind.STALE_MEASURE}
 """A missed target (an off_target past its date, critical) makes a scope off_track."""
+
+ORGANISATION_KINDS = frozenset({Kind.GOAL_IMBALANCE, Kind.DISENGAGED, Kind.OVERLOADED_OWNER,
+                                Kind.DATE_SLIPPED, Kind.OPTIMISTIC_STATUS,
+                                Kind.BLOCKED_BY_OTHER_TEAM})
+"""Findings about the organisation (people and the balance of goals), not one milestone's
+items: they never change a status, and the history's weekly counts leave them out."""
 
 
 class _Out(BaseModel):
@@ -155,6 +167,47 @@ class UnknownPerson(_Out):
     last_activity: Moment | None
 
 
+class Engagement(_Out):
+    """How many of the plan's people acted on plan items lately (see ``disengaged``)."""
+
+    window: str = Field(description="the window, as the plan writes durations (21d)")
+    people: int = Field(description="people of the plan")
+    active: int = Field(description="people with a status change or comment on a plan item "
+                                    "within the window")
+    share: float = Field(description="active / people (0 for a plan without people)")
+    quiet: list[str] = Field(default_factory=list,
+                             description="handles of the people not active in the window")
+
+
+class GoalShare(_Out):
+    goal: str
+    activity: int = Field(description="status changes and comments on the goal's items")
+    share: float = Field(description="the goal's part of all the plan's activity (0-1)")
+    weight_share: float = Field(description="the goal's part of the active goals' weight")
+
+
+class Balance(_Out):
+    """How the plan's recent activity falls across its active goals (see goal_imbalance)."""
+
+    window: str = Field(description="how far back activity is counted (balance_window)")
+    total: int = Field(description="status changes and comments on plan items in the window")
+    goals: list[GoalShare]
+
+
+class DueDateChange(_Out):
+    """One entry of the slip log: a milestone's due date changed."""
+
+    milestone: str = Field(description="goal.milestone")
+    at: Moment = Field(description="when the change was seen (the run that read it)")
+    where: str = Field(description="plan (the plan file) or the tracker source it came from")
+    from_due: str | None = Field(description="the due date before (null: where the log "
+                                             "starts)")
+    to_due: str | None = Field(description="the due date after (null: the date was removed)")
+    slip_days: float | None = Field(
+        description="how many days later the new date is (negative: earlier); null where a "
+                    "date is missing")
+
+
 class StaleSource(_Out):
     """A source this run could not sync: what the report says of it is judged from what the
     store held before (nothing, if it never synced)."""
@@ -181,6 +234,16 @@ class Report(_Out):
         default_factory=list,
         description="Items stored with payload problems (source:key), judged as they are.",
     )
+    engagement: Engagement | None = Field(
+        None, description="The plan-level engagement figure: people active on plan items "
+                          "within the defaults' disengaged_after.")
+    balance: Balance | None = Field(
+        None, description="The active goals' shares of recent activity against their weights "
+                          "(null with fewer than two active goals).")
+    slip_log: list[DueDateChange] = Field(
+        default_factory=list,
+        description="Every recorded change of a milestone's due date, by milestone, oldest "
+                    "first (see date_slipped).")
     stale_sources: list[StaleSource] = Field(
         default_factory=list,
         description="Sources this run could not sync: the report is stale for them.",

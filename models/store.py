@@ -44,6 +44,7 @@ from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,
+    DueChange,
     Evidence,
     MeasureValue,
     Page,
@@ -59,6 +60,7 @@ from stratmap.models.tables import (
     AssigneeChangeRow,
     Base,
     CommentRow,
+    DueChangeRow,
     ItemRow,
     MeasureValueRow,
     PlanMarkRow,
@@ -810,6 +812,43 @@ def save_marks(store: Store, plan: str, marks: dict[str, Mark]) -> None:
             {"plan": plan, "key": m.key, "value": m.value, "since": m.since,
              "notified": m.notified} for m in marks.values()
         ], ["plan", "key"])
+
+
+def load_due_changes(store: Store, plan: str) -> tuple[DueChange, ...]:
+    """The plan's slip log: every due date change recorded, oldest first."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(DueChangeRow).where(DueChangeRow.plan == plan)
+            .order_by(DueChangeRow.milestone, DueChangeRow.at, DueChangeRow.where))
+        return tuple(DueChange(plan=r.plan, milestone=r.milestone, at=r.at, where=r.where,
+                               from_due=r.from_due, to_due=r.to_due) for r in rows)
+
+
+def record_plan_dues(store: Store, plan: str, dues: dict[str, str | None],
+                     at: datetime) -> list[DueChange]:
+    """Record each milestone whose due date in the plan file differs from the last one the
+    store saw from the plan (``where = 'plan'``); return what was recorded.
+
+    Detected by content: only a changed date is a row, so a run that reads the same plan
+    again records nothing. A milestone seen for the first time starts its log
+    (``from_due`` None).
+    """
+    with store.transaction() as connection:
+        last: dict[str, str | None] = {}
+        for r in connection.execute(
+                select(DueChangeRow).where(DueChangeRow.plan == plan,
+                                           DueChangeRow.where == "plan")
+                .order_by(DueChangeRow.at)):
+            last[r.milestone] = r.to_due
+        found = [DueChange(plan=plan, milestone=ref, at=at, where="plan",
+                           from_due=last.get(ref), to_due=due)
+                 for ref, due in sorted(dues.items())
+                 if (ref not in last and due is not None) or (ref in last and last[ref] != due)]
+        upsert(connection, DueChangeRow.__table__, [
+            {"plan": plan, "milestone": c.milestone, "at": c.at, "where": c.where,
+             "from_due": c.from_due, "to_due": c.to_due} for c in found
+        ], ["plan", "milestone", "at", "where"])
+    return found
 
 
 def save_snapshots(store: Store, snapshots: Sequence[Snapshot]) -> int:

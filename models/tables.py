@@ -255,3 +255,14 @@ class MeasureValueRow(Base):
     """When a sync first stored a value at this moment."""
     synced_at: Mapped[datetime]
     """When a sync last read it from the source."""
+class DueChangeRow(Base):
+    """A change of a milestone's due date (``models.records.DueChange``): the slip log."""
+
+    __tablename__ = "due_changes"
+
+    plan: Mapped[str] = mapped_column(String(500), primary_key=True)
+    milestone: Mapped[str] = mapped_column(String(300), primary_key=True)
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    where: Mapped[str] = mapped_column(String(300), primary_key=True)
+    from_due: Mapped[str | None] = mapped_column(String(40))
+    to_due: Mapped[str | None] = mapped_column(String(40))

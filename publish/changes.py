@@ -27,13 +27,16 @@ RANK = {Status.DONE.value: 0, Status.NOT_STARTED.value: 1, Status.ON_TRACK.value
 
 
 _ADDRESSED = frozenset({"stalled", "overdue", "slipping", "empty_selector", "off_target",
-                        "stale_measure"})
+                        "stale_measure", "goal_imbalance", "date_slipped", "optimistic_status",
+                        "blocked_by_other_team"})
 """Kinds whose ``person`` is only who must act (the scope's owner), not what the finding is
 about: a new owner does not make it a new finding, so it stays out of the key (as when
 these findings had no person)."""
 
 
 _MEASURED = frozenset({"off_target", "stale_measure"})
+_ABOUT_A_PERSON = frozenset({"inactive_owner", "disengaged", "overloaded_owner"})
+"""Kinds about a person: alerts for `owner` go to that person."""
 
 
 def finding_key(finding: Finding) -> str:
@@ -43,6 +46,8 @@ def finding_key(finding: Finding) -> str:
     parts: tuple[object, ...] = (kind, finding.goal, finding.milestone, person, finding.item)
     if kind in _MEASURED:  # one finding per measure, not per goal or milestone
         parts = (*parts, finding.evidence.get("measure"))
+    if kind == "blocked_by_other_team":  # one finding per blocked item and blocker
+        parts += (finding.evidence.get("blocked"), finding.evidence.get("blocker"))
     identity = "|".join(str(part) for part in parts)
     return "finding:" + hashlib.sha256(identity.encode()).hexdigest()[:32]
 
@@ -89,7 +94,8 @@ def subjects_of(report: Report) -> dict[str, Subject]:
     for finding in report.findings:
         key = finding_key(finding)
         ref = finding.milestone or finding.goal
-        owner = finding.person if finding.kind.value == "inactive_owner" else owners.get(ref or "")
+        owner = (finding.person if finding.kind.value in _ABOUT_A_PERSON
+                 else owners.get(ref or ""))
         subjects[key] = Subject(key, finding.kind.value, finding.kind.value, ref,
                                 finding.message, owner, finding)
     return subjects

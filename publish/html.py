@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from stratmap.models.report import (
+    ORGANISATION_KINDS,
     Finding,
     GoalReport,
     MeasureReport,
@@ -169,6 +170,8 @@ class Page:
             by_scope[view.finding.milestone or view.finding.goal].append(view)
         self.goals = [self._goal(g, by_scope) for g in report.goals]
         self.people = self._people()
+        self.organisation = [v for v in self.findings
+                             if v.finding.kind in ORGANISATION_KINDS]
         self.attention = self._attention()
         self.severities = Counter(f.severity for f in report.findings)
         self.milestone_statuses = Counter(m.status for g in report.goals for m in g.milestones)

@@ -175,6 +175,30 @@ def measures_table(report: Report) -> list[str]:
     return lines
 
 
+def organisation(report: Report) -> list[str]:
+    """The organisation section: engagement and the goals' balance of recent activity."""
+    lines: list[str] = []
+    if report.engagement is not None and report.engagement.people:
+        e = report.engagement
+        quiet = ", ".join(cell(person(report, h)) for h in e.quiet) or "nobody"
+        lines += [f"Engagement: {e.active} of {e.people} people ({pct(e.share)}) moved or "
+                  f"commented on a plan item in the last {e.window}; quiet: {quiet}."]
+    if report.balance is not None:
+        b = report.balance
+        lines += ["", f"| Goal | Activity (last {b.window}) | Share | Weight share |",
+                  "|---|---|---|---|"]
+        lines += [f"| `{g.goal}` | {g.activity} | {pct(g.share)} | {pct(g.weight_share)} |"
+                  for g in b.goals]
+    if report.slip_log:
+        lines += ["", "Slip log: every change of a milestone's due date.", "",
+                  "| Milestone | Seen | Where | From | To | Days later |", "|---|---|---|---|---|---|"]
+        lines += [f"| `{e.milestone}` | {local(report, e.at, minutes=False)} | {cell(e.where)} | "
+                  f"{e.from_due or '—'} | {e.to_due or '—'} | "
+                  f"{'—' if e.slip_days is None else f'{e.slip_days:g}'} |"
+                  for e in report.slip_log]
+    return ["", "## Organisation", "", *lines] if lines else []
+
+
 def render(report: Report, *, map_image: str | None = None) -> str:
     """Goals and findings first (what a leader acts on), then milestones and the map.
 
@@ -241,6 +265,7 @@ def render(report: Report, *, map_image: str | None = None) -> str:
             name = f"{cell(p.name)} (`{p.handle}`)" if p.name else f"`{p.handle}`"
             lines.append(f"| {name} | {cell(', '.join(p.owns) or '—')} | {p.open_items} | "
                          f"{last} |")
+    lines += organisation(report)
     if report.unknown_people:
         lines += ["", "## Unknown people", "",
                   "Tracker accounts with activity that match no person of the plan "

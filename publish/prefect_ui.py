@@ -41,6 +41,12 @@ EVENT_FOR_FINDING = {
     Kind.EMPTY_SELECTOR: "stratmap.milestone.empty-selector",
     Kind.OFF_TARGET: "stratmap.measure.off-target",
     Kind.STALE_MEASURE: "stratmap.measure.stale",
+    Kind.GOAL_IMBALANCE: "stratmap.goal.imbalance",
+    Kind.DISENGAGED: "stratmap.person.disengaged",
+    Kind.OVERLOADED_OWNER: "stratmap.owner.overloaded",
+    Kind.DATE_SLIPPED: "stratmap.milestone.date-slipped",
+    Kind.OPTIMISTIC_STATUS: "stratmap.milestone.status-contradicted",
+    Kind.BLOCKED_BY_OTHER_TEAM: "stratmap.milestone.blocked-by-other-team",
 }
 
 

@@ -33,6 +33,7 @@ FIELDS = [
     "parent",
     "fixVersions",
     "comment",
+    "issuelinks",
 ]
 SEARCHES = "/rest/api/*search*"
 

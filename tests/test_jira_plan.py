@@ -108,6 +108,7 @@ def test_the_plan_over_jira_gives_exactly_the_findings_the_rules_imply(
         ("stalled", "web.build", "", "bob"),                  # last change 30 days ago
         ("missing_feedback", "web.build", "", "alice"),       # alice's note is 40 days old
         ("inactive_owner", "web.build", "", "bob"),           # bob's last change: 30 days
+        ("disengaged", "", "", "bob"),                        # ... on a plan item too (21d)
         ("overdue", "web.legal", "", "alice"),
         ("unmapped_work", "", "WEB-30", "alice"),
     ])

@@ -42,6 +42,7 @@ BASE_FIELDS = (
     "parent",
     "fixVersions",
     "comment",
+    "issuelinks",
 )
 
 POINTS_FIELD_NAMES = ("story points", "story point estimate")
@@ -296,6 +297,28 @@ def shown_users(issue: Mapping[str, Any], histories: Iterable[Mapping[str, Any]]
     return found
 
 
+BLOCKED_BY = "blocked_by"
+"""The item field holding the keys of the issues this one "is blocked by" (comma-separated)."""
+
+
+def _links(links: object) -> dict[str, str]:
+    """The issues this one "is blocked by", from ``issuelinks``: a link shows its
+    ``inwardIssue`` with the type's ``inward`` text (Jira's own Blocks type: "is blocked by"),
+    on Cloud and Data Center alike."""
+    if not isinstance(links, list):
+        return {}
+    keys = []
+    for link in links:
+        if not isinstance(link, Mapping):
+            continue
+        kind, inward = link.get("type") or {}, link.get("inwardIssue")
+        if (isinstance(kind, Mapping) and isinstance(inward, Mapping) and inward.get("key")
+                and (str(kind.get("inward") or "").strip().lower() == "is blocked by"
+                     or kind.get("name") == "Blocks")):
+            keys.append(str(inward["key"]))
+    return {BLOCKED_BY: ",".join(sorted(set(keys)))} if keys else {}
+
+
 def normalize_issue(
     source: str,
     issue: Mapping[str, Any],
@@ -446,6 +469,7 @@ def normalize_issue(
         container=str(versions[0]["name"]) if versions and versions[0].get("name") else None,
         points=_points(fields.get(site.points_field), found) if site.points_field else None,
         url=f"{site.base_url}/browse/{key}",
+        fields=_links(fields.get("issuelinks")),
         flags=tuple(dict.fromkeys(found)),
     )
     return IssueRecords(item, tuple(changes), tuple(notes), tuple(accounts.values()),
