@@ -35,8 +35,20 @@ types: setup
 	@for d in $(NAMESPACE); do ln -sfn ../../$$d .typecheck/stratmap/$$d; done
 	$(BIN)/mypy
 
+# Two pytest sessions side by side, so the whole suite fits CI's budget on two cores: the
+# tests that mostly wait on servers they start (prefect server, the wheel's fresh venv,
+# Prometheus) and everything else. Each session has its own PostgreSQL database
+# (tests/conftest.py); the servers' report is printed after the rest, and the target fails
+# if either session does.
+SERVER_TESTS := tests/test_prefect_server.py tests/test_prefect_production.py \
+	tests/test_wheel.py tests/test_prometheus.py
 pytest: setup
-	$(BIN)/pytest
+	@$(BIN)/pytest -p no:cacheprovider $(SERVER_TESTS) > .pytest-servers.log 2>&1 & \
+	servers=$$!; \
+	$(BIN)/pytest $(addprefix --ignore=,$(SERVER_TESTS)); rest=$$?; \
+	wait $$servers; served=$$?; \
+	echo "== the server tests ($(SERVER_TESTS))"; cat .pytest-servers.log; \
+	test $$rest -eq 0 && test $$served -eq 0
 
 test: lint types pytest
 
@@ -50,5 +62,5 @@ bench: setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .typecheck northwind.db northwind-report.json .pytest_cache .mypy_cache .ruff_cache \
+	rm -rf $(VENV) .typecheck .pytest-servers.log northwind.db northwind-report.json .pytest_cache .mypy_cache .ruff_cache \
 		benchmarks/.venv-peers
