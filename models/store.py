@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from stratmap.models.records import (
     StatusCategory,
     StatusChange,
     WorkItem,
+    stored,
     utcnow,
 )
 from stratmap.models.report import Status
@@ -699,29 +700,38 @@ class Store:
     def _sqlite_evidence(self, names: list[str]) -> Evidence:
         """:meth:`evidence` from SQLite, read through the driver: the same rows in the same
         order, without SQLAlchemy's processing per value (a third of the read at 20,000
-        issues). Moments are stored as naive UTC text, JSON columns as JSON text."""
+        issues). Moments are stored as naive UTC text, JSON columns as JSON text. The rows
+        were validated on their way in: records are rebuilt with :func:`stored`, not
+        validated again (a test compares both paths, record by record)."""
         marks = ", ".join("?" * len(names))
-        utc = UTC
+
+        parse = datetime.fromisoformat
 
         def moment(text: str | None) -> datetime | None:
-            return None if text is None else datetime.fromisoformat(text).replace(tzinfo=utc)
+            # "+00:00" parses straight to datetime.UTC, several times faster than .replace
+            return None if text is None else parse(text + "+00:00")
 
         def rows(sql: str) -> Any:
-            return connection.exec_driver_sql(sql.format(marks=marks), tuple(names))
+            # The driver's own cursor: SQLAlchemy's result costs more per row than the read.
+            cursor = connection.connection.cursor()
+            cursor.execute(sql.format(marks=marks), tuple(names))
+            return cursor
 
         loads = orjson.loads
+        category = StatusCategory
         with self.engine.connect() as connection:
             items = tuple(
-                WorkItem(
-                    source=r[0], key=r[1], title=r[2], item_type=r[3], status=r[4],
-                    status_category=StatusCategory(r[5]), assignee=r[6], reporter=r[7],
-                    created=moment(r[8]), updated=moment(r[9]), resolved=moment(r[10]),
-                    due=moment(r[11]), parent=r[12],
-                    labels=tuple(loads(r[13]) or ()) if r[13] is not None else (),
-                    container=r[14], points=r[15], url=r[16],
-                    fields=dict(loads(r[17]) or {}) if r[17] is not None else {},
-                    flags=tuple(loads(r[18]) or ()) if r[18] is not None else (),
-                )
+                stored(WorkItem, {
+                    "source": r[0], "key": r[1], "title": r[2], "item_type": r[3],
+                    "status": r[4], "status_category": category(r[5]), "assignee": r[6],
+                    "reporter": r[7], "created": moment(r[8]), "updated": moment(r[9]),
+                    "resolved": moment(r[10]), "due": moment(r[11]), "parent": r[12],
+                    "labels": tuple(loads(r[13]) or ()) if r[13] is not None else (),
+                    "container": r[14], "points": None if r[15] is None else float(r[15]),
+                    "url": r[16],
+                    "fields": dict(loads(r[17]) or {}) if r[17] is not None else {},
+                    "flags": tuple(loads(r[18]) or ()) if r[18] is not None else (),
+                })
                 for r in rows(
                     "SELECT source, key, title, item_type, status, status_category, assignee, "
                     "reporter, created, updated, resolved, due, parent, labels, container, "
@@ -729,33 +739,35 @@ class Store:
                     "WHERE source IN ({marks}) AND removed IS NULL ORDER BY source, key")
             )
             changes = tuple(
-                StatusChange(
-                    source=r[0], item_key=r[1], change_id=r[2], at=moment(r[3]), author=r[4],
-                    from_status=r[5], to_status=r[6],
-                    from_category=StatusCategory(r[7]) if r[7] else None,
-                    to_category=StatusCategory(r[8]),
-                )
+                stored(StatusChange, {
+                    "source": r[0], "item_key": r[1], "change_id": r[2], "at": moment(r[3]),
+                    "author": r[4], "from_status": r[5], "to_status": r[6],
+                    "from_category": category(r[7]) if r[7] else None,
+                    "to_category": category(r[8]),
+                })
                 for r in rows(
                     "SELECT source, item_key, change_id, at, author, from_status, to_status, "
                     "from_category, to_category FROM status_changes WHERE source IN ({marks}) "
                     "ORDER BY source, item_key, at, change_id")
             )
             comments = tuple(
-                Comment(source=r[0], item_key=r[1], comment_id=r[2], at=moment(r[3]),
-                        author=r[4], body=r[5])
+                stored(Comment, {"source": r[0], "item_key": r[1], "comment_id": r[2],
+                                 "at": moment(r[3]), "author": r[4], "body": r[5]})
                 for r in rows(
                     "SELECT source, item_key, comment_id, at, author, body FROM comments "
                     "WHERE source IN ({marks}) ORDER BY source, item_key, at, comment_id")
             )
             accounts = tuple(
-                Account(source=r[0], account_id=r[1], display_name=r[2], email=r[3])
+                stored(Account, {"source": r[0], "account_id": r[1], "display_name": r[2],
+                                 "email": r[3]})
                 for r in rows(
                     "SELECT source, account_id, display_name, email FROM accounts "
                     "WHERE source IN ({marks}) ORDER BY source, account_id")
             )
             assignments = tuple(
-                AssigneeChange(source=r[0], item_key=r[1], change_id=r[2], at=moment(r[3]),
-                               author=r[4], from_account=r[5], to_account=r[6])
+                stored(AssigneeChange, {
+                    "source": r[0], "item_key": r[1], "change_id": r[2], "at": moment(r[3]),
+                    "author": r[4], "from_account": r[5], "to_account": r[6]})
                 for r in rows(
                     "SELECT source, item_key, change_id, at, author, from_account, to_account "
                     "FROM assignee_changes WHERE source IN ({marks}) "

@@ -232,7 +232,20 @@ def test_sqlite_reads_the_evidence_as_the_generic_path_does(tmp_path: Path) -> N
         store.replace_selection("jira", "jql:abc", ["Z-1", "CRM-2"])
         store.mark_removed("site", frozenset(), at)
         fast = store.evidence(names)
-        assert fast == store._evidence(names)
+        generic = store._evidence(names)
+        assert fast == generic
+        # Rebuilt without validation, yet the same records: each value of the same type
+        # (aware UTC moments, enum members, floats), the same fields set, the same dump.
+        for ours, theirs in ((fast.items, generic.items), (fast.changes, generic.changes),
+                             (fast.comments, generic.comments),
+                             (fast.accounts, generic.accounts),
+                             (fast.assignments, generic.assignments)):
+            for a, b in zip(ours, theirs, strict=True):
+                assert list(a.__dict__.items()) == list(b.__dict__.items())
+                assert [type(v) for v in a.__dict__.values()] == [
+                    type(v) for v in b.__dict__.values()]
+                assert a.model_fields_set == b.model_fields_set
+                assert a.model_dump_json() == b.model_dump_json()
         assert len(fast.items) > 50 and fast.changes and fast.comments and fast.accounts
         assert fast.selections[("jira", "jql:abc")] == {"Z-1", "CRM-2"}
         assert not [i for i in fast.items if i.source == "site"]
