@@ -8,9 +8,12 @@ and its watermark or neither. An item is only overwritten by a version at least 
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.dml import Insert
 
@@ -202,6 +206,8 @@ def _engine(url: str, *, read_only: bool = False) -> Engine:
 
 def _check_current(engine: Engine) -> None:
     """A store read without writing must be at this version's schema already."""
+    if _at_heads(engine):
+        return
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
@@ -218,6 +224,45 @@ def _check_current(engine: Engine) -> None:
 
 _MIGRATE_LOCK = threading.Lock()
 _MEMORY_LOCK = threading.RLock()
+
+
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\b[^=\n]*=\s*(.+?)\s*$", re.MULTILINE)
+
+
+@functools.cache
+def _file_heads() -> frozenset[str] | None:
+    """The newest revisions, read from the migration files without importing Alembic
+    (importing it was a second of a run that changed nothing); None when a file names
+    its revisions in a form not read here (then Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (_MIGRATIONS / "versions").glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        try:
+            revision = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found["down_revision"])
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        parents.update((down,) if isinstance(down, str) else down or ())
+    return frozenset(revisions - parents) or None
+
+
+def _at_heads(engine: Engine) -> bool:
+    """Whether the store's schema is this version's, asked with one query (no Alembic);
+    False whenever that is not plainly so (no version table yet, another revision)."""
+    heads = _file_heads()
+    if heads is None:
+        return False
+    try:
+        with engine.connect() as connection:
+            found = {row[0] for row in connection.exec_driver_sql(
+                "SELECT version_num FROM alembic_version")}
+    except SQLAlchemyError:
+        return False
+    return found == heads
 
 
 def _heads() -> set[str]:
@@ -312,6 +357,8 @@ def migrate(engine: Engine) -> None:
     The whole upgrade is one transaction under a lock, so a process killed during it leaves
     the store as it was, and concurrent first runs create the schema once.
     """
+    if _at_heads(engine):
+        return
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
