@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -889,6 +889,8 @@ def load_snapshots(store: Store, plan: str, *, until: datetime | None = None,
     if entity is not None:
         query = query.where(SnapshotRow.entity == entity)
     query = query.order_by(SnapshotRow.entity, SnapshotRow.as_of)
+    if store.engine.dialect.name == "sqlite":
+        return _sqlite_snapshots(store, plan, until=until, entity=entity)
     # Constructed, not validated: the rows were valid snapshots when saved, and the moments
     # come back aware UTC (a report's history holds tens of thousands).
     make = Snapshot.model_construct
@@ -900,6 +902,40 @@ def load_snapshots(store: Store, plan: str, *, until: datetime | None = None,
                  points_done=r.points_done, forecast=r.forecast, findings=r.findings,
                  finding_kinds=dict(r.finding_kinds or {}), origin=r.origin)
             for r in connection.execute(query)
+        ]
+
+
+def _sqlite_snapshots(store: Store, plan: str, *, until: datetime | None,
+                      entity: str | None) -> list[Snapshot]:
+    """:func:`load_snapshots` from SQLite through the driver, as the evidence is read
+    (SQLAlchemy's processing per value was most of the read): moments are naive UTC text,
+    ``finding_kinds`` JSON text; rows rebuilt with :func:`stored`, not validated again."""
+    parse = datetime.fromisoformat
+    sql = ("SELECT plan, entity, kind, as_of, status, progress, items_total, items_done, "
+           "points_total, points_done, forecast, findings, finding_kinds, origin "
+           "FROM snapshots WHERE plan = ?")
+    params: list[object] = [plan]
+    if until is not None:
+        # stored as SQLAlchemy writes it: naive UTC text, compared as text
+        sql += " AND as_of <= ?"
+        params.append(until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+    if entity is not None:
+        sql += " AND entity = ?"
+        params.append(entity)
+    sql += " ORDER BY entity, as_of"
+    with store.engine.connect() as connection:
+        cursor = connection.connection.cursor()
+        cursor.execute(sql, params)
+        return [
+            stored(Snapshot, {
+                "plan": r[0], "entity": r[1], "kind": r[2], "as_of": parse(r[3] + "+00:00"),
+                "status": Status(r[4]), "progress": r[5], "items_total": r[6],
+                "items_done": r[7], "points_total": r[8], "points_done": r[9],
+                "forecast": None if r[10] is None else parse(r[10] + "+00:00"),
+                "findings": r[11],
+                "finding_kinds": dict(orjson.loads(r[12]) or {}) if r[12] else {},
+                "origin": r[13]})
+            for r in cursor.fetchall()
         ]
 
 
