@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -33,6 +33,26 @@ def ensure_utc(value: datetime) -> datetime:
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_R = TypeVar("_R", bound=BaseModel)
+_set_attribute = object.__setattr__
+
+
+def stored(cls: type[_R], values: dict[str, Any]) -> _R:
+    """A record the store wrote, rebuilt without validating it again.
+
+    Only for a store's own rows, which were validated on their way in and are read back
+    already in the record's types (aware UTC moments, enum members, tuples): ``values``
+    holds every field. The result equals the validated record (the same fields, the same
+    fields set); pydantic's checks per row were most of a no-change run's reading.
+    """
+    record = cls.__new__(cls)
+    _set_attribute(record, "__dict__", values)
+    _set_attribute(record, "__pydantic_fields_set__", set(values))
+    _set_attribute(record, "__pydantic_extra__", None)
+    _set_attribute(record, "__pydantic_private__", None)
+    return record
 
 
 class StatusChange(_Record):

@@ -6,8 +6,8 @@ network. A Content-Security-Policy in the page forbids scripts and remote loads 
 line of defence.
 
 Tracker text is untrusted. Jinja2 autoescapes every value in ``templates/report.html.j2``;
-the only markup inserted as is comes from matplotlib and Graphviz, which escape the text
-they draw; a link is made only from an ``http``/``https`` URL (:func:`safe_url`).
+the only markup inserted as is comes from :mod:`~stratmap.publish.charts` and Graphviz,
+which escape the text they draw; a link is made only from an ``http``/``https`` URL (:func:`safe_url`).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ class Page:
         self.unmapped = sum(f.kind.value == "unmapped_work" for f in report.findings)
         self.trend = self._trend()
         self.delta = self._delta()
-        try:  # SVG from dot and matplotlib, which escape the text they draw
+        try:  # SVG from dot, which escapes the text it draws
             self.map: Markup | None = Markup(strategic_map_svg(report, self.anchors))
             self.map_problem: str | None = None
         except MapUnavailable as problem:

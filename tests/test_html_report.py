@@ -195,3 +195,33 @@ def test_without_graphviz_the_map_is_a_list(monkeypatch: pytest.MonkeyPatch,
 ])
 def test_only_http_urls_become_links(url: str | None, safe: bool) -> None:
     assert (safe_url(url) is not None) is safe
+
+
+def test_a_burn_up_chart_is_svg_written_from_the_data_with_its_legend() -> None:
+    from datetime import UTC, datetime, timedelta
+    from xml.etree import ElementTree
+
+    from stratmap.publish.charts import Point, burnup_svg, trend_svg
+
+    now = datetime(2027, 3, 1, 9, tzinfo=UTC)
+    points = [Point(now - timedelta(weeks=10 - n), 20.0, 2.0 * n) for n in range(10)]
+    svg = burnup_svg(points, as_of=now, due=now + timedelta(days=30),
+                     start=now - timedelta(weeks=12), forecast=now + timedelta(days=20),
+                     unit="points", status="at_risk", scope="ms-eu", zone="Europe/London")
+    root = ElementTree.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = [t.text for t in root.iter(f"{ns}text")]
+    assert {"scope (points)", "done", "forecast 21 Mar 2027", "due 31 Mar 2027",
+            "start"} <= set(texts)
+    assert {"0", "10", "20"} <= set(texts)  # the value axis reaches the scope
+    assert "Mar" in texts  # a date tick, in the plan's zone
+    assert root.get("viewBox") == "0 0 460 250" and "style" not in svg and " id=" not in svg
+    # Scope and done are step lines through each week; done in the status's colour.
+    steps = [p for p in root.iter(f"{ns}path") if p.get("d", "").count("H") == 9]
+    assert {p.get("stroke") for p in steps} >= {"#6e7781", "#b7791f"}
+
+    trend = ElementTree.fromstring(trend_svg(
+        {"plan": [(p.at, p.done / 20) for p in points], "<eu>": [(now, 0.5)]},
+        as_of=now, scope="trend"))
+    assert [t.text for t in trend.iter(f"{ns}text")][-2:] == ["plan", "<eu>"]
+    assert "100%" in [t.text for t in trend.iter(f"{ns}text")]

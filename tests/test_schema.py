@@ -77,3 +77,16 @@ def test_revision_0006_compresses_stored_payloads_and_back(store_url: str) -> No
                 for key, value in stored} == payloads
     finally:
         engine.dispose()
+
+
+def test_the_migration_files_heads_are_alembics(store_url: str) -> None:
+    """A run checks the schema with one query against heads read from the migration files
+    (no Alembic import); those heads are Alembic's own, and a migrated store is at them."""
+    from stratmap.models.store import _at_heads, _file_heads, _heads
+
+    assert _file_heads() == _heads() and _heads()
+    with Store(store_url) as store:
+        assert _at_heads(store.engine)
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
+        assert not _at_heads(store.engine)

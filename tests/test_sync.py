@@ -232,7 +232,52 @@ def test_sqlite_reads_the_evidence_as_the_generic_path_does(tmp_path: Path) -> N
         store.replace_selection("jira", "jql:abc", ["Z-1", "CRM-2"])
         store.mark_removed("site", frozenset(), at)
         fast = store.evidence(names)
-        assert fast == store._evidence(names)
+        generic = store._evidence(names)
+        assert fast == generic
+        # Rebuilt without validation, yet the same records: each value of the same type
+        # (aware UTC moments, enum members, floats), the same fields set, the same dump.
+        for ours, theirs in ((fast.items, generic.items), (fast.changes, generic.changes),
+                             (fast.comments, generic.comments),
+                             (fast.accounts, generic.accounts),
+                             (fast.assignments, generic.assignments)):
+            for a, b in zip(ours, theirs, strict=True):
+                assert list(a.__dict__.items()) == list(b.__dict__.items())
+                assert [type(v) for v in a.__dict__.values()] == [
+                    type(v) for v in b.__dict__.values()]
+                assert a.model_fields_set == b.model_fields_set
+                assert a.model_dump_json() == b.model_dump_json()
         assert len(fast.items) > 50 and fast.changes and fast.comments and fast.accounts
         assert fast.selections[("jira", "jql:abc")] == {"Z-1", "CRM-2"}
         assert not [i for i in fast.items if i.source == "site"]
+
+
+def test_sqlite_reads_snapshots_as_the_generic_path_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's snapshots are read through the driver: the same snapshots, values of the
+    same types, as SQLAlchemy's reading, whole and up to a moment (on a week's start and
+    between weeks) and for one entity."""
+    from stratmap.flows.cli import main
+    from stratmap.models.planfile import load_plan
+    from stratmap.models.store import load_snapshots
+    from tests.conftest import EXAMPLES
+
+    plan_path = EXAMPLES / "northwind" / "plan.yaml"
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["run", str(plan_path), "--db", url, "-q", "--as-of", "2027-03-01"]) == 0
+    name = load_plan(plan_path).name
+    with Store(url) as store:
+        fast = load_snapshots(store, name)
+        middle = fast[len(fast) // 2]
+        cuts = [dict(until=middle.as_of), dict(until=middle.as_of + timedelta(hours=1)),
+                dict(until=middle.as_of, entity=middle.entity)]
+        fast_cuts = [load_snapshots(store, name, **cut) for cut in cuts]  # type: ignore[arg-type]
+        monkeypatch.setattr(store.engine.dialect, "name", "generic")
+        generic = load_snapshots(store, name)
+        assert len(fast) > 100 and any(s.forecast for s in fast)
+        for ours, theirs in zip([fast, *fast_cuts], [generic, *(
+                load_snapshots(store, name, **cut) for cut in cuts)], strict=True):  # type: ignore[arg-type]
+            assert ours and len(ours) == len(theirs)
+            for a, b in zip(ours, theirs, strict=True):
+                assert list(a.__dict__.items()) == list(b.__dict__.items())
+                assert [type(v) for v in a.__dict__.values()] == [
+                    type(v) for v in b.__dict__.values()]
