@@ -429,7 +429,8 @@ def test_the_ui_shows_readable_artifacts_and_the_run_page(
         assert "2027-03-01 09:00 GMT" in text
         assert any(word in text for word in ("CRITICAL", "WARNING"))
         assert clipped(tab) == [], "the findings table is wider than the page"
-        shots["findings"] = shoot(tab, "Full messages", "findings")
+        # The table fills the first screen (the full messages follow below it).
+        shots["findings"] = shoot(tab, "finding(s), judged", "findings")
 
         tab, text = page(f"/artifacts/artifact/{artifacts[f'{prefix}report']['id']}",
                          "crm.migration")
