@@ -165,7 +165,7 @@ def _findings_compact(report: Report, console: Console) -> None:
     never split."""
     console.print(Text(plural(len(report.findings), "finding"), "italic"))
     for f in by_severity(report):
-        where = plain(f.item or f.milestone or f.goal or "")
+        where = plain(f.item or f.milestone or f.goal or "plan")  # a plan-wide finding
         who = plain(person_name(report, f.person))
         console.print(Text.assemble((f"{f.severity.value:<8}", SEVERITY_STYLE[f.severity.value]),
                                     f" {f.kind.value} ", (where, "bold"),
