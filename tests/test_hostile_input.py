@@ -75,6 +75,7 @@ goals: [{{id: g, title: t, milestones: [{{id: m, title: t, work: [{{source: jira
     return plan
 
 
+@pytest.mark.integration  # runs the CLI in a subprocess
 @pytest.mark.parametrize("token", [f"{CANARY}\r\n", f"{CANARY}\n", f"{CANARY}\rX"])
 def test_a_canary_token_is_absent_from_every_output_of_a_failing_run(
         tmp_path: Path, token: str) -> None:
@@ -113,6 +114,7 @@ def test_tracker_text_prints_as_text_on_the_terminal() -> None:
 HOSTILE_TITLE = "[link=https://evil.example]click[/link] [/docs] \x1b[5;35mBLINK \x00 \u202e"
 
 
+@pytest.mark.integration  # runs the CLI in a subprocess
 def test_hostile_text_through_the_cli_summary_markdown_and_html(tmp_path: Path) -> None:
     export = tmp_path / "exp"
     export.mkdir()
@@ -208,6 +210,7 @@ def _bomb() -> str:
      "years 1900-9000"),
     (HEAD + "goals: [{id: g, title: " + "x" * 3000 + "}]\n", "at most 2000 characters"),
 ])
+@pytest.mark.integration  # runs the CLI in a subprocess
 def test_a_hostile_plan_is_a_positioned_problem(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(PlanError) as caught:
         parse_plan(text, file="p.yaml")
@@ -358,6 +361,7 @@ def _content(path: Path) -> object:
         return path.read_bytes()
 
 
+@pytest.mark.integration  # runs the CLI in a subprocess
 @pytest.mark.parametrize("case", ["other app", "newer", "garbage", "driver"])
 def test_a_store_the_user_must_fix_is_one_clear_message_touching_nothing(
         tmp_path: Path, case: str) -> None:
@@ -383,6 +387,7 @@ def test_a_store_the_user_must_fix_is_one_clear_message_touching_nothing(
     assert _content(path) == before  # nothing written to a database that is not ours
 
 
+@pytest.mark.integration  # runs the CLI in a subprocess
 def test_an_output_folder_that_does_not_exist_is_named(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 's.db'}"
     done = stratmap("report", SAMPLE_PLAN, "--db", db, "-o", str(tmp_path / "no" / "r.md"))
@@ -391,6 +396,7 @@ def test_an_output_folder_that_does_not_exist_is_named(tmp_path: Path) -> None:
     assert str(tmp_path / "no" / "r.md") in output and "this is a bug" not in output
 
 
+@pytest.mark.integration  # runs the CLI in a subprocess
 @pytest.mark.parametrize("folder", ["writable folder", "read-only folder"])
 def test_report_reads_a_store_it_may_not_write(folder: str) -> None:
     """`report` only reads: a store file (and folder) this user may not write is opened
