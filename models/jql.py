@@ -41,6 +41,18 @@ def _unquoted(jql: str) -> str | None:
     return None if quote is not None else "".join(out)
 
 
+def parenthesis_problem(bare: str) -> str | None:
+    """Why the parentheses of a query whose literals are blanked out (JQL's or WIQL's) do
+    not balance, or None when they do: wrapped as ``(<query>)``, it cannot close the
+    wrapping parenthesis."""
+    depth = 0
+    for char in bare:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return "it closes a parenthesis it did not open"
+    return "a parenthesis is not closed" if depth else None
+
+
 def jql_problem(jql: str) -> str | None:
     """Why ``jql`` cannot be wrapped as ``(<jql>)`` safely, or None when it can."""
     if not jql.strip():
@@ -48,13 +60,9 @@ def jql_problem(jql: str) -> str | None:
     bare = _unquoted(jql)
     if bare is None:
         return "a quoted string is not closed"
-    depth = 0
-    for char in bare:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth < 0:
-            return "it closes a parenthesis it did not open"
-    if depth:
-        return "a parenthesis is not closed"
+    unbalanced = parenthesis_problem(bare)
+    if unbalanced:
+        return unbalanced
     if _ORDER_BY.search(bare):
         return "it has an ORDER BY (stratmap orders the query itself)"
     return None

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from stratmap.models.jql import parenthesis_problem
+
 _CLAUSE = re.compile(r"\b(select|from|order\s+by|asof|mode)\b", re.IGNORECASE)
 
 
@@ -56,13 +58,9 @@ def wiql_problem(wiql: str) -> str | None:
     bare = _unquoted(wiql)
     if bare is None:
         return "a quoted string or a [field name] is not closed"
-    depth = 0
-    for char in bare:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth < 0:
-            return "it closes a parenthesis it did not open"
-    if depth:
-        return "a parenthesis is not closed"
+    unbalanced = parenthesis_problem(bare)
+    if unbalanced:
+        return unbalanced
     if ";" in bare:
         return "it has a ';'"
     clause = _CLAUSE.search(bare)
