@@ -25,10 +25,9 @@ from rich.text import Text
 
 from stratmap.connectors.base import SourceError
 from stratmap.flows.pipeline import SyncResult
-from stratmap.flows.redact import redact
+from stratmap.flows.terminal import plain
 from stratmap.models.records import Page
 from stratmap.models.report import Finding, Report
-from stratmap.models.text import visible
 
 STATUS_STYLE = {
     "done": "green", "not_started": "dim", "on_track": "green", "at_risk": "yellow",
@@ -36,12 +35,6 @@ STATUS_STYLE = {
 }
 SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-
-
-def plain(value: object) -> str:
-    """Tracker or plan text as it may be printed: secrets masked, control characters
-    (terminal escape sequences among them) shown escaped."""
-    return visible(redact(str(value)))
 
 
 class SyncProgress:

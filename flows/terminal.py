@@ -13,10 +13,17 @@ from rich.markup import escape
 from stratmap.flows.redact import redact
 from stratmap.models.text import visible
 
-__all__ = ["shown", "visible"]
+__all__ = ["plain", "shown", "visible"]
+
+
+def plain(value: object) -> str:
+    """Tracker or plan text as it may be printed as plain text (a :class:`rich.text.Text`):
+    secrets masked, control characters (terminal escape sequences among them) shown
+    escaped."""
+    return visible(redact(str(value)))
 
 
 def shown(value: object) -> str:
     """``value`` as text to put inside a rich markup string: no markup, no escapes, and
     no secret (masked in every form before it is escaped)."""
-    return escape(visible(redact(str(value))))
+    return escape(plain(value))
