@@ -134,6 +134,7 @@ class EvidenceIndex:
 
         self.items: dict[ItemId, ItemState] = {}
         self.selections = evidence.selections
+        self._selected: dict[tuple[str, str], tuple[frozenset[ItemId], frozenset[ItemId]]] = {}
         self.measures: dict[str, list[MeasureValue]] = defaultdict(list)
         """Each measure's values (by its plan reference), as stored: all of them."""
         for value in evidence.measures:
@@ -253,12 +254,22 @@ class EvidenceIndex:
 
     # -- selection -----------------------------------------------------------------------
 
-    def select(self, selector: Selector) -> tuple[set[ItemId], set[ItemId]]:
+    def select(self, selector: Selector) -> tuple[frozenset[ItemId], frozenset[ItemId]]:
         """(counted items, context items) chosen by one selector.
 
         Criteria in one selector are ANDed. An epic selected by ``epic:`` is context: its
-        comments count as feedback, it does not count in progress.
+        comments count as feedback, it does not count in progress. Each selector is
+        resolved once per index: the judgement, the history's first moment and the
+        sweep ask for the same ones.
         """
+        memo = (selector.source, selector.key())
+        found = self._selected.get(memo)
+        if found is None:
+            counted, context = self._select(selector)
+            found = self._selected[memo] = (frozenset(counted), frozenset(context))
+        return found
+
+    def _select(self, selector: Selector) -> tuple[set[ItemId], set[ItemId]]:
         source = selector.source
         criteria = selector.criteria()
         if not criteria:
