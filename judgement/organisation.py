@@ -29,8 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
-from stratmap.models.plan import DEFAULT_RULES, Goal, Plan, Rules, format_duration
-from stratmap.models.records import Comment
+from stratmap.models.plan import DEFAULT_RULES, Goal, Milestone, Plan, Rules, format_duration
 from stratmap.models.report import (
     Balance,
     DueDateChange,
@@ -91,6 +90,22 @@ class Outcome:
     engagement: Engagement
     balance: Balance | None
     slip_log: list[DueDateChange]
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """One declaration of a milestone's status: an owner's comment or a tracker's field."""
+
+    status: str
+    at: datetime
+    order: str
+    source: str
+    subject: str
+    by: str | None
+    """The person of the plan who declared it (None: an account no person matches)."""
+    account: str | None
+    quote: str
+    via: str
 
 
 @dataclass
@@ -366,38 +381,27 @@ class Organisation:
 
     def optimistic_status(self) -> list[Finding]:
         found = []
-        person_of = self.index.person_of
+        milestones = self.plan.milestone_ids()
         for judged in self.judged:
             if judged.owner is None or judged.status not in ACTIVE:
                 continue
-            on_track = _phrases(judged.rules.on_track_phrases)
-            at_risk = _phrases(judged.rules.at_risk_phrases)
-            declared: tuple[str, Comment] | None = None
-            since = self.as_of - DECLARATION_FRESH
-            for state in (*judged.counted, *judged.context):
-                for comment in state.comments:
-                    if (comment.at <= since or person_of.get(
-                            (comment.source, comment.author or "")) != judged.owner):
-                        continue
-                    if declared is not None and (comment.at, comment.comment_id) <= (
-                            declared[1].at, declared[1].comment_id):
-                        continue
-                    if at_risk is not None and at_risk.search(comment.body):
-                        declared = ("at_risk", comment)
-                    elif on_track is not None and on_track.search(comment.body):
-                        declared = ("on_track", comment)
-            if declared is None:
+            claims = [*self._said(judged), *self._declared(judged, milestones)]
+            if not claims:
                 continue
-            claim, comment = declared
+            claim = max(claims, key=lambda c: (c.at, c.order))
             shown = sorted(k.value for k in judged.kinds & CONTRADICTS_ON_TRACK)
-            if claim == "on_track" and shown:
-                message = (f"{self.who(judged.owner)} declared {judged.ref} on track on "
-                           f"{comment.at.date().isoformat()} ({comment.item_key}), but the "
-                           f"evidence shows it {', '.join(shown)}")
-            elif claim == "at_risk" and judged.status is Status.ON_TRACK:
-                message = (f"{self.who(judged.owner)} declared {judged.ref} at risk on "
-                           f"{comment.at.date().isoformat()} ({comment.item_key}), but the "
-                           "evidence shows no risk: say what the trackers do not")
+            by = self.who(claim.by) if claim.by else (
+                self.index.display_names.get((claim.source, claim.account or "")) or claim.account
+                or "someone")
+            where = (f"({claim.subject})" if claim.via == "comment"
+                     else f"({claim.via} of {claim.subject})")
+            if claim.status == "on_track" and shown:
+                message = (f"{by} declared {judged.ref} on track on {claim.at.date().isoformat()} "
+                           f"{where}, but the evidence shows it {', '.join(shown)}")
+            elif claim.status == "at_risk" and judged.status is Status.ON_TRACK:
+                message = (f"{by} declared {judged.ref} at risk on {claim.at.date().isoformat()} "
+                           f"{where}, but the evidence shows no risk: say what the trackers "
+                           "do not")
             else:
                 continue
             above = judged.goal.owner if judged.goal.owner != judged.owner else None
@@ -405,14 +409,63 @@ class Organisation:
                 kind=Kind.OPTIMISTIC_STATUS, severity=SEVERITY[Kind.OPTIMISTIC_STATUS],
                 goal=judged.goal.id, milestone=judged.ref,
                 person=above or self.plan.leader, item=None, message=message,
-                evidence={"declared": claim, "declared_by": judged.owner,
-                          "declared_at": comment.at.isoformat(), "item": comment.item_key,
-                          "quote": comment.body[:300], "evidence_shows": shown,
-                          "status": judged.status.value,
-                          "direction": "optimistic" if claim == "on_track" else "pessimistic",
-                          "notify": sorted({judged.owner, above or self.plan.leader})},
+                evidence={"declared": claim.status, "declared_by": claim.by,
+                          "declared_account": None if claim.by else claim.account,
+                          "declared_at": claim.at.isoformat(), "item": claim.subject,
+                          "via": claim.via, "quote": claim.quote[:300],
+                          "evidence_shows": shown, "status": judged.status.value,
+                          "direction": "optimistic" if claim.status == "on_track"
+                          else "pessimistic",
+                          "notify": sorted({p for p in (judged.owner, claim.by,
+                                                        above or self.plan.leader) if p})},
             ))
         return found
+
+    def _said(self, judged: Judged) -> list[_Claim]:
+        """The owner's declarations in comments on the milestone's items, fresh ones only."""
+        on_track = _phrases(judged.rules.on_track_phrases)
+        at_risk = _phrases(judged.rules.at_risk_phrases)
+        person_of = self.index.person_of
+        since = self.as_of - DECLARATION_FRESH
+        claims = []
+        for state in (*judged.counted, *judged.context):
+            for comment in state.comments:
+                if (comment.at <= since or person_of.get(
+                        (comment.source, comment.author or "")) != judged.owner):
+                    continue
+                if at_risk is not None and at_risk.search(comment.body):
+                    status = "at_risk"
+                elif on_track is not None and on_track.search(comment.body):
+                    status = "on_track"
+                else:
+                    continue
+                claims.append(_Claim(status=status, at=comment.at, order=comment.comment_id,
+                                     source=comment.source, subject=comment.item_key,
+                                     by=judged.owner, account=comment.author,
+                                     quote=comment.body, via="comment"))
+        return claims
+
+    def _declared(self, judged: Judged,
+                  milestones: dict[str, tuple[Goal, Milestone]]) -> list[_Claim]:
+        """The statuses declared in trackers on what the milestone selects: its epics' status
+        fields, its Linear projects' updates; by whoever set them. A tracker's declaration
+        stands until the next one replaces it (the tracker still shows it)."""
+        subjects = {s.id for s in judged.context}
+        if judged.ref in milestones:
+            for selector in milestones[judged.ref][1].work:
+                project = selector.criteria().get("project")
+                if project is not None:
+                    subjects.add((selector.source, str(project)))
+        claims = []
+        for subject in sorted(subjects):
+            for declared in self.index.declarations.get(subject, ()):
+                claims.append(_Claim(
+                    status=declared.status.value, at=declared.at,
+                    order=declared.declaration_id, source=declared.source,
+                    subject=declared.subject,
+                    by=self.index.person(declared.source, declared.author),
+                    account=declared.author, quote=declared.said, via=declared.where))
+        return claims
 
     # -- blocked_by_other_team ------------------------------------------------------------
 
