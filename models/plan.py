@@ -265,6 +265,21 @@ class JiraSource(_Source):
     points_field: str | None = Field(
         None, description="Story points field id; discovered from /field when left out."
     )
+    declared_status_field: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="A status or health field of the epics, by id (customfield_10050) or "
+                    "name (Health): its value declares the milestone whose `epic:` selects "
+                    "that epic on track or at risk, by whoever set it and when (from the "
+                    "changelog). A declaration the evidence contradicts is `optimistic_status`.",
+    )
+    declared_status_values: dict[
+        Annotated[str, Field(min_length=1, max_length=200)], Literal["on_track", "at_risk"]
+    ] | None = Field(
+        None, max_length=100,
+        description="What each value of declared_status_field declares (any case): on_track "
+                    "or at_risk. Default: On Track, Green -> on_track; At Risk, Amber, Red, "
+                    "Off Track -> at_risk. Any other value declares nothing.",
+    )
 
 
 class GithubSource(_Source):

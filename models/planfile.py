@@ -23,7 +23,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stratmap.models.jql import jql_problem
-from stratmap.models.plan import MEASURE_KINDS, SECRET_REF, SELECTOR_KINDS, Measure, Plan, Selector
+from stratmap.models.plan import (
+    MEASURE_KINDS,
+    SECRET_REF,
+    SELECTOR_KINDS,
+    JiraSource,
+    Measure,
+    Plan,
+    Selector,
+)
 from stratmap.models.report import Kind, Status
 from stratmap.models.wiql import wiql_problem
 
@@ -391,6 +399,11 @@ def _cross_checks(doc: _Document, plan: Plan) -> None:
         if source.kind == "jira" and isinstance(scope, str) and (problem := jql_problem(scope)):
             doc.problem(doc.mark_of(("sources", name, "scope")),
                         f"the scope JQL cannot be used: {problem}")
+        if (isinstance(source, JiraSource) and source.declared_status_values is not None
+                and source.declared_status_field is None):
+            doc.problem(doc.mark_of(("sources", name, "declared_status_values"), key=True),
+                        "declared_status_values needs declared_status_field: the field whose "
+                        "values they map")
         if (source.kind == "azure_devops" and isinstance(scope, str)
                 and (problem := wiql_problem(scope))):
             doc.problem(doc.mark_of(("sources", name, "scope")),

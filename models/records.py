@@ -209,10 +209,12 @@ class DueChange(_Record):
 
 
 class DeclaredStatus(StrEnum):
-    """What someone declared of a milestone in a tracker: on track, or at risk."""
+    """What someone declared of a milestone in a tracker: on track, at risk, or nothing
+    (a field cleared or set to a value that declares nothing, withdrawing the claim)."""
 
     ON_TRACK = "on_track"
     AT_RISK = "at_risk"
+    UNDECLARED = "undeclared"
 
 
 class Declaration(_Record):
