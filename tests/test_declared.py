@@ -162,3 +162,64 @@ def test_the_options_are_validated_with_their_position() -> None:
     assert wrong.startswith("plan.yaml:12:") and "on_track" in wrong
     assert parse_plan(SOURCE.replace("OPTIONS", "    declared_status_field: Health\n"
                                      "    declared_status_values: {Green: on_track}"))
+
+
+# -- Linear: a project update's health -----------------------------------------------------
+
+
+def linear_plan(url: str) -> Plan:
+    milestones = [
+        {"id": slug, "title": project, "owner": "bob", "start": "2027-01-01",
+         "due": "2027-06-30", "work": [{"source": "eng", "project": project}]}
+        for slug, project in (("site", "Website"), ("app", "Mobile app"), ("api", "API"))]
+    return Plan.model_validate({
+        "version": 1, "name": "Declared in Linear", "leader": "alice",
+        "people": {"alice": {"name": "Alice", "email": "alice@northwind.example"},
+                   "bob": {"name": "Bob", "email": "bob@northwind.example"}},
+        "sources": {"eng": {"kind": "linear", "team": "ENG", "url": url,
+                            "token": "env:LINEAR_API_KEY"}},
+        "goals": [{"id": "g", "title": "G", "owner": "alice", "milestones": milestones}],
+    })
+
+
+def test_linear_project_updates_declare_the_milestone_selecting_the_project(
+        store: Store) -> None:
+    from tests.fakes.linear_api import FakeLinear
+
+    with FakeLinear(now=AS_OF) as linear:
+        for n, (project, moved) in enumerate((("Website", 20), ("Mobile app", 2), ("API", 2)),
+                                             start=1):
+            linear.add_project(project)
+            linear.add_issue(f"ENG-{n}", title=project, created=ago(60), project=project)
+            linear.move(f"ENG-{n}", "In Progress", at=ago(moved), author="bob")
+        linear.add_project("Other team's")
+        linear.projects[next(p for p, v in linear.projects.items()
+                             if v["name"] == "Other team's")]["teams"] = ["OPS"]
+        # Website: stalled, but bob's latest update says on track (an earlier one at risk).
+        linear.add_project_update("Website", health="atRisk", at=ago(10), author="bob")
+        linear.add_project_update("Website", health="onTrack", at=ago(3), author="bob",
+                                  body="Good week, **all green**.")
+        # Mobile app: moving, declared off track by alice; API: moving, on track.
+        linear.add_project_update("Mobile app", health="offTrack", at=ago(1), author="alice")
+        linear.add_project_update("API", health="onTrack", at=ago(1), author="bob")
+        linear.add_project_update("API", health=None, at=ago(0.5), author="bob")
+        linear.add_project_update("Other team's", health="onTrack", at=ago(1), author="bob")
+        with linear.connector() as connector:
+            for page in connector.fetch(Window(since=None, until=AS_OF)):
+                store.write_page(page)
+        [listing] = linear.calls("StratmapProjectUpdates")
+        assert "projectUpdates(first: $nested)" in listing.query
+        assert "health" in listing.query and "createdAt" in listing.query
+        plan = linear_plan(linear.url)
+    stored = load_declarations(store, ["eng"])
+    assert sorted({d.subject for d in stored}) == ["API", "Mobile app", "Website"]
+    assert len(stored) == 4  # the update without a health declares nothing
+    found = claims(judge(plan, plan_evidence(store, plan), as_of=AS_OF))
+    assert sorted(found) == ["g.app", "g.site"]
+    site, app = found["g.site"], found["g.app"]
+    assert site.evidence["declared_by"] == "bob" and site.evidence["via"] == "project update"
+    assert site.evidence["quote"].startswith("onTrack: Good week")
+    assert site.evidence["evidence_shows"] == ["stalled"]
+    assert app.evidence["declared_by"] == "alice" and app.evidence["direction"] == "pessimistic"
+    # Before bob's on-track update, his at-risk one matched the stall: nothing to report.
+    assert "g.site" not in claims(judge(plan, plan_evidence(store, plan), as_of=ago(5)))
