@@ -39,6 +39,8 @@ from stratmap.models.report import (
     Kind,
     Severity,
     Status,
+    UnmappedShare,
+    UnmappedWeek,
 )
 
 MIN_BALANCE_ACTIVITY = 10
@@ -51,6 +53,10 @@ CONTRADICTS_ON_TRACK = frozenset({Kind.STALLED, Kind.OVERDUE, Kind.SLIPPING})
 """What the evidence shows that an owner's "on track" contradicts."""
 DECLARATION_FRESH = timedelta(days=30)
 """An owner's declaration older than this is no longer their claim."""
+
+UNMAPPED_WEEKS = 12
+"""How many weeks back the share of unmapped activity is reported."""
+WEEK = timedelta(days=7)
 
 BLOCKED_BY = "blocked_by"
 """The item field naming the items an item is blocked by (keys, comma-separated, same source;
@@ -90,6 +96,7 @@ class Outcome:
     engagement: Engagement
     balance: Balance | None
     slip_log: list[DueDateChange]
+    unmapped_share: list[UnmappedShare] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -512,6 +519,40 @@ class Organisation:
                     ))
         return found
 
+    # -- unmapped work as a ratio over time ----------------------------------------------
+
+    def unmapped_share(self) -> list[UnmappedShare]:
+        """Each source's status changes and comments in each of the last ``UNMAPPED_WEEKS``
+        weeks (ending at ``as_of``), and how many were on items no milestone selects (as
+        selected at ``as_of``; an epic a milestone selects is the plan's)."""
+        mapped = {s.id for s in _states(self.judged)}
+        span = UNMAPPED_WEEKS * WEEK
+        counts: dict[str, list[list[int]]] = {}
+        for iid, state in self.index.items.items():
+            for events in (state.changes, state.comments):
+                for event in events:
+                    age = self.as_of - event.at
+                    if age >= span:
+                        continue
+                    week = UNMAPPED_WEEKS - 1 - max(0, math.ceil(age / WEEK) - 1)
+                    row = counts.setdefault(iid[0], [[0, 0] for _ in range(UNMAPPED_WEEKS)])
+                    row[week][0] += 1
+                    if iid not in mapped:
+                        row[week][1] += 1
+        shares = []
+        for source in sorted(counts):
+            weeks = [UnmappedWeek(start=self.as_of - (UNMAPPED_WEEKS - n) * WEEK,
+                                  end=self.as_of - (UNMAPPED_WEEKS - 1 - n) * WEEK,
+                                  activity=total, unmapped=outside,
+                                  share=round(outside / total, 4) if total else None)
+                     for n, (total, outside) in enumerate(counts[source])]
+            total = sum(w.activity for w in weeks)
+            outside = sum(w.unmapped for w in weeks)
+            shares.append(UnmappedShare(source=source, activity=total, unmapped=outside,
+                                        share=round(outside / total, 4) if total else None,
+                                        weeks=weeks))
+        return shares
+
     # -- the plan's figure -----------------------------------------------------------------
 
     def engagement(self) -> Engagement:
@@ -536,7 +577,7 @@ class Organisation:
                     *self.goal_imbalance(balance),
                     *self.disengaged(people), *self.overloaded_owner(people)]
         return Outcome(findings=findings, engagement=self.engagement(), balance=balance,
-                       slip_log=log)
+                       slip_log=log, unmapped_share=self.unmapped_share())
 
 
 def _states(judged: Iterable[Judged], *, context: bool = True) -> list[ItemState]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stratmap.connectors.base import Window
-from stratmap.connectors.jira.declarations import declared_field, declarations
+from stratmap.connectors.jira.declarations import declarations, declared_field
 from stratmap.flows.measures import plan_evidence
 from stratmap.judgement import judge
 from stratmap.models.plan import Plan
