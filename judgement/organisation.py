@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
 from stratmap.models.plan import DEFAULT_RULES, Goal, Milestone, Plan, Rules, format_duration
+from stratmap.models.records import DueChange as RecordedDue
 from stratmap.models.report import (
     Balance,
     DueDateChange,
@@ -328,7 +329,9 @@ class Organisation:
     def slip_log(self) -> list[DueDateChange]:
         """Every recorded change of a due date (not where a log starts), oldest first."""
         log = []
-        for change in self.index.due_changes:
+        changes = sorted([*self.index.due_changes, *self.plan_due_history()],
+                         key=lambda c: (c.milestone, c.at, c.where))
+        for change in changes:
             if change.from_due is None:
                 continue
             before, after = self._due(change.from_due), self._due(change.to_due)
@@ -338,6 +341,30 @@ class Organisation:
                                      where=change.where, from_due=change.from_due,
                                      to_due=change.to_due, slip_days=days))
         return log
+
+    def plan_due_history(self) -> list[RecordedDue]:
+        """The changes the plan file lists in milestones' ``due_history`` (``where`` is
+        ``plan history``), up to ``as_of``, but none from the first due date the store
+        recorded from the plan on: from then on the runs record the changes themselves."""
+        recorded: dict[str, RecordedDue] = {}
+        for change in self.index.due_changes:  # by milestone, oldest first
+            if change.where == "plan":
+                recorded.setdefault(change.milestone, change)
+        found = []
+        for ref, (_, milestone) in self.plan.milestone_ids().items():
+            moves = milestone.due_history
+            first = recorded.get(ref)
+            for n, move in enumerate(moves):
+                at = self.plan.moment(move.moved)
+                if at > self.as_of or (first is not None and at >= first.at):
+                    continue
+                after = (moves[n + 1].due.isoformat() if n + 1 < len(moves)
+                         else first.to_due if first is not None
+                         else milestone.due.isoformat() if milestone.due else None)
+                found.append(RecordedDue(plan=self.plan.name, milestone=ref, at=at,
+                                         where="plan history", from_due=move.due.isoformat(),
+                                         to_due=after))
+        return found
 
     def _due(self, text: str | None) -> datetime | None:
         if text is None:

@@ -637,12 +637,26 @@ class Rules(_Model):
     )
 
 
+class DueMove(_Model):
+    """An earlier due date of a milestone, and when it was moved away from it."""
+
+    due: When = Field(description="The due date the milestone had.")
+    moved: When = Field(description="When it was moved to the next entry's due date (the "
+                                    "last entry: to the milestone's `due`).")
+
+
 class Milestone(Rules):
     id: Slug
     title: Title
     owner: Handle | None = None
     start: When | None = None
     due: When | None = None
+    due_history: list[DueMove] = Field(
+        default_factory=list, max_length=1000,
+        description="Earlier due dates, oldest first, each with when it was moved: the slip "
+                    "log before stratmap recorded this plan (each run records later changes "
+                    "itself). Entries moved after the first recorded due date are ignored.",
+    )
     weight: float = Field(1.0, gt=0, le=1_000_000)
     depends_on: list[str] = Field(
         default_factory=list, description="Other milestones, as goal.milestone."

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import itertools
 import math
 import re
 import types
@@ -380,6 +381,14 @@ def _cross_checks(doc: _Document, plan: Plan) -> None:
                     milestone.due):
                 doc.problem(doc.mark_of((*base, "due")),
                             f"due {milestone.due} is before start {milestone.start}")
+            for h, (before, after) in enumerate(itertools.pairwise(milestone.due_history)):
+                if plan.moment(after.moved) < plan.moment(before.moved):
+                    doc.problem(doc.mark_of((*base, "due_history", h + 1, "moved")),
+                                f"moved {after.moved} is before the previous entry's "
+                                f"{before.moved}: list due_history oldest first")
+            if milestone.due_history and milestone.due is None:
+                doc.problem(doc.mark_of((*base, "due_history"), key=True),
+                            "due_history needs the milestone's due: the date it was moved to")
             for d, dependency in enumerate(milestone.depends_on):
                 if dependency not in all_milestones:
                     doc.problem(doc.mark_of((*base, "depends_on", d)),
