@@ -37,6 +37,7 @@ from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,
+    Declaration,
     Page,
     RawPayload,
     StatusChange,
@@ -132,6 +133,7 @@ class IssueRecords:
     comments: tuple[Comment, ...]
     accounts: tuple[Account, ...]
     assignments: tuple[AssigneeChange, ...] = ()
+    declarations: tuple[Declaration, ...] = ()
 
 
 def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPayload],
@@ -142,12 +144,14 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
     changes: list[StatusChange] = []
     comments: list[Comment] = []
     assignments: list[AssigneeChange] = []
+    declarations: list[Declaration] = []
     accounts: dict[str, Account] = {}
     for found in records:
         items.append(found.item)
         changes.extend(found.changes)
         comments.extend(found.comments)
         assignments.extend(found.assignments)
+        declarations.extend(found.declarations)
         for account in found.accounts:
             known = accounts.get(account.account_id)
             if known is None or (not known.email and account.email):
@@ -156,7 +160,7 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
     return Page(
         source=source, items=tuple(items), changes=tuple(changes), comments=tuple(comments),
         accounts=tuple(accounts[k] for k in sorted(accounts)), raw=tuple(raw),
-        assignments=tuple(assignments), requests=requests,
+        assignments=tuple(assignments), declarations=tuple(declarations), requests=requests,
         cursor=top if top is None or until is None else min(top, until),
     )
 

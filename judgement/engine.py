@@ -563,7 +563,7 @@ class Judgement:
             progress=progress, status=status, goals=goals, findings=findings,
             people=self.people(goals), unknown_people=unknown, flagged_items=flagged,
             engagement=organisation.engagement, balance=organisation.balance,
-            slip_log=organisation.slip_log,
+            slip_log=organisation.slip_log, unmapped_share=organisation.unmapped_share,
         )
 
 

@@ -18,6 +18,7 @@ from stratmap.models.plan import Plan, Selector
 from stratmap.models.records import (
     AssigneeChange,
     Comment,
+    Declaration,
     DueChange,
     Evidence,
     MeasureValue,
@@ -202,6 +203,12 @@ class EvidenceIndex:
             (c for c in evidence.due_changes if c.plan == plan.name and c.at <= as_of),
             key=lambda c: (c.milestone, c.at, c.where))
         """The plan's slip log up to ``as_of``, by milestone, oldest first."""
+        self.declarations: dict[ItemId, list[Declaration]] = defaultdict(list)
+        """Statuses declared in trackers up to ``as_of``, by (source, subject), oldest
+        first: a Jira epic's key, a Linear project's name."""
+        for declared in sorted((d for d in evidence.declarations if d.at <= as_of),
+                               key=lambda d: (d.at, d.declaration_id)):
+            self.declarations[(declared.source, declared.subject)].append(declared)
         self.display_names: dict[ItemId, str | None] = {
             (a.source, a.account_id): a.display_name for a in evidence.accounts
         }

@@ -35,7 +35,7 @@ from stratmap.models.report import (
     Status,
 )
 from stratmap.models.text import visible
-from stratmap.publish.charts import Point, burnup_svg, measure_svg, trend_svg
+from stratmap.publish.charts import Point, burnup_svg, measure_svg, trend_svg, unmapped_svg
 from stratmap.publish.map import LABEL, MapUnavailable, anchors, strategic_map_svg
 
 if TYPE_CHECKING:
@@ -223,6 +223,7 @@ class Page:
         self.milestone_statuses = Counter(m.status for g in report.goals for m in g.milestones)
         self.unmapped = sum(f.kind.value == "unmapped_work" for f in report.findings)
         self.trend = self._trend()
+        self.unmapped_chart = self._unmapped_chart()
         self.delta = self._delta()
         try:  # SVG from dot, which escapes the text it draws
             self.map: Markup | None = Markup(strategic_map_svg(report, self.anchors))
@@ -397,6 +398,22 @@ class Page:
             return None
         return Markup(trend_svg(lines, as_of=self.report.as_of, scope="trend",
                                 zone=self.zone))
+
+    def _unmapped_chart(self) -> Markup | None:
+        """Each source's weekly share of activity outside the plan (and all sources')."""
+        shares = self.report.unmapped_share
+        if not shares:
+            return None
+        lines: dict[str, list[tuple[datetime, float]]] = {}
+        if len(shares) > 1:
+            weeks = zip(*(s.weeks for s in shares), strict=True)
+            lines["all sources"] = [
+                (week[0].end, sum(w.unmapped for w in week) / total) for week in weeks
+                if (total := sum(w.activity for w in week))]
+        for share in shares:
+            lines[f"source {share.source}"] = [
+                (w.end, w.share) for w in share.weeks if w.share is not None]
+        return Markup(unmapped_svg(lines, as_of=self.report.as_of, zone=self.zone))
 
     def _delta(self) -> tuple[float, str] | None:
         """The plan's progress change over the last four weeks, where history has it."""
