@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import TypeVar
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
 from stratmap.models.plan import DEFAULT_RULES, Goal, Milestone, Plan, Rules, format_duration
+from stratmap.models.records import Comment, StatusChange
 from stratmap.models.records import DueChange as RecordedDue
 from stratmap.models.report import (
     Balance,
@@ -151,6 +153,15 @@ class Organisation:
         self.as_of = index.as_of
         self.judged = judged
         self._plan_activity: dict[str, datetime] | None = None
+        self._states: dict[bool, list[ItemState]] = {}
+
+    def states(self, *, context: bool = True) -> list[ItemState]:
+        """Every judged milestone's items, each once (context items too, unless not);
+        several rules ask, so each list is made once."""
+        found = self._states.get(context)
+        if found is None:
+            found = self._states[context] = _states(self.judged, context=context)
+        return found
 
     def who(self, handle: str) -> str:
         person = self.plan.people.get(handle)
@@ -169,7 +180,7 @@ class Organisation:
         if self._plan_activity is None:
             latest: dict[str, datetime] = {}
             person_of = self.index.person_of
-            for state in _states(self.judged):
+            for state in self.states():
                 for events in (state.changes, state.comments):
                     for event in events:
                         handle = person_of.get((event.source, event.author or ""))
@@ -237,9 +248,10 @@ class Organisation:
     def _activity(self, milestones: list[Judged], since: datetime) -> int:
         """Status changes and comments after ``since`` on the goal's items (an item shared
         by two of its milestones counts once; an item done is its status change)."""
+        # An item's changes and comments are in time order: count from the first after.
         return sum(
-            sum(1 for c in state.changes if c.at > since)
-            + sum(1 for c in state.comments if c.at > since)
+            len(state.changes) - bisect_right(state.changes, since, key=_at)
+            + len(state.comments) - bisect_right(state.comments, since, key=_at)
             for state in _states(milestones)
         )
 
@@ -298,7 +310,7 @@ class Organisation:
     def overloaded_owner(self, people: dict[str, _Person]) -> list[Finding]:
         found = []
         holders = self.index.open_holder
-        counted = {s.id for s in _states(self.judged, context=False)}
+        counted = {s.id for s in self.states(context=False)}
         load = Counter(holders[i] for i in counted if i in holders)
         for handle in sorted(people):
             person = people[handle]
@@ -552,12 +564,14 @@ class Organisation:
         """Each source's status changes and comments in each of the last ``UNMAPPED_WEEKS``
         weeks (ending at ``as_of``), and how many were on items no milestone selects (as
         selected at ``as_of``; an epic a milestone selects is the plan's)."""
-        mapped = {s.id for s in _states(self.judged)}
+        mapped = {s.id for s in self.states()}
         span = UNMAPPED_WEEKS * WEEK
         counts: dict[str, list[list[int]]] = {}
+        oldest = self.as_of - span
         for iid, state in self.index.items.items():
             for events in (state.changes, state.comments):
-                for event in events:
+                # in time order: skip to the first inside the span
+                for event in events[bisect_right(events, oldest, key=_at):]:
                     age = self.as_of - event.at
                     if age >= span:
                         continue
@@ -605,6 +619,10 @@ class Organisation:
                     *self.disengaged(people), *self.overloaded_owner(people)]
         return Outcome(findings=findings, engagement=self.engagement(), balance=balance,
                        slip_log=log, unmapped_share=self.unmapped_share())
+
+
+def _at(event: StatusChange | Comment) -> datetime:
+    return event.at
 
 
 def _states(judged: Iterable[Judged], *, context: bool = True) -> list[ItemState]:

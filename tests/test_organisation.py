@@ -113,6 +113,11 @@ def test_goal_imbalance_needs_enough_activity_and_counts_status_changes() -> Non
     moved = evidence(list(few.items), [change("g-1", AS_OF - DAY, StatusCategory.IN_PROGRESS)],
                      list(few.comments))
     assert found(judge(goals_plan(WEIGHTS), moved, as_of=AS_OF), Kind.GOAL_IMBALANCE)
+    window = timedelta(days=28)  # a status change exactly at the window's start is outside
+    at_edge = evidence(list(few.items),
+                       [change("g-1", AS_OF - window, StatusCategory.IN_PROGRESS)],
+                       list(few.comments))
+    assert not found(judge(goals_plan(WEIGHTS), at_edge, as_of=AS_OF), Kind.GOAL_IMBALANCE)
 
 
 # -- disengaged -----------------------------------------------------------------------------------
