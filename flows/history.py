@@ -13,7 +13,7 @@ from datetime import datetime
 
 from stratmap.flows.measures import plan_evidence
 from stratmap.judgement.evidence import EvidenceIndex
-from stratmap.judgement.history import missing_weeks, reconstruct
+from stratmap.judgement.history import missing_weeks, reconstruct, sweep
 from stratmap.models.history import Recorded, Snapshot, snapshots_of
 from stratmap.models.plan import Plan
 from stratmap.models.records import Evidence
@@ -21,6 +21,9 @@ from stratmap.models.report import Report
 from stratmap.models.store import Store, load_snapshots, save_snapshots, snapshot_moments
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_BATCH = 10_000
+"""Backfilled snapshots written per transaction (whole weeks; at least this many)."""
 
 
 def record_run(store: Store, plan: Plan, report: Report, *,
@@ -38,8 +41,17 @@ def record_run(store: Store, plan: Plan, report: Report, *,
     # A snapshot records the plan as it was judged then: a later run at the same moment
     # (of an edited plan, say) never rewrites it.
     run = [] if report.as_of in stored else snapshots_of(report)
-    snapshots = reconstruct(plan, evidence, missing, index=index) + run
-    written = save_snapshots(store, snapshots)
+    # Written as the sweep makes them, whole weeks per transaction: years of weeks are
+    # never all in memory, no write lock is held while the sweep judges, and a run
+    # stopped half way leaves whole weeks that the next run does not sweep again.
+    written = 0
+    batch: list[Snapshot] = []
+    for week in sweep(plan, evidence, missing, index=index):
+        batch.extend(week)
+        if len(batch) >= SNAPSHOT_BATCH:
+            written += save_snapshots(store, batch)
+            batch = []
+    written += save_snapshots(store, batch + run)
     if missing:
         log.info("history of %r: %d past weeks reconstructed", plan.name, len(missing))
     return Recorded(snapshots=written, backfilled_weeks=len(missing))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -114,13 +114,22 @@ def reconstruct(plan: Plan, evidence: Evidence, moments: Iterable[datetime], *,
     run's judgement has one): what it selects is what every earlier moment selects, of the
     items that exist by then, so the sweep need not index the evidence again.
     """
+    return [snapshot for week in sweep(plan, evidence, moments, index=index)
+            for snapshot in week]
+
+
+def sweep(plan: Plan, evidence: Evidence, moments: Iterable[datetime], *,
+          index: EvidenceIndex | None = None) -> Iterator[list[Snapshot]]:
+    """:func:`reconstruct` one week at a time, oldest first: a caller that stores each
+    week as it comes keeps one week in memory, not years of them (a thousand milestones
+    over three years are 150,000 snapshots)."""
     wanted = sorted({ensure_utc(m).astimezone(UTC) for m in moments})
     if not wanted:
-        return []
+        return
     if index is not None and index.as_of < wanted[-1]:
         index = None
     with collector_paused():
-        return _Sweep(plan, evidence, index).run(wanted)
+        yield from _Sweep(plan, evidence, index).weeks(wanted)
 
 
 class _Scope:
@@ -274,7 +283,7 @@ class _Sweep:
         """Whether every story point is a multiple of 1/1024 (and small): then sums kept
         by adding and taking away are exactly the engine's sums in any order."""
 
-    def run(self, moments: list[datetime]) -> list[Snapshot]:
+    def weeks(self, moments: list[datetime]) -> Iterator[list[Snapshot]]:
         states: dict[ItemId, ItemState] = {}
         self.states = states
         activity: dict[str, datetime] = {}
@@ -285,7 +294,6 @@ class _Sweep:
         at_event = at_act = 0
         volatile: set[int] = set()
         open_unselected = 0
-        out: list[Snapshot] = []
         for moment in moments:
             dirty = volatile
             volatile = set()
@@ -320,8 +328,7 @@ class _Sweep:
                     volatile.add(number)
             if not self.exact_points:
                 self._resum(states)
-            out.extend(self._week(moment, activity, open_unselected))
-        return out
+            yield self._week(moment, activity, open_unselected)
 
     def _update(self, scope: _Scope, counts: bool, before: ItemState | None,
                 state: ItemState) -> None:
@@ -549,4 +556,4 @@ def missing_weeks(plan: Plan, evidence: Evidence, *, until: datetime, stored: se
     return [m for m in week_ends(plan, evidence, until=until, index=index) if m not in stored]
 
 
-__all__ = ["first_moment", "missing_weeks", "reconstruct", "week_ends"]
+__all__ = ["first_moment", "missing_weeks", "reconstruct", "sweep", "week_ends"]

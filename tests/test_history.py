@@ -307,3 +307,44 @@ def test_the_sweep_never_makes_pydantic_build_a_default_list(
 
     monkeypatch.setattr(FieldInfo, "get_default", refuse)
     assert reconstruct(plan, evidence, weeks)
+
+
+def test_a_backfill_is_written_in_whole_weeks_and_a_stopped_one_is_finished_next_run(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep's weeks are written as they come, several weeks per transaction: a run
+    that stops half way leaves whole weeks only, and the next run sweeps just the rest,
+    to the same history as one run without a stop."""
+    import stratmap.flows.history as recording
+    import stratmap.judgement.history as sweeping
+
+    synced(store)
+    plan = load_plan(SAMPLE)
+    evidence = store.evidence(plan.sources)
+    report = judge(plan, evidence, as_of=AS_OF)
+    entities = 1 + len(plan.goals) + sum(len(g.milestones) for g in plan.goals)
+    monkeypatch.setattr(recording, "SNAPSHOT_BATCH", 3 * entities)  # three weeks a batch
+    whole_sweep = sweeping.sweep
+
+    def stops_after_eight_weeks(*args: object, **kwargs: object) -> object:
+        for number, week in enumerate(whole_sweep(*args, **kwargs)):  # type: ignore[arg-type]
+            if number == 8:
+                raise KeyboardInterrupt  # the process is stopped
+            yield week
+
+    monkeypatch.setattr(recording, "sweep", stops_after_eight_weeks)
+    with pytest.raises(KeyboardInterrupt):
+        record_run(store, plan, report, evidence=evidence)
+    kept = load(store, plan.name)
+    weeks = {s.as_of for s in kept}
+    assert len(weeks) == 6 and len(kept) == 6 * entities  # two whole batches, no part week
+
+    monkeypatch.setattr(recording, "sweep", whole_sweep)
+    finished = record_run(store, plan, report, evidence=evidence)
+    all_weeks = week_ends(plan, evidence, until=AS_OF)
+    assert finished.backfilled_weeks == len(all_weeks) - 6
+    resumed = [s.model_dump(exclude={"recorded_at"}) for s in load(store, plan.name)]
+
+    with store.transaction() as connection:
+        connection.execute(SnapshotRow.__table__.delete())
+    record_run(store, plan, report, evidence=evidence)
+    assert resumed == [s.model_dump(exclude={"recorded_at"}) for s in load(store, plan.name)]
