@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import httpx
-import requests
 
 from stratmap.connectors.base import (
     AuthError,
@@ -37,12 +34,12 @@ from stratmap.connectors.base import (
     RateGate,
     RateLimited,
     RequestCount,
-    RetriableError,
     RetryPolicy,
     SourceError,
     TokenPaginator,
     with_retries,
 )
+from stratmap.connectors.transport_errors import transport_error
 
 log = logging.getLogger(__name__)
 
@@ -51,84 +48,6 @@ R = TypeVar("R")
 
 Params = Mapping[str, str | int]
 Row = dict[str, Any]
-
-
-URL_HINT = "check the source's url"
-
-_INVALID_URL: tuple[type[Exception], ...] = (
-    httpx.UnsupportedProtocol, httpx.InvalidURL, requests.exceptions.InvalidURL,
-    requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-)
-_TIMEOUT: tuple[type[Exception], ...] = (httpx.TimeoutException, requests.exceptions.Timeout)
-_CONNECTION: tuple[type[Exception], ...] = (
-    httpx.TransportError, requests.exceptions.ConnectionError,
-    requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
-)
-
-
-def transport_error(source: str, what: str, error: Exception, *,
-                    url_hint: str = URL_HINT) -> SourceError:
-    """A request that got no HTTP answer, classed by how to recover: the one reading of
-    httpx's (GitHub, GitLab, Linear, Redmine) and requests' (Jira) exceptions.
-
-    A bad url or a certificate that fails verification is fatal; a timeout or a lost
-    connection is retried; anything else the client refused is fatal.
-    """
-    if isinstance(error, _INVALID_URL):
-        return FatalSourceError(source, f"{what}: invalid url", hint=url_hint)
-    if isinstance(error, requests.exceptions.SSLError) or isinstance(
-            error.__cause__ or error.__context__, ssl.SSLCertVerificationError):
-        return FatalSourceError(source, f"{what}: TLS verification failed", hint=url_hint)
-    host = _host(error)
-    at = f" to {host}" if host else ""
-    causes = list(_causes(error))
-    if any(isinstance(c, socket.gaierror) for c in causes):
-        # A name that does not resolve will not resolve in ten seconds either: stop now.
-        return FatalSourceError(source, f"{what}: the host name {host or ''} could not be "
-                                "resolved (no such host, or no DNS)", hint=url_hint)
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return FatalSourceError(source, f"{what}: connection{at} refused (nothing listens "
-                                "there: a wrong host or port, or the server is down)",
-                                hint=url_hint)
-    if any(isinstance(c, ssl.SSLError) for c in causes):
-        return FatalSourceError(source, f"{what}: the TLS handshake{at} failed", hint=url_hint)
-    if isinstance(error, _TIMEOUT):
-        return RetriableError(source, f"{what}{at} timed out")
-    if isinstance(error, _CONNECTION):
-        return RetriableError(source, f"{what} lost its connection{at} "
-                              f"({type(error).__name__})")
-    return FatalSourceError(source, f"{what} failed ({type(error).__name__})", hint=url_hint)
-
-
-def _host(error: Exception) -> str | None:
-    """The host a failed request was for, from the client's exception."""
-    request = None
-    if isinstance(error, httpx.RequestError):
-        try:
-            request = error.request
-        except RuntimeError:  # httpx raises when the error carries no request
-            request = None
-        return request.url.host if request is not None else None
-    url = getattr(getattr(error, "request", None), "url", None)
-    if isinstance(url, str):
-        return httpx.URL(url).host or None
-    return None
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """The error and what caused it, through ``__cause__``/``__context__``, urllib3's
-    ``reason`` and exceptions carried as arguments (requests wraps urllib3's that way)."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [error]
-    while todo:
-        current = todo.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None),
-                  *current.args]
-        todo.extend(e for e in linked if isinstance(e, BaseException))
 
 
 class Classify(Protocol):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy.engine import URL, make_url
 
 from stratmap.connectors.base import SourceError
@@ -27,6 +27,9 @@ from stratmap.models.store import (
     measure_watermark,
     save_measure_values,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,11 @@ def read_measure(plan: Plan, ref: str, measure: Measure, *, plan_dir: Path,
         token = resolve_secret(ref, source.token) if source.token else None
         start = since or plan.moment(measure.baseline.date)
         own = client is None
-        http = client or httpx.Client(timeout=30.0)
+        if client is None:
+            import httpx  # only for a Prometheus measure
+
+            client = httpx.Client(timeout=30.0)
+        http = client
         try:
             values = read_prometheus(ref, http, source.url, source.query, start=start,
                                      end=until, step=source.step, token=token)

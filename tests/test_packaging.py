@@ -35,4 +35,21 @@ def test_each_tracker_has_the_same_layout() -> None:
     # Shared modules, and the readers of a plan's measures (CSV, SQL, Prometheus), which are
     # not trackers: no tracker lives in a single module.
     assert not [p.name for p in (ROOT / "connectors").glob("*.py")
-                if p.stem not in {"__init__", "base", "http", "labelled", "registry", "measures"}]
+                if p.stem not in {"__init__", "base", "http", "labelled", "registry", "measures",
+                                  "transport_errors"}]
+
+
+def test_a_jira_run_loads_neither_httpx_nor_prefect() -> None:
+    """What a Jira-only `stratmap run` imports: the jira library's requests, not httpx
+    (GitHub, GitLab, Linear, Redmine and Prometheus measures load it when asked) and not
+    Prefect (a local run without an API): each import was a tenth of a run that changed
+    nothing."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, stratmap.flows.cli, stratmap.flows.run, stratmap.flows.present, "
+             "stratmap.connectors.jira.connector, stratmap.connectors.registry; "
+             "print(sorted(m for m in ('httpx', 'prefect') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"

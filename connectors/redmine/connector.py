@@ -64,7 +64,7 @@ from stratmap.connectors.base import (
     error_for_status,
     with_retries,
 )
-from stratmap.connectors.http import transport_error
+from stratmap.connectors.transport_errors import transport_error
 from stratmap.models.plan import RedmineSource
 from stratmap.models.records import (
     Account,
