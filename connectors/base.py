@@ -40,6 +40,7 @@ from stratmap.models.records import (
     Page,
     RawPayload,
     StatusChange,
+    TrackerDue,
     WorkItem,
 )
 
@@ -132,6 +133,8 @@ class IssueRecords:
     comments: tuple[Comment, ...]
     accounts: tuple[Account, ...]
     assignments: tuple[AssigneeChange, ...] = ()
+    dues: tuple[TrackerDue, ...] = ()
+    """Changes of the item's own due date from its history (a Jira epic's ``duedate``)."""
 
 
 def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPayload],
@@ -142,9 +145,11 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
     changes: list[StatusChange] = []
     comments: list[Comment] = []
     assignments: list[AssigneeChange] = []
+    dues: list[TrackerDue] = []
     accounts: dict[str, Account] = {}
     for found in records:
         items.append(found.item)
+        dues.extend(found.dues)
         changes.extend(found.changes)
         comments.extend(found.comments)
         assignments.extend(found.assignments)
@@ -156,7 +161,7 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
     return Page(
         source=source, items=tuple(items), changes=tuple(changes), comments=tuple(comments),
         accounts=tuple(accounts[k] for k in sorted(accounts)), raw=tuple(raw),
-        assignments=tuple(assignments), requests=requests,
+        assignments=tuple(assignments), requests=requests, dues=tuple(dues),
         cursor=top if top is None or until is None else min(top, until),
     )
 

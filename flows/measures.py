@@ -23,6 +23,7 @@ from stratmap.models.store import (
     Store,
     load_due_changes,
     load_measure_values,
+    load_tracker_dues,
     measure_watermark,
     save_measure_values,
 )
@@ -91,7 +92,8 @@ def plan_evidence(store: Store, plan: Plan) -> Evidence:
     """Everything stored for the plan: its sources' records, its measures' values and its
     slip log (the due-date changes recorded for its milestones)."""
     evidence = store.evidence(plan.sources)
-    update: dict[str, object] = {"due_changes": load_due_changes(store, plan.name)}
+    update: dict[str, object] = {"due_changes": load_due_changes(store, plan.name),
+                                 "tracker_dues": load_tracker_dues(store, plan.sources)}
     if plan.measure_ids():
         update["measures"] = load_measure_values(store, plan.name)
     return evidence.model_copy(update=update)
