@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+BLOCKED_BY = "blocked_by"
+"""The item field naming the items an item is blocked by: keys, comma-separated (the
+``blocked_by_other_team`` rule reads it)."""
+
 
 class SourceError(Exception):
     """A tracker problem, with the source's name and a hint for the user."""
@@ -164,6 +168,24 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
         assignments=tuple(assignments), requests=requests, dues=tuple(dues),
         cursor=top if top is None or until is None else min(top, until),
     )
+
+
+def with_dues(pages: Iterable[Page], read: Callable[[], Page]) -> Iterator[Page]:
+    """``pages``, the first also carrying what ``read`` gives (the containers' due dates,
+    read once per sync after that page, and the requests they cost); that alone when there
+    is no page."""
+    first = True
+    for page in pages:
+        if first:
+            first = False
+            dues = read()
+            page = page.model_copy(update={"dues": (*page.dues, *dues.dues),
+                                           "requests": page.requests + dues.requests})
+        yield page
+    if first:
+        dues = read()
+        if dues.dues or dues.requests:
+            yield dues
 
 
 @dataclass(frozen=True, slots=True)
