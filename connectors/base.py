@@ -262,6 +262,9 @@ class Difference:
     """The plan's value, as text (what ``apply`` writes)."""
     ref: str
     """The connector's own handle for writing it (an issue key, a milestone number)."""
+    name: str | None = None
+    """The container as the plan's selector names it (``WEB-1``, ``v2 launch``), where
+    one names it: how the sync keys its due dates, so a push can be told from a slip."""
 
 
 @dataclass
@@ -283,9 +286,10 @@ def due_difference(target: Target, due: date, current: date | None, *, container
     """The container's due day against the plan's: a ``due`` difference, or None."""
     if current == due:
         return None
+    names = [str(value) for value in target.criteria.values()]
     return Difference(milestone=target.milestone, container=container, field="due",
                       tracker=current.isoformat() if current else None, plan=due.isoformat(),
-                      ref=ref)
+                      ref=ref, name=names[0] if len(names) == 1 else None)
 
 
 @runtime_checkable
