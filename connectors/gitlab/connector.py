@@ -140,6 +140,14 @@ def classify(source: str) -> Classify:
     return read
 
 
+def _iso_day(value: object) -> str | None:
+    """A milestone's ``due_date`` (``YYYY-MM-DD``) as an ISO day; None if unset or not one."""
+    try:
+        return date.fromisoformat(str(value)[:10]).isoformat() if value else None
+    except ValueError:
+        return None
+
+
 def _username(user: Any) -> str | None:
     if isinstance(user, dict) and isinstance(user.get("username"), str):
         return str(user["username"])
@@ -300,8 +308,7 @@ class GitlabConnector:
         dues: dict[str, str | None] = {}
         for row in sorted(rows, key=lambda r: r.get("project_id") is None):
             if row.get("title"):
-                dues.setdefault(str(row["title"]), str(row["due_date"])[:10]
-                                if row.get("due_date") else None)
+                dues.setdefault(str(row["title"]), _iso_day(row.get("due_date")))
         return Page(source=self.name, requests=count.value, dues=tuple(
             TrackerDue(source=self.name, container=title, at=until, origin="seen", to_due=due)
             for title, due in sorted(dues.items())))
