@@ -18,7 +18,7 @@ from stratmap.connectors.base import Window
 from stratmap.connectors.jira.payloads import Site, normalize_issue
 from stratmap.flows import cli
 from stratmap.flows.pipeline import judge_plan, sync_plan_source
-from stratmap.judgement.slips import tracker_due_changes
+from stratmap.judgement.slips import PUSH_ECHO_AFTER, PUSH_ECHO_BEFORE, tracker_due_changes
 from stratmap.models.planfile import load_plan
 from stratmap.models.records import TrackerDue
 from stratmap.models.store import Store, load_tracker_dues, record_push, write_tracker_dues
@@ -28,6 +28,7 @@ from tests.fakes.jira_server import FakeJira
 
 AS_OF = datetime(2027, 3, 1, 9, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+SECOND = timedelta(seconds=1)
 
 
 def ago(days: float) -> datetime:
@@ -96,6 +97,21 @@ def test_a_push_is_logged_not_counted_and_its_changelog_echo_is_left_out(tmp_pat
     # Without the push record the echo is a change of the tracker like any other.
     assert len(tracker_due_changes(plan, [
         due("WEB-1", pushed + 2 * 60 * timedelta(seconds=1), "2027-02-01", "2027-03-01")])) == 1
+
+
+@pytest.mark.parametrize(("offset", "echo"), [
+    (-PUSH_ECHO_BEFORE - SECOND, False), (-PUSH_ECHO_BEFORE, True), (PUSH_ECHO_AFTER, True),
+    (PUSH_ECHO_AFTER + SECOND, False)])
+def test_the_push_echo_window_at_its_edges(offset: timedelta, echo: bool,
+                                           tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text(MAPPING_PLAN)
+    plan = load_plan(tmp_path / "plan.yaml")
+    pushed = ago(5)
+    push = due("WEB-1", pushed, "2027-02-01", "2027-03-01", origin="push")
+    change = due("WEB-1", pushed + offset, "2027-02-01", "2027-03-01")
+    other_date = change.model_copy(update={"to_due": "2027-03-02"})
+    assert len(tracker_due_changes(plan, [push, change])) == (1 if echo else 2)
+    assert len(tracker_due_changes(plan, [push, other_date])) == 2  # not the pushed date
 
 
 def test_seen_due_dates_are_recorded_by_content_after_a_push(store: Store) -> None:
