@@ -398,13 +398,24 @@ def cmd_deployments(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _push_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _push_store(args: argparse.Namespace, console: Console):  # type: ignore[no-untyped-def]
     """The plan's store, where ``push --apply`` records the due dates it writes (so they
-    are the plan's change, not a tracker's slip); None if it cannot be written."""
-    from stratmap.models.store import Store, database_url, writable
+    are the plan's change, not a tracker's slip); None, said, if it cannot be used: the
+    writes the user asked for still go to the trackers."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from stratmap.models.store import Store, StoreRefused, database_url, redact_url, writable
 
     url = database_url(getattr(args, "db", None), plan_path=Path(args.plan))
-    return Store(url) if writable(url) else None
+    try:
+        if writable(url):
+            return Store(url)
+    except (SQLAlchemyError, StoreRefused, OSError, ModuleNotFoundError):
+        pass
+    console.print(f"[yellow]the store {shown(redact_url(url))} cannot be written:[/] what is "
+                  "pushed is not recorded there, so the next run takes a Jira epic's new "
+                  "date for a change of the tracker", highlight=False)
+    return None
 
 
 def cmd_push(args: argparse.Namespace, console: Console) -> int:
@@ -420,7 +431,7 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
                       f"{', '.join(plan.sources)})", highlight=False)
         return EXIT_INVALID
     written: list[str] = []
-    store = _push_store(args) if args.apply else None
+    store = _push_store(args, console) if args.apply else None
     try:
         results = push_plan(plan, plan_dir=Path(args.plan).parent, apply=args.apply,
                             sources=args.source or None,

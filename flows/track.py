@@ -334,7 +334,7 @@ def push_plan_flow(plan_path: str, apply: bool = False,
 
     logger = get_run_logger()
     plan = load_plan(Path(plan_path))
-    store = Store(database_url(None, plan_path=plan_path)) if apply else None
+    store = Store(database_url(store_url(None), plan_path=plan_path)) if apply else None
     try:
         results = push_plan(plan, plan_dir=Path(plan_path).parent, apply=apply,
                             sources=sources, store=store)
