@@ -139,6 +139,8 @@ class FakeIssue:
     comments: list[FakeComment] = field(default_factory=list)
     blocked_by: list[str] = field(default_factory=list)
     """Keys of the issues this one "is blocked by" (Jira's Blocks link type): see ``block``."""
+    blocks: list[str] = field(default_factory=list)
+    """Keys of the issues this one blocks (the other side of ``blocked_by``)."""
     hidden: bool = False
     """Not yet visible to search (Cloud's eventual consistency): see ``FakeJira.hide``."""
 
@@ -635,6 +637,7 @@ class FakeJira(LocalServer):
         with self._lock:
             blocked, blocker = self.issues[key], self.issues[by]
             blocked.blocked_by.append(by)
+            blocker.blocks.append(key)
             for one, other, text in ((blocked, by, "This issue is blocked by"),
                                      (blocker, key, "This issue blocks")):
                 self._history(one, at, author, [{
@@ -649,8 +652,7 @@ class FakeJira(LocalServer):
         kind = {"id": "10000", "name": "Blocks", "inward": "is blocked by",
                 "outward": "blocks", "self": f"{api}/issueLinkType/10000"}
         pairs = [("inwardIssue", k) for k in issue.blocked_by]
-        pairs += [("outwardIssue", other.key) for other in self.issues.values()
-                  if issue.key in other.blocked_by]
+        pairs += [("outwardIssue", k) for k in issue.blocks]
         links = []
         for n, (side, key) in enumerate(pairs):
             other = self.issues[key]
