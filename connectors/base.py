@@ -37,6 +37,7 @@ from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,
+    Declaration,
     Page,
     RawPayload,
     StatusChange,
@@ -139,6 +140,7 @@ class IssueRecords:
     assignments: tuple[AssigneeChange, ...] = ()
     dues: tuple[TrackerDue, ...] = ()
     """Changes of the item's own due date from its history (a Jira epic's ``duedate``)."""
+    declarations: tuple[Declaration, ...] = ()
 
 
 def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPayload],
@@ -150,6 +152,7 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
     comments: list[Comment] = []
     assignments: list[AssigneeChange] = []
     dues: list[TrackerDue] = []
+    declarations: list[Declaration] = []
     accounts: dict[str, Account] = {}
     for found in records:
         items.append(found.item)
@@ -157,6 +160,7 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
         changes.extend(found.changes)
         comments.extend(found.comments)
         assignments.extend(found.assignments)
+        declarations.extend(found.declarations)
         for account in found.accounts:
             known = accounts.get(account.account_id)
             if known is None or (not known.email and account.email):
@@ -165,7 +169,8 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
     return Page(
         source=source, items=tuple(items), changes=tuple(changes), comments=tuple(comments),
         accounts=tuple(accounts[k] for k in sorted(accounts)), raw=tuple(raw),
-        assignments=tuple(assignments), requests=requests, dues=tuple(dues),
+        assignments=tuple(assignments), declarations=tuple(declarations), requests=requests,
+        dues=tuple(dues),
         cursor=top if top is None or until is None else min(top, until),
     )
 

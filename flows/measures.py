@@ -21,6 +21,7 @@ from stratmap.models.plan import Measure, Plan
 from stratmap.models.records import Evidence, MeasureValue
 from stratmap.models.store import (
     Store,
+    load_declarations,
     load_due_changes,
     load_measure_values,
     load_tracker_dues,
@@ -89,11 +90,13 @@ def sync_measures(plan: Plan, store: Store, *, plan_dir: Path, started: datetime
 
 
 def plan_evidence(store: Store, plan: Plan) -> Evidence:
-    """Everything stored for the plan: its sources' records, its measures' values and its
-    slip log (the due-date changes recorded for its milestones)."""
+    """Everything stored for the plan: its sources' records, its measures' values, its
+    slip log (the due-date changes recorded for its milestones) and the statuses declared
+    in its trackers."""
     evidence = store.evidence(plan.sources)
     update: dict[str, object] = {"due_changes": load_due_changes(store, plan.name),
-                                 "tracker_dues": load_tracker_dues(store, plan.sources)}
+                                 "tracker_dues": load_tracker_dues(store, plan.sources),
+                                 "declarations": load_declarations(store, plan.sources)}
     if plan.measure_ids():
         update["measures"] = load_measure_values(store, plan.name)
     return evidence.model_copy(update=update)

@@ -117,14 +117,27 @@ class Scope:
         self.findings.append(found)
         return found
 
+    _moments: tuple[datetime | None, datetime | None] | None = field(
+        default=None, init=False, repr=False, compare=False)
+    """(first creation, last change) of the counted items, once asked: the rules ask
+    several times, and a label milestone counts thousands of items."""
+
+    def _counted_moments(self) -> tuple[datetime | None, datetime | None]:
+        if self._moments is None:
+            counted = self.counted
+            self._moments = (
+                min((s.item.created for s in counted), default=None),
+                max((s.last_change for s in counted if s.last_change), default=None))
+        return self._moments
+
     def first_seen(self) -> datetime | None:
         """When this scope's clock starts: its start, else its first item's creation."""
         if self.start is not None:
             return self.start
-        return min((s.item.created for s in self.counted), default=None)
+        return self._counted_moments()[0]
 
     def last_movement(self) -> datetime | None:
-        return max((s.last_change for s in self.counted if s.last_change), default=None)
+        return self._counted_moments()[1]
 
 
 class Judgement:
@@ -550,7 +563,7 @@ class Judgement:
             progress=progress, status=status, goals=goals, findings=findings,
             people=self.people(goals), unknown_people=unknown, flagged_items=flagged,
             engagement=organisation.engagement, balance=organisation.balance,
-            slip_log=organisation.slip_log,
+            slip_log=organisation.slip_log, unmapped_share=organisation.unmapped_share,
         )
 
 

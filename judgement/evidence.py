@@ -19,6 +19,7 @@ from stratmap.models.plan import Plan, Selector
 from stratmap.models.records import (
     AssigneeChange,
     Comment,
+    Declaration,
     DueChange,
     Evidence,
     MeasureValue,
@@ -135,6 +136,7 @@ class EvidenceIndex:
 
         self.items: dict[ItemId, ItemState] = {}
         self.selections = evidence.selections
+        self._selected: dict[tuple[str, str], tuple[frozenset[ItemId], frozenset[ItemId]]] = {}
         self.measures: dict[str, list[MeasureValue]] = defaultdict(list)
         """Each measure's values (by its plan reference), as stored: all of them."""
         for value in evidence.measures:
@@ -204,6 +206,12 @@ class EvidenceIndex:
              if c.plan == plan.name and c.at <= as_of),
             key=lambda c: (c.milestone, c.at, c.where))
         """The plan's slip log up to ``as_of``, by milestone, oldest first."""
+        self.declarations: dict[ItemId, list[Declaration]] = defaultdict(list)
+        """Statuses declared in trackers up to ``as_of``, by (source, subject), oldest
+        first: a Jira epic's key, a Linear project's name."""
+        for declared in sorted((d for d in evidence.declarations if d.at <= as_of),
+                               key=lambda d: (d.at, d.declaration_id)):
+            self.declarations[(declared.source, declared.subject)].append(declared)
         self.display_names: dict[ItemId, str | None] = {
             (a.source, a.account_id): a.display_name for a in evidence.accounts
         }
@@ -256,12 +264,22 @@ class EvidenceIndex:
 
     # -- selection -----------------------------------------------------------------------
 
-    def select(self, selector: Selector) -> tuple[set[ItemId], set[ItemId]]:
+    def select(self, selector: Selector) -> tuple[frozenset[ItemId], frozenset[ItemId]]:
         """(counted items, context items) chosen by one selector.
 
         Criteria in one selector are ANDed. An epic selected by ``epic:`` is context: its
-        comments count as feedback, it does not count in progress.
+        comments count as feedback, it does not count in progress. Each selector is
+        resolved once per index: the judgement, the history's first moment and the
+        sweep ask for the same ones.
         """
+        memo = (selector.source, selector.key())
+        found = self._selected.get(memo)
+        if found is None:
+            counted, context = self._select(selector)
+            found = self._selected[memo] = (frozenset(counted), frozenset(context))
+        return found
+
+    def _select(self, selector: Selector) -> tuple[set[ItemId], set[ItemId]]:
         source = selector.source
         criteria = selector.criteria()
         if not criteria:

@@ -29,8 +29,8 @@ from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
-from stratmap.models.plan import DEFAULT_RULES, Goal, Plan, Rules, format_duration
-from stratmap.models.records import Comment
+from stratmap.models.plan import DEFAULT_RULES, Goal, Milestone, Plan, Rules, format_duration
+from stratmap.models.records import DueChange as RecordedDue
 from stratmap.models.report import (
     Balance,
     DueDateChange,
@@ -40,6 +40,8 @@ from stratmap.models.report import (
     Kind,
     Severity,
     Status,
+    UnmappedShare,
+    UnmappedWeek,
 )
 
 MIN_BALANCE_ACTIVITY = 10
@@ -52,6 +54,10 @@ CONTRADICTS_ON_TRACK = frozenset({Kind.STALLED, Kind.OVERDUE, Kind.SLIPPING})
 """What the evidence shows that an owner's "on track" contradicts."""
 DECLARATION_FRESH = timedelta(days=30)
 """An owner's declaration older than this is no longer their claim."""
+
+UNMAPPED_WEEKS = 12
+"""How many weeks back the share of unmapped activity is reported."""
+WEEK = timedelta(days=7)
 
 BLOCKED_BY = "blocked_by"
 """The item field naming the items an item is blocked by (keys, comma-separated, same source;
@@ -91,6 +97,23 @@ class Outcome:
     engagement: Engagement
     balance: Balance | None
     slip_log: list[DueDateChange]
+    unmapped_share: list[UnmappedShare] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """One declaration of a milestone's status: an owner's comment or a tracker's field."""
+
+    status: str
+    at: datetime
+    order: str
+    source: str
+    subject: str
+    by: str | None
+    """The person of the plan who declared it (None: an account no person matches)."""
+    account: str | None
+    quote: str
+    via: str
 
 
 @dataclass
@@ -306,7 +329,9 @@ class Organisation:
     def slip_log(self) -> list[DueDateChange]:
         """Every recorded change of a due date (not where a log starts), oldest first."""
         log = []
-        for change in self.index.due_changes:
+        changes = sorted([*self.index.due_changes, *self.plan_due_history()],
+                         key=lambda c: (c.milestone, c.at, c.where))
+        for change in changes:
             if change.from_due is None:
                 continue
             before, after = self._due(change.from_due), self._due(change.to_due)
@@ -316,6 +341,30 @@ class Organisation:
                                      where=change.where, from_due=change.from_due,
                                      to_due=change.to_due, slip_days=days))
         return log
+
+    def plan_due_history(self) -> list[RecordedDue]:
+        """The changes the plan file lists in milestones' ``due_history`` (``where`` is
+        ``plan history``), up to ``as_of``, but none from the first due date the store
+        recorded from the plan on: from then on the runs record the changes themselves."""
+        recorded: dict[str, RecordedDue] = {}
+        for change in self.index.due_changes:  # by milestone, oldest first
+            if change.where == "plan":
+                recorded.setdefault(change.milestone, change)
+        found = []
+        for ref, (_, milestone) in self.plan.milestone_ids().items():
+            moves = milestone.due_history
+            first = recorded.get(ref)
+            for n, move in enumerate(moves):
+                at = self.plan.moment(move.moved)
+                if at > self.as_of or (first is not None and at >= first.at):
+                    continue
+                after = (moves[n + 1].due.isoformat() if n + 1 < len(moves)
+                         else first.to_due if first is not None
+                         else milestone.due.isoformat() if milestone.due else None)
+                found.append(RecordedDue(plan=self.plan.name, milestone=ref, at=at,
+                                         where="plan history", from_due=move.due.isoformat(),
+                                         to_due=after))
+        return found
 
     def _due(self, text: str | None) -> datetime | None:
         if text is None:
@@ -366,38 +415,27 @@ class Organisation:
 
     def optimistic_status(self) -> list[Finding]:
         found = []
-        person_of = self.index.person_of
+        milestones = self.plan.milestone_ids()
         for judged in self.judged:
             if judged.owner is None or judged.status not in ACTIVE:
                 continue
-            on_track = _phrases(judged.rules.on_track_phrases)
-            at_risk = _phrases(judged.rules.at_risk_phrases)
-            declared: tuple[str, Comment] | None = None
-            since = self.as_of - DECLARATION_FRESH
-            for state in (*judged.counted, *judged.context):
-                for comment in state.comments:
-                    if (comment.at <= since or person_of.get(
-                            (comment.source, comment.author or "")) != judged.owner):
-                        continue
-                    if declared is not None and (comment.at, comment.comment_id) <= (
-                            declared[1].at, declared[1].comment_id):
-                        continue
-                    if at_risk is not None and at_risk.search(comment.body):
-                        declared = ("at_risk", comment)
-                    elif on_track is not None and on_track.search(comment.body):
-                        declared = ("on_track", comment)
-            if declared is None:
+            claims = [*self._said(judged), *self._declared(judged, milestones)]
+            if not claims:
                 continue
-            claim, comment = declared
+            claim = max(claims, key=lambda c: (c.at, c.order))
             shown = sorted(k.value for k in judged.kinds & CONTRADICTS_ON_TRACK)
-            if claim == "on_track" and shown:
-                message = (f"{self.who(judged.owner)} declared {judged.ref} on track on "
-                           f"{comment.at.date().isoformat()} ({comment.item_key}), but the "
-                           f"evidence shows it {', '.join(shown)}")
-            elif claim == "at_risk" and judged.status is Status.ON_TRACK:
-                message = (f"{self.who(judged.owner)} declared {judged.ref} at risk on "
-                           f"{comment.at.date().isoformat()} ({comment.item_key}), but the "
-                           "evidence shows no risk: say what the trackers do not")
+            by = self.who(claim.by) if claim.by else (
+                self.index.display_names.get((claim.source, claim.account or "")) or claim.account
+                or "someone")
+            where = (f"({claim.subject})" if claim.via == "comment"
+                     else f"({claim.via} of {claim.subject})")
+            if claim.status == "on_track" and shown:
+                message = (f"{by} declared {judged.ref} on track on {claim.at.date().isoformat()} "
+                           f"{where}, but the evidence shows it {', '.join(shown)}")
+            elif claim.status == "at_risk" and judged.status is Status.ON_TRACK:
+                message = (f"{by} declared {judged.ref} at risk on {claim.at.date().isoformat()} "
+                           f"{where}, but the evidence shows no risk: say what the trackers "
+                           "do not")
             else:
                 continue
             above = judged.goal.owner if judged.goal.owner != judged.owner else None
@@ -405,14 +443,63 @@ class Organisation:
                 kind=Kind.OPTIMISTIC_STATUS, severity=SEVERITY[Kind.OPTIMISTIC_STATUS],
                 goal=judged.goal.id, milestone=judged.ref,
                 person=above or self.plan.leader, item=None, message=message,
-                evidence={"declared": claim, "declared_by": judged.owner,
-                          "declared_at": comment.at.isoformat(), "item": comment.item_key,
-                          "quote": comment.body[:300], "evidence_shows": shown,
-                          "status": judged.status.value,
-                          "direction": "optimistic" if claim == "on_track" else "pessimistic",
-                          "notify": sorted({judged.owner, above or self.plan.leader})},
+                evidence={"declared": claim.status, "declared_by": claim.by,
+                          "declared_account": None if claim.by else claim.account,
+                          "declared_at": claim.at.isoformat(), "item": claim.subject,
+                          "via": claim.via, "quote": claim.quote[:300],
+                          "evidence_shows": shown, "status": judged.status.value,
+                          "direction": "optimistic" if claim.status == "on_track"
+                          else "pessimistic",
+                          "notify": sorted({p for p in (judged.owner, claim.by,
+                                                        above or self.plan.leader) if p})},
             ))
         return found
+
+    def _said(self, judged: Judged) -> list[_Claim]:
+        """The owner's declarations in comments on the milestone's items, fresh ones only."""
+        on_track = _phrases(judged.rules.on_track_phrases)
+        at_risk = _phrases(judged.rules.at_risk_phrases)
+        person_of = self.index.person_of
+        since = self.as_of - DECLARATION_FRESH
+        claims = []
+        for state in (*judged.counted, *judged.context):
+            for comment in state.comments:
+                if (comment.at <= since or person_of.get(
+                        (comment.source, comment.author or "")) != judged.owner):
+                    continue
+                if at_risk is not None and at_risk.search(comment.body):
+                    status = "at_risk"
+                elif on_track is not None and on_track.search(comment.body):
+                    status = "on_track"
+                else:
+                    continue
+                claims.append(_Claim(status=status, at=comment.at, order=comment.comment_id,
+                                     source=comment.source, subject=comment.item_key,
+                                     by=judged.owner, account=comment.author,
+                                     quote=comment.body, via="comment"))
+        return claims
+
+    def _declared(self, judged: Judged,
+                  milestones: dict[str, tuple[Goal, Milestone]]) -> list[_Claim]:
+        """The statuses declared in trackers on what the milestone selects: its epics' status
+        fields, its Linear projects' updates; by whoever set them. A tracker's declaration
+        stands until the next one replaces it (the tracker still shows it)."""
+        subjects = {s.id for s in judged.context}
+        if judged.ref in milestones:
+            for selector in milestones[judged.ref][1].work:
+                project = selector.criteria().get("project")
+                if project is not None:
+                    subjects.add((selector.source, str(project)))
+        claims = []
+        for subject in sorted(subjects):
+            for declared in self.index.declarations.get(subject, ()):
+                claims.append(_Claim(
+                    status=declared.status.value, at=declared.at,
+                    order=declared.declaration_id, source=declared.source,
+                    subject=declared.subject,
+                    by=self.index.person(declared.source, declared.author),
+                    account=declared.author, quote=declared.said, via=declared.where))
+        return claims
 
     # -- blocked_by_other_team ------------------------------------------------------------
 
@@ -459,6 +546,40 @@ class Organisation:
                     ))
         return found
 
+    # -- unmapped work as a ratio over time ----------------------------------------------
+
+    def unmapped_share(self) -> list[UnmappedShare]:
+        """Each source's status changes and comments in each of the last ``UNMAPPED_WEEKS``
+        weeks (ending at ``as_of``), and how many were on items no milestone selects (as
+        selected at ``as_of``; an epic a milestone selects is the plan's)."""
+        mapped = {s.id for s in _states(self.judged)}
+        span = UNMAPPED_WEEKS * WEEK
+        counts: dict[str, list[list[int]]] = {}
+        for iid, state in self.index.items.items():
+            for events in (state.changes, state.comments):
+                for event in events:
+                    age = self.as_of - event.at
+                    if age >= span:
+                        continue
+                    week = UNMAPPED_WEEKS - 1 - max(0, math.ceil(age / WEEK) - 1)
+                    row = counts.setdefault(iid[0], [[0, 0] for _ in range(UNMAPPED_WEEKS)])
+                    row[week][0] += 1
+                    if iid not in mapped:
+                        row[week][1] += 1
+        shares = []
+        for source in sorted(counts):
+            weeks = [UnmappedWeek(start=self.as_of - (UNMAPPED_WEEKS - n) * WEEK,
+                                  end=self.as_of - (UNMAPPED_WEEKS - 1 - n) * WEEK,
+                                  activity=total, unmapped=outside,
+                                  share=round(outside / total, 4) if total else None)
+                     for n, (total, outside) in enumerate(counts[source])]
+            total = sum(w.activity for w in weeks)
+            outside = sum(w.unmapped for w in weeks)
+            shares.append(UnmappedShare(source=source, activity=total, unmapped=outside,
+                                        share=round(outside / total, 4) if total else None,
+                                        weeks=weeks))
+        return shares
+
     # -- the plan's figure -----------------------------------------------------------------
 
     def engagement(self) -> Engagement:
@@ -483,7 +604,7 @@ class Organisation:
                     *self.goal_imbalance(balance),
                     *self.disengaged(people), *self.overloaded_owner(people)]
         return Outcome(findings=findings, engagement=self.engagement(), balance=balance,
-                       slip_log=log)
+                       slip_log=log, unmapped_share=self.unmapped_share())
 
 
 def _states(judged: Iterable[Judged], *, context: bool = True) -> list[ItemState]:

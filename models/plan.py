@@ -265,6 +265,21 @@ class JiraSource(_Source):
     points_field: str | None = Field(
         None, description="Story points field id; discovered from /field when left out."
     )
+    declared_status_field: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="A status or health field of the epics, by id (customfield_10050) or "
+                    "name (Health): its value declares the milestone whose `epic:` selects "
+                    "that epic on track or at risk, by whoever set it and when (from the "
+                    "changelog). A declaration the evidence contradicts is `optimistic_status`.",
+    )
+    declared_status_values: dict[
+        Annotated[str, Field(min_length=1, max_length=200)], Literal["on_track", "at_risk"]
+    ] | None = Field(
+        None, max_length=100,
+        description="What each value of declared_status_field declares (any case): on_track "
+                    "or at_risk. Default: On Track, Green -> on_track; At Risk, Amber, Red, "
+                    "Off Track -> at_risk. Any other value declares nothing.",
+    )
 
 
 class GithubSource(_Source):
@@ -622,12 +637,26 @@ class Rules(_Model):
     )
 
 
+class DueMove(_Model):
+    """An earlier due date of a milestone, and when it was moved away from it."""
+
+    due: When = Field(description="The due date the milestone had.")
+    moved: When = Field(description="When it was moved to the next entry's due date (the "
+                                    "last entry: to the milestone's `due`).")
+
+
 class Milestone(Rules):
     id: Slug
     title: Title
     owner: Handle | None = None
     start: When | None = None
     due: When | None = None
+    due_history: list[DueMove] = Field(
+        default_factory=list, max_length=1000,
+        description="Earlier due dates, oldest first, each with when it was moved: the slip "
+                    "log before stratmap recorded this plan (each run records later changes "
+                    "itself). Entries moved after the first recorded due date are ignored.",
+    )
     weight: float = Field(1.0, gt=0, le=1_000_000)
     depends_on: list[str] = Field(
         default_factory=list, description="Other milestones, as goal.milestone."

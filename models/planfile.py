@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import itertools
 import math
 import re
 import types
@@ -23,7 +24,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stratmap.models.jql import jql_problem
-from stratmap.models.plan import MEASURE_KINDS, SECRET_REF, SELECTOR_KINDS, Measure, Plan, Selector
+from stratmap.models.plan import (
+    MEASURE_KINDS,
+    SECRET_REF,
+    SELECTOR_KINDS,
+    JiraSource,
+    Measure,
+    Plan,
+    Selector,
+)
 from stratmap.models.report import Kind, Status
 from stratmap.models.wiql import wiql_problem
 
@@ -372,6 +381,14 @@ def _cross_checks(doc: _Document, plan: Plan) -> None:
                     milestone.due):
                 doc.problem(doc.mark_of((*base, "due")),
                             f"due {milestone.due} is before start {milestone.start}")
+            for h, (before, after) in enumerate(itertools.pairwise(milestone.due_history)):
+                if plan.moment(after.moved) < plan.moment(before.moved):
+                    doc.problem(doc.mark_of((*base, "due_history", h + 1, "moved")),
+                                f"moved {after.moved} is before the previous entry's "
+                                f"{before.moved}: list due_history oldest first")
+            if milestone.due_history and milestone.due is None:
+                doc.problem(doc.mark_of((*base, "due_history"), key=True),
+                            "due_history needs the milestone's due: the date it was moved to")
             for d, dependency in enumerate(milestone.depends_on):
                 if dependency not in all_milestones:
                     doc.problem(doc.mark_of((*base, "depends_on", d)),
@@ -391,6 +408,11 @@ def _cross_checks(doc: _Document, plan: Plan) -> None:
         if source.kind == "jira" and isinstance(scope, str) and (problem := jql_problem(scope)):
             doc.problem(doc.mark_of(("sources", name, "scope")),
                         f"the scope JQL cannot be used: {problem}")
+        if (isinstance(source, JiraSource) and source.declared_status_values is not None
+                and source.declared_status_field is None):
+            doc.problem(doc.mark_of(("sources", name, "declared_status_values"), key=True),
+                        "declared_status_values needs declared_status_field: the field whose "
+                        "values they map")
         if (source.kind == "azure_devops" and isinstance(scope, str)
                 and (problem := wiql_problem(scope))):
             doc.problem(doc.mark_of(("sources", name, "scope")),

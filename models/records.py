@@ -183,6 +183,7 @@ class Page(_Record):
     assignments: tuple[AssigneeChange, ...] = ()
     dues: tuple[TrackerDue, ...] = ()
     """Containers' due dates: changes from history, or the dates seen."""
+    declarations: tuple[Declaration, ...] = ()
     cursor: datetime | None = None
     requests: int = 0
 
@@ -235,6 +236,34 @@ class TrackerDue(_Record):
     _utc = field_validator("at")(ensure_utc)
 
 
+class DeclaredStatus(StrEnum):
+    """What someone declared of a milestone in a tracker: on track, at risk, or nothing
+    (a field cleared or set to a value that declares nothing, withdrawing the claim)."""
+
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    UNDECLARED = "undeclared"
+
+
+class Declaration(_Record):
+    """A status declared in a tracker, by whom and when: a Jira epic's status or health
+    field set (``subject`` is the epic's key, one row per change in its changelog), or a
+    Linear project update's ``health`` (``subject`` is the project's name). ``said`` is the
+    tracker's words (the field's value; the update's health and the start of its body),
+    ``where`` the field or ``project update``. ``author`` is an account id, as elsewhere."""
+
+    source: str
+    subject: str
+    declaration_id: str
+    at: datetime
+    author: str | None = None
+    status: DeclaredStatus
+    said: str = ""
+    where: str = ""
+
+    _utc = field_validator("at")(ensure_utc)
+
+
 class Evidence(_Record):
     """Everything the engine judges from: all stored records for the plan's sources.
 
@@ -255,6 +284,8 @@ class Evidence(_Record):
     tracker_dues: tuple[TrackerDue, ...] = ()
     """The due-date changes of the sources' containers (epics, milestones), by container
     then time: the engine maps them onto the milestones that name those containers."""
+    declarations: tuple[Declaration, ...] = ()
+    """Statuses declared in the plan's trackers (Jira fields, Linear project updates)."""
 
 
 def utcnow() -> datetime:

@@ -212,6 +212,27 @@ class DueDateChange(_Out):
                     "where the plan changed)")
 
 
+class UnmappedWeek(_Out):
+    """One week of a source's activity: how much of it fell outside the plan."""
+
+    start: Moment = Field(description="the week's start (exclusive)")
+    end: Moment = Field(description="the week's end (inclusive; the last week ends at as_of)")
+    activity: int = Field(description="status changes and comments on the source's items")
+    unmapped: int = Field(description="those on items no milestone selects")
+    share: float | None = Field(description="unmapped / activity; null for a week without "
+                                            "activity")
+
+
+class UnmappedShare(_Out):
+    """A source's (a team's tracker's) activity outside the plan, week by week."""
+
+    source: str
+    activity: int = Field(description="status changes and comments in all the weeks")
+    unmapped: int = Field(description="those on items no milestone selects")
+    share: float | None = Field(description="unmapped / activity over all the weeks")
+    weeks: list[UnmappedWeek] = Field(description="oldest first, the last ending at as_of")
+
+
 class StaleSource(_Out):
     """A source this run could not sync: what the report says of it is judged from what the
     store held before (nothing, if it never synced)."""
@@ -248,6 +269,10 @@ class Report(_Out):
         default_factory=list,
         description="Every recorded change of a milestone's due date, by milestone, oldest "
                     "first (see date_slipped).")
+    unmapped_share: list[UnmappedShare] = Field(
+        default_factory=list,
+        description="Each source's share of activity on items no milestone selects, week by "
+                    "week over the last 12 weeks (sources with activity in them).")
     stale_sources: list[StaleSource] = Field(
         default_factory=list,
         description="Sources this run could not sync: the report is stale for them.",

@@ -49,6 +49,8 @@ from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,
+    Declaration,
+    DeclaredStatus,
     DueChange,
     Evidence,
     MeasureValue,
@@ -67,6 +69,7 @@ from stratmap.models.tables import (
     AssigneeChangeRow,
     Base,
     CommentRow,
+    DeclarationRow,
     DueChangeRow,
     ItemRow,
     MeasureValueRow,
@@ -623,6 +626,10 @@ class Store:
         upsert(connection, RawPayloadRow.__table__, raws, ["source", "key"])
         if page.dues:
             write_tracker_dues(connection, page.dues)
+        if page.declarations:
+            upsert(connection, DeclarationRow.__table__,
+                   [d.model_dump() for d in page.declarations],
+                   ["source", "subject", "declaration_id"])
 
     def _advance(self, connection: Connection, source: str, watermark: datetime,
                  count: int) -> None:
@@ -901,6 +908,21 @@ def load_due_changes(store: Store, plan: str) -> tuple[DueChange, ...]:
             .order_by(DueChangeRow.milestone, DueChangeRow.at, DueChangeRow.where))
         return tuple(DueChange(plan=r.plan, milestone=r.milestone, at=r.at, where=r.where,
                                from_due=r.from_due, to_due=r.to_due) for r in rows)
+
+
+def load_declarations(store: Store, sources: Iterable[str]) -> tuple[Declaration, ...]:
+    """The statuses declared in the given sources (Jira fields, Linear project updates),
+    by source, subject and time."""
+    names = sorted(set(sources))
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(DeclarationRow).where(DeclarationRow.source.in_(names))
+            .order_by(DeclarationRow.source, DeclarationRow.subject, DeclarationRow.at,
+                      DeclarationRow.declaration_id))
+        return tuple(Declaration(source=r.source, subject=r.subject,
+                                 declaration_id=r.declaration_id, at=r.at, author=r.author,
+                                 status=DeclaredStatus(r.status), said=r.said, where=r.where)
+                     for r in rows)
 
 
 def record_plan_dues(store: Store, plan: str, dues: dict[str, str | None],

@@ -285,3 +285,23 @@ class TrackerDueRow(Base):
     origin: Mapped[str] = mapped_column(String(20), primary_key=True)
     from_due: Mapped[str | None] = mapped_column(String(40))
     to_due: Mapped[str | None] = mapped_column(String(40))
+
+
+class DeclarationRow(Base):
+    """A status declared in a tracker (``models.records.Declaration``): a Jira epic's status
+    or health field as its changelog set it, a Linear project update's health.
+
+    Keyed by ``(source, subject, declaration_id)``; ``subject`` is an epic's key or a
+    project's name, so no foreign key to the items (a Linear project is not an item).
+    """
+
+    __tablename__ = "declarations"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(300), primary_key=True)
+    declaration_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime]
+    author: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    said: Mapped[str] = mapped_column(Text, default="")
+    where: Mapped[str] = mapped_column(Text, default="")

@@ -322,8 +322,9 @@ def burnup_svg(points: Sequence[Point], *, as_of: datetime, due: datetime | None
 
 
 def trend_svg(series: Mapping[str, Sequence[tuple[datetime, float]]], *, as_of: datetime,
-              scope: str, zone: str = "UTC") -> str:
-    """Progress (0..1) over time, one line per named series (the plan, then each goal)."""
+              scope: str, zone: str = "UTC", title: str | None = None) -> str:
+    """Progress (0..1) over time, one line per named series (the plan, then each goal);
+    ``title`` names another share drawn the same way."""
     tz = ZoneInfo(zone)
     lines = [(name, sorted(values)) for name, values in series.items()]
     moments = [at for _, values in lines for at, _ in values] + [as_of]
@@ -346,7 +347,15 @@ def trend_svg(series: Mapping[str, Sequence[tuple[datetime, float]]], *, as_of: 
         canvas.path(d, colour=key.colour, width=key.width, cap="round")
     canvas.vline(as_of.timestamp(), colour=INK, width=0.8, opacity=0.5)
     canvas.legend(keys, columns=columns)
-    return canvas.svg(f"Progress of {scope}")
+    return canvas.svg(title or f"Progress of {scope}")
+
+
+def unmapped_svg(series: Mapping[str, Sequence[tuple[datetime, float]]], *,
+                 as_of: datetime, zone: str = "UTC") -> str:
+    """The share (0..1) of activity outside the plan, week by week, one line per series
+    (all sources first when there are several, then each source), each point a week's end."""
+    return trend_svg(series, as_of=as_of, scope="unmapped", zone=zone,
+                     title="Share of activity on items no milestone selects, by week")
 
 
 def measure_svg(values: Sequence[tuple[datetime, float]], *, baseline: tuple[datetime, float],

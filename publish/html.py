@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
@@ -35,7 +35,7 @@ from stratmap.models.report import (
     Status,
 )
 from stratmap.models.text import visible
-from stratmap.publish.charts import Point, burnup_svg, measure_svg, trend_svg
+from stratmap.publish.charts import Point, burnup_svg, measure_svg, trend_svg, unmapped_svg
 from stratmap.publish.map import LABEL, MapUnavailable, anchors, strategic_map_svg
 
 if TYPE_CHECKING:
@@ -53,12 +53,16 @@ _ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 # -- links -------------------------------------------------------------------------------
 
 
+_UNSAFE_CHARACTER = re.compile(r"[\x00-\x1f\s]")
+"""A control character or any whitespace (``\\s`` is Unicode whitespace, as ``str.isspace``)."""
+
+
 def safe_url(url: object) -> str | None:
     """``url`` if it is an absolute http(s) URL, else None: nothing else becomes a link."""
     if not isinstance(url, str):
         return None
     text = url.strip()
-    if any(ord(char) < 0x20 or char.isspace() for char in text):
+    if _UNSAFE_CHARACTER.search(text):
         return None
     try:
         parts = urlsplit(text)
@@ -69,13 +73,55 @@ def safe_url(url: object) -> str | None:
     return text
 
 
-def item_links(evidence: Evidence) -> dict[str, str]:
-    """Tracker key → item URL, for keys that name one item with a safe URL."""
-    found: dict[str, set[str | None]] = defaultdict(set)
-    for item in evidence.items:
-        found[item.key].add(safe_url(item.url))
-    return {key: url for key, urls in found.items() if len(urls) == 1
-            for url in urls if url is not None}
+class ItemLinks(Mapping[str, str]):
+    """Tracker key -> item URL, for keys that name one item with a safe URL.
+
+    A report links a few hundred of a store's keys: each URL is checked when its key is
+    looked up, not all of them up front (28,000 checks were a second of a 20k-issue page).
+    """
+
+    def __init__(self, evidence: Evidence) -> None:
+        urls: dict[str, object] = {}
+        several: dict[str, set[object]] = {}
+        for item in evidence.items:
+            key, url = item.key, item.url
+            if key in urls and urls[key] != url:
+                several.setdefault(key, {urls[key]}).add(url)
+            urls[key] = url
+        self._urls = urls
+        self._several = several
+        self._checked: dict[str, str | None] = {}
+
+    def _url(self, key: str) -> str | None:
+        try:
+            return self._checked[key]
+        except KeyError:
+            pass
+        found = None
+        if key in self._several:  # items of several sources share the key: one safe URL
+            checked = {safe_url(url) for url in self._several[key]}
+            found = checked.pop() if len(checked) == 1 else None
+        elif key in self._urls:
+            found = safe_url(self._urls[key])
+        self._checked[key] = found
+        return found
+
+    def __getitem__(self, key: str) -> str:
+        url = self._url(key)
+        if url is None:
+            raise KeyError(key)
+        return url
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in self._urls if self._url(key) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def item_links(evidence: Evidence) -> ItemLinks:
+    """Tracker key -> item URL, for keys that name one item with a safe URL."""
+    return ItemLinks(evidence)
 
 
 # -- the page's view of the report -------------------------------------------------------
@@ -177,6 +223,7 @@ class Page:
         self.milestone_statuses = Counter(m.status for g in report.goals for m in g.milestones)
         self.unmapped = sum(f.kind.value == "unmapped_work" for f in report.findings)
         self.trend = self._trend()
+        self.unmapped_chart = self._unmapped_chart()
         self.delta = self._delta()
         try:  # SVG from dot, which escapes the text it draws
             self.map: Markup | None = Markup(strategic_map_svg(report, self.anchors))
@@ -351,6 +398,22 @@ class Page:
             return None
         return Markup(trend_svg(lines, as_of=self.report.as_of, scope="trend",
                                 zone=self.zone))
+
+    def _unmapped_chart(self) -> Markup | None:
+        """Each source's weekly share of activity outside the plan (and all sources')."""
+        shares = self.report.unmapped_share
+        if not shares:
+            return None
+        lines: dict[str, list[tuple[datetime, float]]] = {}
+        if len(shares) > 1:
+            weeks = zip(*(s.weeks for s in shares), strict=True)
+            lines["all sources"] = [
+                (week[0].end, sum(w.unmapped for w in week) / total) for week in weeks
+                if (total := sum(w.activity for w in week))]
+        for share in shares:
+            lines[f"source {share.source}"] = [
+                (w.end, w.share) for w in share.weeks if w.share is not None]
+        return Markup(unmapped_svg(lines, as_of=self.report.as_of, zone=self.zone))
 
     def _delta(self) -> tuple[float, str] | None:
         """The plan's progress change over the last four weeks, where history has it."""

@@ -196,7 +196,19 @@ def organisation(report: Report) -> list[str]:
                   f"{e.from_due or '—'} | {e.to_due or '—'} | "
                   f"{'—' if e.slip_days is None else f'{e.slip_days:g}'} |"
                   for e in report.slip_log]
+    if report.unmapped_share:
+        lines += ["", "Unmapped work: each source's share of status changes and comments on "
+                  "items no milestone selects, week by week (oldest first; — no activity).", "",
+                  f"| Source | Last {len(report.unmapped_share[0].weeks)} weeks | By week |",
+                  "|---|---|---|"]
+        lines += [f"| {cell(s.source)} | {_share(s.share)} ({s.unmapped} of {s.activity}) | "
+                  f"{' · '.join(_share(w.share) for w in s.weeks)} |"
+                  for s in report.unmapped_share]
     return ["", "## Organisation", "", *lines] if lines else []
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else pct(value)
 
 
 def render(report: Report, *, map_image: str | None = None) -> str:

@@ -197,6 +197,38 @@ def test_only_http_urls_become_links(url: str | None, safe: bool) -> None:
     assert (safe_url(url) is not None) is safe
 
 
+def test_item_links_check_each_url_when_its_key_is_asked_and_agree_with_checking_all(
+) -> None:
+    """Links are looked up, not built for every stored item; the answers are those of
+    checking every item up front: a key links when all its items' URLs check to one safe
+    URL, and never to an unsafe one."""
+    import random
+    from collections import defaultdict
+
+    from stratmap.models.records import Evidence, WorkItem
+
+    rng = random.Random(7)
+    choices = ["https://t.example/A-1", " https://t.example/A-1", "javascript:alert(1)",
+               "https://t.example/B-2", None, "https://t.example/a b"]
+    items = tuple(
+        WorkItem(source=rng.choice(["jira", "github"]), key=f"K-{rng.randrange(40)}",
+                 title="t", status="Open", status_category="todo", url=rng.choice(choices),
+                 created="2026-01-01T00:00:00Z", updated="2026-01-02T00:00:00Z")
+        for _ in range(50))
+    found: dict[str, set[str | None]] = defaultdict(set)
+    for item in items:
+        found[item.key].add(safe_url(item.url))
+    expected = {key: url for key, urls in found.items() if len(urls) == 1
+                for url in urls if url is not None}
+    links = item_links(Evidence(items=items))
+    asked = [f"K-{n}" for n in range(45)]
+    rng.shuffle(asked)
+    assert {key: links[key] for key in asked if key in links} == expected
+    assert {key: links.get(key) for key in asked} == {key: expected.get(key) for key in asked}
+    assert dict(links) == expected and len(links) == len(expected)
+    assert 0 < len(expected) < 40  # the draw has keys with and without a link
+
+
 def test_a_burn_up_chart_is_svg_written_from_the_data_with_its_legend() -> None:
     from datetime import UTC, datetime, timedelta
     from xml.etree import ElementTree

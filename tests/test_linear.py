@@ -133,7 +133,8 @@ def test_long_history_and_comments_are_followed_past_the_first_page(
     assert [c.to_status for c in page.changes] == moves  # in time order, none lost
     assert [c.from_status for c in page.changes][:2] == ["To Do", "In Progress"]
     assert sorted(c.body for c in page.comments) == [f"note {n}" for n in range(7)]
-    assert page.requests == 1 + 1 + 2 + 1  # team, list, two history pages, one comment page
+    # team, list, two history pages, one comment page, the project updates
+    assert page.requests == 1 + 1 + 2 + 1 + 1
     (raw,) = page.raw
     assert len(raw.payload["history"]["nodes"]) == 12
     assert len(raw.payload["comments"]["nodes"]) == 7
@@ -304,7 +305,7 @@ def test_server_errors_and_dropped_connections_are_retried(linear: FakeLinear) -
     pages = fetch(linear)
     assert len(items_of(pages)) == 2
     assert len(linear.sleeps) == 2
-    assert pages[0].requests == 2 + 1 + 1  # the failed tries, the team, the list
+    assert pages[0].requests == 2 + 1 + 1 + 1  # the failed tries, the team, the list, updates
 
 
 def test_server_errors_give_up_after_the_policy(linear: FakeLinear) -> None:

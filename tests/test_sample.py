@@ -30,13 +30,21 @@ def test_the_sample_report_holds_every_finding_kind_and_fits_its_schema(
     jsonschema.validate(report, schema("report"))
     found = {f["kind"] for f in report["findings"]}
     # Every kind but empty_selector: each of the sample's selectors selects its items
-    # (tests/test_first_hour.py and test_engine.py plant empty selectors); and but
-    # date_slipped, which needs a due date changed between two runs (tests/test_slips.py),
-    # optimistic_status: no owner in the sample declares a status in words yet
-    # (tests/test_claims.py); and blocked_by_other_team: its exports carry no issue links
-    # (tests/test_blocked.py).
-    assert found == {k.value for k in Kind} - {"empty_selector", "date_slipped",
-                                               "optimistic_status", "blocked_by_other_team"}
+    # (tests/test_first_hour.py and test_engine.py plant empty selectors).
+    assert found == {k.value for k in Kind} - {"empty_selector"}
+    # The organisation's claims and slips, each for the reason the sample's README gives.
+    by_kind = {f["kind"]: f for f in report["findings"]}
+    slipped = by_kind["date_slipped"]
+    assert (slipped["milestone"], slipped["evidence"]["slips"]) == ("eu.payments", 3)
+    assert [e["where"] for e in report["slip_log"]] == ["plan history"] * 3
+    claim = by_kind["optimistic_status"]
+    assert (claim["milestone"], claim["person"], claim["evidence"]["item"]) == (
+        "crm.migration", "erin", "CRM-2")
+    assert claim["evidence"]["evidence_shows"] == ["overdue"]
+    blocked = by_kind["blocked_by_other_team"]
+    assert (blocked["evidence"]["blocked"], blocked["evidence"]["blocker"],
+            blocked["evidence"]["blocker_assignee"]) == ("EU-3", "FIN-5", "lena")
+    assert {s["source"] for s in report["unmapped_share"]} == {"jira", "site"}
     statuses = {m["status"] for g in report["goals"] for m in g["milestones"]}
     assert {"done", "not_started", "on_track", "at_risk", "off_track"} <= statuses
     assert report["unknown_people"], "the sample has contractors the plan does not name"

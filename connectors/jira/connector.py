@@ -13,6 +13,7 @@ first pass missed is read by key.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import random
@@ -40,6 +41,7 @@ from stratmap.connectors.base import (
     Window,
     page_of,
 )
+from stratmap.connectors.jira.declarations import DeclaredField, declarations, declared_field
 from stratmap.connectors.jira.history import HistoryReader, Searched
 from stratmap.connectors.jira.jql import jql_problem, jql_quote, selector_jql, window_jql
 from stratmap.connectors.jira.payloads import (
@@ -140,6 +142,7 @@ class JiraConnector:
         )
         self._history = HistoryReader(name, self._http)
         self._user_names_cache: dict[str, str | None] = {}
+        self._declared: DeclaredField | None = None
         self._closed = False
 
     # -- the Connector protocol ---------------------------------------------------------
@@ -247,6 +250,12 @@ class JiraConnector:
         cloud = self._deployment == "cloud"
         fields = self._http.get(f"/rest/api/{3 if cloud else 2}/field", count=count)
         points, epic_link = discover_fields(fields if isinstance(fields, list) else [])
+        self._declared = declared_field(self.config.declared_status_field,
+                                        self.config.declared_status_values,
+                                        fields if isinstance(fields, list) else [])
+        if self.config.declared_status_field and self._declared is None:
+            log.warning("source '%s': no field %r for declared status on this site",
+                        self.name, self.config.declared_status_field)
         statuses = self._http.get("/rest/api/2/status", count=count)
         return Site(
             cloud=cloud,
@@ -254,6 +263,7 @@ class JiraConnector:
             points_field=self.config.points_field or points,
             epic_link_field=None if cloud else epic_link,
             status_categories=status_categories(statuses if isinstance(statuses, list) else []),
+            declared_field=self._declared.id if self._declared else None,
         )
 
     # -- searching -----------------------------------------------------------------------
@@ -496,7 +506,7 @@ class JiraConnector:
                 )
             )
             try:
-                found.append(normalize_issue(
+                records = normalize_issue(
                     self.name,
                     issue.payload,
                     site,
@@ -504,7 +514,12 @@ class JiraConnector:
                     comments=issue.comments,
                     flags=issue.flags,
                     user_names=user_names,
-                ))
+                )
+                if self._declared is not None:
+                    records = dataclasses.replace(records, declarations=declarations(
+                        self.name, issue.payload, self._declared, histories=issue.histories,
+                        cloud=site.cloud, user_names=user_names))
+                found.append(records)
             except (AttributeError, KeyError, TypeError, ValueError) as error:
                 # Beyond drift (which is stored and flagged): kept only as a raw payload.
                 log.warning("source '%s': cannot read issue %s: %s", self.name, issue.key, error)

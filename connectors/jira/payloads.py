@@ -64,9 +64,11 @@ class Site:
     epic_link_field: str | None = None
     status_categories: Mapping[str, str] = field(default_factory=dict)
     """Status id to ``statusCategory.key``, from ``/rest/api/2/status``."""
+    declared_field: str | None = None
+    """The source's ``declared_status_field``, by id (``connectors.jira.declarations``)."""
 
     def search_fields(self) -> list[str]:
-        extra = [f for f in (self.points_field, self.epic_link_field) if f]
+        extra = [f for f in (self.points_field, self.epic_link_field, self.declared_field) if f]
         return [*BASE_FIELDS, *extra]
 
 

@@ -14,6 +14,10 @@ for with ``after``). The operations stratmap sends::
                                              comments
     issue(id: ID) { history(first, after) }  the rest of a long history, and of a long
     issue(id: ID) { comments(first, after) } comment thread, one issue at a time
+    projects(first, after) { teams projectUpdates(first) { nodes { id health body
+           createdAt user } } }        after the issues, every sync: each project's latest
+                                             updates, whose ``health`` (onTrack, atRisk,
+                                             offTrack) declares the project's status
 
 ``orderBy: updatedAt`` lists the most recently updated first, so the source is not
 ``ordered``: the watermark moves once the last page is written. The cursors are opaque:
@@ -59,10 +63,13 @@ from stratmap.connectors.linear.payloads import (
     Row,
     moment,
     normalize_issue,
+    project_declarations,
 )
 from stratmap.connectors.linear.transport import GraphQLApi
 from stratmap.models.plan import LinearSource
 from stratmap.models.records import (
+    Account,
+    Declaration,
     Page,
     RawPayload,
 )
@@ -119,6 +126,21 @@ query StratmapIssueComments($id: String!, $first: Int!, $after: String) {{
   issue(id: $id) {{ comments(first: $first, after: $after) {{ {_COMMENTS} }} }}
 }}""",
 }
+
+PROJECTS_PAGE = 50
+"""Projects per request of the project updates' listing."""
+
+PROJECT_UPDATES_QUERY = f"""\
+query StratmapProjectUpdates($first: Int!, $after: String, $nested: Int!) {{
+  projects(first: $first, after: $after) {{
+    nodes {{
+      id name
+      teams {{ nodes {{ key }} }}
+      projectUpdates(first: $nested) {{ nodes {{ id health body createdAt user {{ {_USER} }} }} }}
+    }}
+    {_PAGE_INFO}
+  }}
+}}"""
 
 TEAM_QUERY = """\
 query StratmapTeam($key: String!) {
@@ -201,6 +223,7 @@ class LinearConnector:
         stored = window.stored if window.since is not None else {}
         spent = RequestCount()
         self._check_team(spent)
+        last: Page | None = None
         for nodes, problems, requests in self._listing(window.since, spent=spent.value):
             count = RequestCount(requests)
             issues = []
@@ -213,7 +236,19 @@ class LinearConnector:
                 issues.append(LinearIssue(node, problems=list(problems.get(index, ()))))
             completed = fan_out(functools.partial(self._complete, count=count), issues,
                                 workers=self.concurrency)
-            yield self._page(completed, window.until, count.value)
+            if last is not None:
+                yield last
+            last = self._page(completed, window.until, count.value)
+        # The project updates ride on the last page, so they are written with it.
+        updates = self._project_updates()
+        if last is None:
+            yield updates
+            return
+        yield last.model_copy(update={
+            "declarations": updates.declarations,
+            "accounts": tuple({a.account_id: a for a in (*updates.accounts, *last.accounts)
+                               }.values()),
+            "requests": last.requests + updates.requests})
 
     def resolve(self, selector: dict[str, object]) -> frozenset[str] | None:
         return None  # project and labels are matched on the stored items
@@ -302,6 +337,37 @@ class LinearConnector:
                 into.extend(more)
                 paginator.advance(_next(info, self.name, what))
         return issue
+
+    def _project_updates(self) -> Page:
+        """The latest ``nested_page_size`` updates of every project (of the source's team,
+        when it has one): each update's ``health`` is a declaration of the project. Read
+        whole on every sync (projects are few); the store keeps each update once."""
+        what = "listing the project updates"
+        count = RequestCount()
+        found: list[Declaration] = []
+        accounts: dict[str, Account] = {}
+        variables: dict[str, object] = {"first": PROJECTS_PAGE, "after": None,
+                                        "nested": self.nested}
+        paginator = TokenPaginator(self.name)
+        while True:
+            answer = self.api.query(PROJECT_UPDATES_QUERY, variables, count=count, what=what)
+            projects, info = _connection(answer.data, "projects", self.name, what)
+            for project in projects:
+                teams = project.get("teams")
+                keys = {str(t.get("key")) for t in (teams or {}).get("nodes") or []
+                        if isinstance(t, dict)} if isinstance(teams, dict) else set()
+                if self.team is not None and self.team not in keys:
+                    continue
+                declared, authors = project_declarations(self.name, project)
+                found += declared
+                accounts.update((a.account_id, a) for a in authors)
+            paginator.advance(_next(info, self.name, what))
+            if paginator.finished or paginator.token is None:
+                break
+            variables["after"] = paginator.token
+        return Page(source=self.name, declarations=tuple(found),
+                    accounts=tuple(accounts[k] for k in sorted(accounts)),
+                    requests=count.value)
 
     # -- pages ---------------------------------------------------------------------------
 

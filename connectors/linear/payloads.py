@@ -19,6 +19,8 @@ from stratmap.models.records import (
     Account,
     AssigneeChange,
     Comment,
+    Declaration,
+    DeclaredStatus,
     StatusCategory,
     StatusChange,
     WorkItem,
@@ -225,3 +227,47 @@ def normalize_issue(source: str, issue: LinearIssue) -> IssueRecords:
     )
     return IssueRecords(item, tuple(changes), tuple(notes), tuple(accounts.values()),
                         tuple(assignments))
+
+
+HEALTH: dict[str, DeclaredStatus] = {
+    "onTrack": DeclaredStatus.ON_TRACK,
+    "atRisk": DeclaredStatus.AT_RISK,
+    "offTrack": DeclaredStatus.AT_RISK,
+}
+"""``ProjectUpdateHealthType`` to what it declares; an update without a health declares
+nothing."""
+QUOTED = 300
+"""Characters of an update's body kept with its declaration."""
+
+
+def project_declarations(source: str, project: Row) -> tuple[list[Declaration], list[Account]]:
+    """A project's updates (``projectUpdates { nodes { id health body createdAt user } }``) as
+    declarations of the project (its ``name``, as ``project:`` selectors name it), by their
+    authors; and those authors' accounts."""
+    name = project.get("name")
+    updates = project.get("projectUpdates")
+    nodes = updates.get("nodes") if isinstance(updates, dict) else None
+    if not name or not isinstance(nodes, list):
+        return [], []
+    found: list[Declaration] = []
+    accounts: dict[str, Account] = {}
+    for update in nodes:
+        if not isinstance(update, dict):
+            continue
+        health, at = HEALTH.get(str(update.get("health"))), moment(update.get("createdAt"))
+        if health is None or at is None or not update.get("id"):
+            continue
+        user = update.get("user")
+        author = str(user["id"]) if isinstance(user, dict) and user.get("id") else None
+        if author is not None and isinstance(user, dict):
+            accounts[author] = Account(
+                source=source, account_id=author,
+                display_name=str(user.get("displayName") or user.get("name") or "") or None,
+                email=str(user["email"]) if user.get("email") else None)
+        body = str(update.get("body") or "").strip()
+        found.append(Declaration(
+            source=source, subject=str(name), declaration_id=str(update["id"]), at=at,
+            author=author, status=health,
+            said=f"{update.get('health')}: {body}"[:QUOTED] if body else str(update["health"]),
+            where="project update"))
+    return found, list(accounts.values())

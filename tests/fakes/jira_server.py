@@ -143,6 +143,8 @@ class FakeIssue:
     """Keys of the issues this one blocks (the other side of ``blocked_by``)."""
     hidden: bool = False
     """Not yet visible to search (Cloud's eventual consistency): see ``FakeJira.hide``."""
+    custom: dict[str, Any] = field(default_factory=dict)
+    """Select-list custom fields by id, as rendered (see ``FakeJira.select``)."""
 
 
 @dataclass
@@ -449,6 +451,8 @@ class FakeJira(LocalServer):
         """False: every edit is refused with 403 (the token lacks Edit Issues)."""
         self.deleted_users: set[str] = set()
         """Accounts whose lookup answers 404 (deleted users; their history stays)."""
+        self.select_fields: dict[str, str] = {}
+        """Select-list custom fields the site has: id -> name (``select`` sets one)."""
         self.edit_screen = {"duedate", "summary", "labels"}
         """The fields an edit may set (Jira refuses others: not on the screen)."""
         self.issues: dict[str, FakeIssue] = {}
@@ -1078,6 +1082,7 @@ class FakeJira(LocalServer):
             fields["parent"] = parent
         if not self.cloud:
             fields[self.epic_link_field] = issue.epic
+        fields.update(issue.custom)
         return fields
 
     def field_list(self) -> list[dict[str, Any]]:
@@ -1155,7 +1160,40 @@ class FakeJira(LocalServer):
                     "com.pyxis.greenhopper.jira:gh-epic-link",
                 )
             )
+        fields += [custom(ident, name, "option",
+                          "com.atlassian.jira.plugin.system.customfieldtypes:select")
+                   for ident, name in self.select_fields.items()]
         return fields
+
+    def select(self, key: str, ident: str, value: str | None, *, at: datetime,
+               author: str | None = None) -> FakeHistory:
+        """Set a select-list custom field (``ident``, named in ``select_fields``) to the option
+        ``value``: the issue shows ``{self, value, id}`` (the shape of airbyte's recorded
+        ``customfield_10012``), the changelog an item with the option ids and values, its
+        ``fieldtype`` ``custom`` (Cloud adds the ``fieldId``; Data Center names the field)."""
+        with self._lock:
+            issue = self.issues[key]
+            before = issue.custom.get(ident)
+
+            def option(text: str | None) -> dict[str, Any] | None:
+                if text is None:
+                    return None
+                number = str(10100 + int(hashlib.sha1(text.encode()).hexdigest()[:4], 16))
+                return {"self": f"{self._api('3' if self.cloud else '2')}/customFieldOption/"
+                                f"{number}", "value": text, "id": number}
+
+            after = option(value)
+            item: dict[str, Any] = {
+                "field": self.select_fields[ident], "fieldtype": "custom",
+                "from": before["id"] if before else None,
+                "fromString": before["value"] if before else None,
+                "to": after["id"] if after else None, "toString": value}
+            if self.cloud:
+                item["fieldId"] = ident
+            issue.custom[ident] = after
+            history = self._history(issue, at, author, [item])
+            issue.updated = at
+            return history
 
     def server_info(self) -> dict[str, Any]:
         now = self.time(datetime.now(UTC))

@@ -33,6 +33,12 @@ TimelessDate, ``lead``), ``projects(filter: {name: {eq}})``, and the mutation
 ``leadId`` or project id is an error, as an input Linear rejects. With ``editable = False``
 every mutation answers Linear's ``FORBIDDEN`` error.
 
+Project updates (declared status): ``Project.projectUpdates`` (a ``ProjectUpdateConnection``)
+of ``ProjectUpdate`` (``id``, ``body``, ``health``, ``createdAt``, ``user``), ``health`` a
+``ProjectUpdateHealthType`` (``onTrack``, ``atRisk``, ``offTrack``; nullable), and
+``Project.teams``, from the same schema (the enum as the SDK's generated types and several
+public clients spell it); ``projects(first, after)`` without a filter lists them all.
+
 Not checked against a recording: none under a permissive licence was found (the SDK's
 tests mock its client); see ``tests/recordings/README.md``.
 
@@ -188,6 +194,8 @@ class FakeLinear(LocalServer):
         """identifier -> a field answered null with a GraphQL error at its path."""
         self.projects: dict[str, Row] = {}
         """project id -> the project's fields."""
+        self.updates: dict[str, list[Row]] = {}
+        """project id -> its project updates (``add_project_update``)."""
         self.editable = True
         """False: every mutation is refused (FORBIDDEN), as for a guest."""
         self.faults: deque[Fault] = deque()
@@ -467,6 +475,8 @@ class FakeLinear(LocalServer):
             return self._issues(query, variables)
         if field == "issue":
             return self._issue(query, variables), []
+        if field == "projects" and "filter" not in variables and "name" not in variables:
+            return self._project_updates(query, variables), []
         if field == "projects":
             name = (((variables.get("filter") or {}).get("name") or {}).get("eq")
                     if "filter" in variables else variables.get("name"))
@@ -477,6 +487,38 @@ class FakeLinear(LocalServer):
         if field == "projectUpdate":
             return self._project_update(query, variables)
         raise ValueError(f'Cannot query field "{field}" on type "Query".')
+
+    def add_project_update(self, project: str, *, health: str | None, at: datetime,
+                           author: str, body: str = "") -> Row:
+        """A project update (``ProjectUpdate``: ``id``, ``body`` in Markdown, ``health`` a
+        ``ProjectUpdateHealthType`` (onTrack, atRisk, offTrack) or null, ``createdAt``,
+        ``user``) on the project named ``project``."""
+        with self._lock:
+            target = next(p for p in self.projects.values() if p["name"] == project)
+            self._ids += 1
+            update = {"id": ident("projectUpdate", f"{project}:{self._ids}"), "body": body,
+                      "health": health, "createdAt": iso(at), "updatedAt": iso(at),
+                      "user": user(author), "url": f"{target['url']}/updates"}
+            self.updates.setdefault(target["id"], []).append(update)
+            return update
+
+    def _project_updates(self, query: str, variables: Row) -> Row:
+        """``projects(first, after)``, each project with its ``teams`` and its
+        ``projectUpdates(first: N)``, newest first (the connection's default order is by
+        creation; Linear lists updates newest first in its UI and API)."""
+        rows = []
+        for project in self.projects.values():
+            row = json.loads(json.dumps(project))
+            row["teams"] = {"nodes": [{"key": k} for k in project.get("teams", [TEAM])]}
+            newest = sorted(self.updates.get(project["id"], []), key=lambda u: u["createdAt"],
+                            reverse=True)
+            nested = self._argument(query, "projectUpdates", variables, 50)
+            row["projectUpdates"] = self._connection(newest, nested, None)
+            rows.append(row)
+        first = int(variables.get("first") or 50)
+        page = self._connection(rows, first, variables.get("after"))
+        return {"projects": {"nodes": _select(page["nodes"], query),
+                             "pageInfo": page["pageInfo"]}}
 
     def _project_update(self, query: str, variables: Row) -> tuple[Row, list[Row]]:
         if not query.lstrip().startswith("mutation"):
