@@ -429,3 +429,20 @@ def test_gitlab_is_blocked_by_links_and_milestone_dues() -> None:
     assert items["shop#3"].fields.get("blocked_by") == "shop#1"
     dues = [(d.container, d.to_due, d.origin) for p in pages for d in p.dues]
     assert dues == [("v2 launch", "2026-10-01", "seen")]
+
+
+def test_a_hostile_milestone_title_in_the_slip_log_is_escaped() -> None:
+    from stratmap.publish.html import render as html
+    from stratmap.publish.markdown import render as markdown
+    from tests.test_slips import judged, moved
+
+    title = "v2 <img src=x onerror=alert(1)> | `x` [a](javascript:1)"
+    report = judged(moved("2027-03-01", "2027-03-05", where=f"site:{title}"))
+    assert report.slip_log and report.slip_log[0].where == f"site:{title}"
+    page = html(report)
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    text = markdown(report)
+    row = next(line for line in text.splitlines() if "site:v2" in line)
+    assert "<img" not in row and "&lt;img" in row
+    assert "\\[a\\](javascript:1)" in row  # no link: its brackets are escaped
+    assert row.count(" | ") == 5 and " \\| " in row  # the title's pipe is no new cell
