@@ -987,19 +987,27 @@ def record_push(store: Store, due: TrackerDue) -> None:
         write_tracker_dues(connection, [due.model_copy(update={"origin": "push"})])
 
 
-def load_tracker_dues(store: Store, sources: Iterable[str]) -> tuple[TrackerDue, ...]:
-    """The due-date changes of the sources' containers, by source, container and time."""
+def load_tracker_dues(store: Store, sources: Iterable[str], *,
+                      containers: Iterable[tuple[str, str]] | None = None,
+                      ) -> tuple[TrackerDue, ...]:
+    """The due-date changes of the sources' containers, by source, container and time;
+    with ``containers`` (``(source, container)`` pairs), only theirs (a Jira sync records
+    every issue's due-date changes, a plan names a few epics)."""
     names = sorted(set(sources))
-    if not names:
+    wanted = None if containers is None else {c for c in containers if c[0] in names}
+    if not names or wanted == set():
         return ()
+    query = select(TrackerDueRow).where(TrackerDueRow.source.in_(names))
+    if wanted is not None and len(wanted) <= 500:
+        query = query.where(TrackerDueRow.container.in_(sorted({c for _, c in wanted})))
     with store.engine.connect() as connection:
-        rows = connection.execute(
-            select(TrackerDueRow).where(TrackerDueRow.source.in_(names))
-            .order_by(TrackerDueRow.source, TrackerDueRow.container, TrackerDueRow.at,
-                      TrackerDueRow.origin))
+        rows = connection.execute(query.order_by(
+            TrackerDueRow.source, TrackerDueRow.container, TrackerDueRow.at,
+            TrackerDueRow.origin))
         return tuple(TrackerDue(source=r.source, container=r.container, at=r.at,
                                 origin=r.origin, from_due=r.from_due, to_due=r.to_due)
-                     for r in rows)
+                     for r in rows
+                     if wanted is None or (r.source, r.container) in wanted)
 
 
 def save_snapshots(store: Store, snapshots: Sequence[Snapshot]) -> int:

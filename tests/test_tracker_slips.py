@@ -133,6 +133,10 @@ def test_seen_due_dates_are_recorded_by_content_after_a_push(store: Store) -> No
     assert (moved.from_due, moved.to_due) == ("2027-05-01", "2027-05-20")
     assert [d.origin for d in load_tracker_dues(store, ["site"])] == ["seen", "push", "seen"]
     assert load_tracker_dues(store, ["jira"]) == ()
+    # Only the containers a plan names, when it says which.
+    assert len(load_tracker_dues(store, ["site"], containers=[("site", "v2 launch")])) == 3
+    assert load_tracker_dues(store, ["site"], containers=[("site", "v3"),
+                                                          ("jira", "v2 launch")]) == ()
 
 
 def test_duedate_changelog_items_of_cloud_and_data_center() -> None:
