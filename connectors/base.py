@@ -41,12 +41,17 @@ from stratmap.models.records import (
     Page,
     RawPayload,
     StatusChange,
+    TrackerDue,
     WorkItem,
 )
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+BLOCKED_BY = "blocked_by"
+"""The item field naming the items an item is blocked by: keys, comma-separated (the
+``blocked_by_other_team`` rule reads it)."""
 
 
 class SourceError(Exception):
@@ -133,6 +138,8 @@ class IssueRecords:
     comments: tuple[Comment, ...]
     accounts: tuple[Account, ...]
     assignments: tuple[AssigneeChange, ...] = ()
+    dues: tuple[TrackerDue, ...] = ()
+    """Changes of the item's own due date from its history (a Jira epic's ``duedate``)."""
     declarations: tuple[Declaration, ...] = ()
 
 
@@ -144,10 +151,12 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
     changes: list[StatusChange] = []
     comments: list[Comment] = []
     assignments: list[AssigneeChange] = []
+    dues: list[TrackerDue] = []
     declarations: list[Declaration] = []
     accounts: dict[str, Account] = {}
     for found in records:
         items.append(found.item)
+        dues.extend(found.dues)
         changes.extend(found.changes)
         comments.extend(found.comments)
         assignments.extend(found.assignments)
@@ -161,8 +170,27 @@ def page_of(source: str, records: Iterable[IssueRecords], *, raw: Iterable[RawPa
         source=source, items=tuple(items), changes=tuple(changes), comments=tuple(comments),
         accounts=tuple(accounts[k] for k in sorted(accounts)), raw=tuple(raw),
         assignments=tuple(assignments), declarations=tuple(declarations), requests=requests,
+        dues=tuple(dues),
         cursor=top if top is None or until is None else min(top, until),
     )
+
+
+def with_dues(pages: Iterable[Page], read: Callable[[], Page]) -> Iterator[Page]:
+    """``pages``, the first also carrying what ``read`` gives (the containers' due dates,
+    read once per sync after that page, and the requests they cost); that alone when there
+    is no page."""
+    first = True
+    for page in pages:
+        if first:
+            first = False
+            dues = read()
+            page = page.model_copy(update={"dues": (*page.dues, *dues.dues),
+                                           "requests": page.requests + dues.requests})
+        yield page
+    if first:
+        dues = read()
+        if dues.dues or dues.requests:
+            yield dues
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +267,9 @@ class Difference:
     """The plan's value, as text (what ``apply`` writes)."""
     ref: str
     """The connector's own handle for writing it (an issue key, a milestone number)."""
+    name: str | None = None
+    """The container as the plan's selector names it (``WEB-1``, ``v2 launch``), where
+    one names it: how the sync keys its due dates, so a push can be told from a slip."""
 
 
 @dataclass
@@ -260,9 +291,10 @@ def due_difference(target: Target, due: date, current: date | None, *, container
     """The container's due day against the plan's: a ``due`` difference, or None."""
     if current == due:
         return None
+    names = [str(value) for value in target.criteria.values()]
     return Difference(milestone=target.milestone, container=container, field="due",
                       tracker=current.isoformat() if current else None, plan=due.isoformat(),
-                      ref=ref)
+                      ref=ref, name=names[0] if len(names) == 1 else None)
 
 
 @runtime_checkable

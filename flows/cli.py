@@ -398,6 +398,26 @@ def cmd_deployments(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _push_store(args: argparse.Namespace, console: Console):  # type: ignore[no-untyped-def]
+    """The plan's store, where ``push --apply`` records the due dates it writes (so they
+    are the plan's change, not a tracker's slip); None, said, if it cannot be used: the
+    writes the user asked for still go to the trackers."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from stratmap.models.store import Store, StoreRefused, database_url, redact_url, writable
+
+    url = database_url(getattr(args, "db", None), plan_path=Path(args.plan))
+    try:
+        if writable(url):
+            return Store(url)
+    except (SQLAlchemyError, StoreRefused, OSError, ModuleNotFoundError):
+        pass
+    console.print(f"[yellow]the store {shown(redact_url(url))} cannot be written:[/] what is "
+                  "pushed is not recorded there, so the next run takes a Jira epic's new "
+                  "date for a change of the tracker", highlight=False)
+    return None
+
+
 def cmd_push(args: argparse.Namespace, console: Console) -> int:
     from stratmap.connectors.base import SourceError
     from stratmap.flows.push import CONTAINER_NAMES, push_plan
@@ -411,16 +431,21 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
                       f"{', '.join(plan.sources)})", highlight=False)
         return EXIT_INVALID
     written: list[str] = []
+    store = _push_store(args, console) if args.apply else None
     try:
         results = push_plan(plan, plan_dir=Path(args.plan).parent, apply=args.apply,
                             sources=args.source or None,
-                            on_apply=lambda source, d: written.append(source))
+                            on_apply=lambda source, d: written.append(source), store=store)
     except SourceError as error:
+        if store is not None:
+            store.close()
         console.print(f"[red]push failed:[/] {shown(error)}", highlight=False)
         if written:
             console.print(f"{len(written)} change(s) were written before the error; run "
                           "`stratmap push` again to see what is left", highlight=False)
         return EXIT_SOURCE
+    if store is not None:
+        store.close()
     table = Table(title="The trackers against the plan", title_justify="left")
     for column in ("Source", "Container", "Field", "Tracker", "Plan", "Milestone"):
         table.add_column(column, overflow="fold")

@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from stratmap.connectors.base import SourceError
 from stratmap.connectors.measures import read_csv, read_prometheus, read_sql
 from stratmap.flows.secrets import resolve_secret
+from stratmap.judgement.slips import containers
 from stratmap.models.plan import Measure, Plan
 from stratmap.models.records import Evidence, MeasureValue
 from stratmap.models.store import (
@@ -24,6 +25,7 @@ from stratmap.models.store import (
     load_declarations,
     load_due_changes,
     load_measure_values,
+    load_tracker_dues,
     measure_watermark,
     save_measure_values,
 )
@@ -101,6 +103,8 @@ def plan_evidence(store: Store, plan: Plan) -> Evidence:
     in its trackers."""
     evidence = store.evidence(plan.sources)
     update: dict[str, object] = {"due_changes": load_due_changes(store, plan.name),
+                                 "tracker_dues": load_tracker_dues(
+                                     store, plan.sources, containers=containers(plan)),
                                  "declarations": load_declarations(store, plan.sources)}
     if plan.measure_ids():
         update["measures"] = load_measure_values(store, plan.name)

@@ -25,6 +25,8 @@ from pathlib import Path
 from stratmap.connectors.base import Difference, PushCheck, Pusher, Target
 from stratmap.flows.pipeline import connector_for
 from stratmap.models.plan import Plan
+from stratmap.models.records import TrackerDue, utcnow
+from stratmap.models.store import Store, record_push
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +105,24 @@ def targets_for(plan: Plan, source: str) -> tuple[list[Target], list[str]]:
     return targets, conflicts
 
 
+def pushed(store: Store, source: str, difference: Difference, at: datetime) -> None:
+    """Record that a due date was written to a container (from just before the write)."""
+    if difference.field != "due" or difference.name is None:
+        return
+    record_push(store, TrackerDue(source=source, container=difference.name, at=at,
+                                  origin="push", from_due=difference.tracker,
+                                  to_due=difference.plan))
+
+
 def push_plan(plan: Plan, *, plan_dir: Path, apply: bool = False,
               sources: Iterable[str] | None = None,
-              on_apply: Callable[[str, Difference], None] | None = None) -> list[PushResult]:
+              on_apply: Callable[[str, Difference], None] | None = None,
+              store: Store | None = None) -> list[PushResult]:
     """Compare every source's containers with the plan; with ``apply``, write the differences.
+
+    Each due date written is recorded in ``store`` (the plan's), so the sync that then
+    reads it from the tracker knows it for the plan's own change, not a slip there
+    (:mod:`stratmap.judgement.slips`).
 
     Raises the connector's :class:`connectors.base.SourceError` on a tracker error; what was
     applied before it stays applied (each write is one field of one container).
@@ -131,7 +147,10 @@ def push_plan(plan: Plan, *, plan_dir: Path, apply: bool = False,
             result.check = connector.check(targets)
             if apply:
                 for difference in result.check.differences:
+                    at = utcnow()
                     connector.apply(difference)
+                    if store is not None:
+                        pushed(store, name, difference, at)
                     result.applied.append(difference)
                     log.info("source '%s': %s %s %s -> %s (plan: %s)", name,
                              difference.container, difference.field,

@@ -334,7 +334,13 @@ def push_plan_flow(plan_path: str, apply: bool = False,
 
     logger = get_run_logger()
     plan = load_plan(Path(plan_path))
-    results = push_plan(plan, plan_dir=Path(plan_path).parent, apply=apply, sources=sources)
+    store = Store(database_url(store_url(None), plan_path=plan_path)) if apply else None
+    try:
+        results = push_plan(plan, plan_dir=Path(plan_path).parent, apply=apply,
+                            sources=sources, store=store)
+    finally:
+        if store is not None:
+            store.close()
     rows = [{"source": r.source, "container": d.container, "field": d.field,
              "tracker": d.tracker or "", "plan": d.plan, "milestone": d.milestone,
              "written": d in r.applied}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from stratmap.judgement.slips import tracker_due_changes
 from stratmap.models.plan import Plan, Selector
 from stratmap.models.records import (
     AssigneeChange,
@@ -200,7 +201,9 @@ class EvidenceIndex:
                 activity[(source, author)] = at
 
         self.due_changes: list[DueChange] = sorted(
-            (c for c in evidence.due_changes if c.plan == plan.name and c.at <= as_of),
+            (c for c in (*evidence.due_changes,
+                         *tracker_due_changes(plan, evidence.tracker_dues))
+             if c.plan == plan.name and c.at <= as_of),
             key=lambda c: (c.milestone, c.at, c.where))
         """The plan's slip log up to ``as_of``, by milestone, oldest first."""
         self.declarations: dict[ItemId, list[Declaration]] = defaultdict(list)

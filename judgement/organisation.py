@@ -348,7 +348,7 @@ class Organisation:
                 continue
             before, after = self._due(change.from_due), self._due(change.to_due)
             days = (round((after - before).total_seconds() / 86400, 2)
-                    if before is not None and after is not None else None)
+                    if before is not None and after is not None and change.counted else None)
             log.append(DueDateChange(milestone=change.milestone, at=change.at,
                                      where=change.where, from_due=change.from_due,
                                      to_due=change.to_due, slip_days=days))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -181,6 +181,8 @@ class Page(_Record):
     accounts: tuple[Account, ...] = ()
     raw: tuple[RawPayload, ...] = ()
     assignments: tuple[AssigneeChange, ...] = ()
+    dues: tuple[TrackerDue, ...] = ()
+    """Containers' due dates: changes from history, or the dates seen."""
     declarations: tuple[Declaration, ...] = ()
     cursor: datetime | None = None
     requests: int = 0
@@ -195,13 +197,39 @@ class MeasureValue(_Record):
     value: float
 class DueChange(_Record):
     """A change of a milestone's due date: when it was seen, from what, to what, and where
-    (``plan`` for the plan file; a tracker source otherwise). ``from_due`` None is the first
+    (``plan`` for the plan file; ``source:container`` for a tracker's epic or milestone,
+    ``push:source:container`` for ``stratmap push`` writing the plan's date there). ``from_due`` None is the first
     due date recorded, where the log starts. Dates are ISO text, as the plan writes them."""
 
     plan: str
     milestone: str
     at: datetime
     where: str
+    from_due: str | None = None
+    to_due: str | None = None
+    counted: bool = True
+    """False for ``stratmap push`` writing the plan's date to a tracker: logged, but the
+    plan's change it carries is counted where the plan changed, not again."""
+
+    _utc = field_validator("at")(ensure_utc)
+
+
+class TrackerDue(_Record):
+    """A tracker container's due date (a Jira epic's ``duedate``, a GitHub or GitLab
+    milestone's due date), keyed by ``(source, container)``: the item key for Jira, the
+    milestone's title for GitHub and GitLab. Dates are ISO days.
+
+    ``origin`` says how it is known: ``history`` is a change the tracker's own history
+    gives (Jira's changelog: ``at`` when it was made, ``from_due`` and ``to_due``); ``seen``
+    is the due date a sync saw (GitHub and GitLab keep no history: the store records a
+    change when it differs from the last one it knows, ``from_due`` is filled there);
+    ``push`` is ``stratmap push`` writing the plan's due date there.
+    """
+
+    source: str
+    container: str
+    at: datetime
+    origin: Literal["history", "seen", "push"] = "history"
     from_due: str | None = None
     to_due: str | None = None
 
@@ -253,6 +281,9 @@ class Evidence(_Record):
     """The plan's measure values, by measure then time (empty for a plan without any)."""
     due_changes: tuple[DueChange, ...] = ()
     """The plan's slip log (read with the plan's name, not per source)."""
+    tracker_dues: tuple[TrackerDue, ...] = ()
+    """The due-date changes of the sources' containers (epics, milestones), by container
+    then time: the engine maps them onto the milestones that name those containers."""
     declarations: tuple[Declaration, ...] = ()
     """Statuses declared in the plan's trackers (Jira fields, Linear project updates)."""
 

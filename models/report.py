@@ -199,13 +199,17 @@ class DueDateChange(_Out):
 
     milestone: str = Field(description="goal.milestone")
     at: Moment = Field(description="when the change was seen (the run that read it)")
-    where: str = Field(description="plan (the plan file) or the tracker source it came from")
+    where: str = Field(description="plan (the plan file); source:container for a tracker's "
+                                   "epic or milestone (jira:WEB-1, site:v2 launch); "
+                                   "push:source:container for stratmap push writing the "
+                                   "plan's date there")
     from_due: str | None = Field(description="the due date before (null: where the log "
                                              "starts)")
     to_due: str | None = Field(description="the due date after (null: the date was removed)")
     slip_days: float | None = Field(
         description="how many days later the new date is (negative: earlier); null where a "
-                    "date is missing")
+                    "date is missing, and for a push (the plan's change it carries counts "
+                    "where the plan changed)")
 
 
 class UnmappedWeek(_Out):

@@ -58,6 +58,7 @@ from stratmap.models.records import (
     RawPayload,
     StatusCategory,
     StatusChange,
+    TrackerDue,
     WorkItem,
     stored,
     utcnow,
@@ -78,6 +79,7 @@ from stratmap.models.tables import (
     SnapshotRow,
     SourceState,
     StatusChangeRow,
+    TrackerDueRow,
 )
 
 log = logging.getLogger(__name__)
@@ -622,6 +624,8 @@ class Store:
         upsert(connection, AccountRow.__table__, [a.model_dump() for a in page.accounts],
                 ["source", "account_id"])
         upsert(connection, RawPayloadRow.__table__, raws, ["source", "key"])
+        if page.dues:
+            write_tracker_dues(connection, page.dues)
         if page.declarations:
             upsert(connection, DeclarationRow.__table__,
                    [d.model_dump() for d in page.declarations],
@@ -946,6 +950,64 @@ def record_plan_dues(store: Store, plan: str, dues: dict[str, str | None],
              "from_due": c.from_due, "to_due": c.to_due} for c in found
         ], ["plan", "milestone", "at", "where"])
     return found
+
+
+def write_tracker_dues(connection: Connection, dues: Sequence[TrackerDue]) -> list[TrackerDue]:
+    """Record containers' due dates; return the rows written.
+
+    A change from history or a push is a row as it is (a double sync upserts the same
+    row). A due date ``seen`` is a row only when it differs from the last row of its
+    container (of any origin, so the date a push wrote is no change when a sync then sees
+    it), with that row's ``to_due`` as its ``from_due``; a container seen for the first time
+    starts its log (``from_due`` None), unless it has no due date.
+    """
+    seen = [d for d in dues if d.origin == "seen"]
+    found = [d for d in dues if d.origin != "seen"]
+    if seen:
+        last: dict[tuple[str, str], str | None] = {}
+        for source in sorted({d.source for d in seen}):
+            for row in connection.execute(
+                    select(TrackerDueRow.container, TrackerDueRow.to_due)
+                    .where(TrackerDueRow.source == source)
+                    .order_by(TrackerDueRow.at, TrackerDueRow.origin)):
+                last[(source, row.container)] = row.to_due
+        for due in seen:
+            key = (due.source, due.container)
+            if (key in last and last[key] != due.to_due) or (key not in last and due.to_due):
+                found.append(due.model_copy(update={"from_due": last.get(key)}))
+                last[key] = due.to_due
+    upsert(connection, TrackerDueRow.__table__, [d.model_dump() for d in found],
+           ["source", "container", "at", "origin"])
+    return found
+
+
+def record_push(store: Store, due: TrackerDue) -> None:
+    """Record that ``stratmap push`` wrote the plan's due date to a container."""
+    with store.transaction() as connection:
+        write_tracker_dues(connection, [due.model_copy(update={"origin": "push"})])
+
+
+def load_tracker_dues(store: Store, sources: Iterable[str], *,
+                      containers: Iterable[tuple[str, str]] | None = None,
+                      ) -> tuple[TrackerDue, ...]:
+    """The due-date changes of the sources' containers, by source, container and time;
+    with ``containers`` (``(source, container)`` pairs), only theirs (a Jira sync records
+    every issue's due-date changes, a plan names a few epics)."""
+    names = sorted(set(sources))
+    wanted = None if containers is None else {c for c in containers if c[0] in names}
+    if not names or wanted == set():
+        return ()
+    query = select(TrackerDueRow).where(TrackerDueRow.source.in_(names))
+    if wanted is not None and len(wanted) <= 500:
+        query = query.where(TrackerDueRow.container.in_(sorted({c for _, c in wanted})))
+    with store.engine.connect() as connection:
+        rows = connection.execute(query.order_by(
+            TrackerDueRow.source, TrackerDueRow.container, TrackerDueRow.at,
+            TrackerDueRow.origin))
+        return tuple(TrackerDue(source=r.source, container=r.container, at=r.at,
+                                origin=r.origin, from_due=r.from_due, to_due=r.to_due)
+                     for r in rows
+                     if wanted is None or (r.source, r.container) in wanted)
 
 
 def save_snapshots(store: Store, snapshots: Sequence[Snapshot]) -> int:

@@ -268,6 +268,25 @@ class DueChangeRow(Base):
     to_due: Mapped[str | None] = mapped_column(String(40))
 
 
+class TrackerDueRow(Base):
+    """A change of a tracker container's due date (``models.records.TrackerDue``).
+
+    One row per ``(source, container, at, origin)``: a change from the tracker's history
+    (a Jira changelog entry), a change a sync saw by content (a GitHub or GitLab milestone
+    whose due date differs from the last row's ``to_due``), or a ``stratmap push`` that wrote
+    the plan's due date. ``container`` is the Jira issue key or the milestone's title.
+    """
+
+    __tablename__ = "tracker_due_changes"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    container: Mapped[str] = mapped_column(String(300), primary_key=True)
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    origin: Mapped[str] = mapped_column(String(20), primary_key=True)
+    from_due: Mapped[str | None] = mapped_column(String(40))
+    to_due: Mapped[str | None] = mapped_column(String(40))
+
+
 class DeclarationRow(Base):
     """A status declared in a tracker (``models.records.Declaration``): a Jira epic's status
     or health field as its changelog set it, a Linear project update's health.

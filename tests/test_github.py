@@ -209,7 +209,9 @@ def test_requests_are_counted_per_page(github: FakeGithub) -> None:
     github.seed(make_items(3))
     github.fail_next(502)
     (page,) = fetch(github)
-    assert page.requests == 1 + 1 + 3  # the failed try, the list, three timelines
+    # the failed try, the list, three timelines, the milestones' due dates (once per sync;
+    # no issue is blocked, so no dependencies are asked for)
+    assert page.requests == 1 + 1 + 3 + 1
     assert page.cursor == max(i.updated for i in page.items)
 
 

@@ -156,7 +156,7 @@ def test_an_issue_maps_epic_milestone_people_and_dates(gitlab: FakeGitlab) -> No
     (raw,) = page.raw
     assert raw.endpoint.startswith(f"{HOST}{LIST_PATH}?")
     assert set(raw.payload) == {"issue", "resource_state_events", "resource_label_events",
-                                "notes"}
+                                "notes", "links"}
 
 
 def test_history_replays_state_and_label_events_and_skips_system_notes(
@@ -200,7 +200,8 @@ def test_no_notes_request_without_user_notes_and_no_label_events_without_labels(
         connector.close()
     assert fake.calls("notes") == [] and fake.calls("resource_label_events") == []
     assert len(fake.calls("resource_state_events")) == 1
-    assert page.requests == 2
+    # the list, the state events, the links (an open issue), the milestones (once a sync)
+    assert page.requests == 4
 
 
 def test_an_epic_iid_alone_still_gives_the_parent(gitlab: FakeGitlab) -> None:

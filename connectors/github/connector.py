@@ -9,6 +9,24 @@ Endpoints (REST, ``X-GitHub-Api-Version: 2022-11-28``)::
                                           state changes and comments of one issue, in one
                                           list (``closed``/``reopened``/``labeled``/
                                           ``unlabeled``/``commented``)
+    GET /repos/{owner}/{repo}/issues/{number}/dependencies/blocked_by?per_page=100
+                                          the open issues blocking one, asked only when
+                                          the listing's ``issue_dependencies_summary``
+                                          counts any (``blocked_by``: open blockers), so an
+                                          unblocked issue costs no request
+    GET /repos/{owner}/{repo}/milestones?state=all&per_page=100
+                                          once per sync: every milestone's ``due_on``
+
+Blocked-by: the keys of an issue's open blockers go to ``fields["blocked_by"]`` (the
+``blocked_by_other_team`` rule reads it); a blocker in another repository keeps its
+``owner/repo#N``. Dependencies came to the REST API in 2025 (``issue_dependencies_summary``
+in every issue answer): reading the summary costs nothing, and the list is asked only for
+the few issues it names as blocked, where one request per issue for every issue would
+double a sync's requests.
+
+Due dates: GitHub keeps no history of a milestone's ``due_on``, so each sync lists the
+milestones once and hands their due days to the store as seen (``origin = seen``); the
+store records a change where one differs from the last it knows (the slip log).
 
 The issue list is read by :func:`connectors.http.sweep_updated` (``since`` moves to each
 page's highest ``updated_at``; ``Link: rel="next"`` only inside one second), so an issue
@@ -50,6 +68,7 @@ from typing import Any, ClassVar
 import httpx
 
 from stratmap.connectors.base import (
+    BLOCKED_BY,
     Difference,
     FatalSourceError,
     PushCheck,
@@ -60,6 +79,7 @@ from stratmap.connectors.base import (
     Target,
     Window,
     parse_retry_after,
+    with_dues,
 )
 from stratmap.connectors.http import (
     Classify,
@@ -84,6 +104,7 @@ from stratmap.models.records import (
     RawPayload,
     StatusCategory,
     StatusChange,
+    TrackerDue,
     WorkItem,
 )
 
@@ -233,12 +254,17 @@ class GithubConnector:
     # -- the Connector protocol ----------------------------------------------------------
 
     def fetch(self, window: Window) -> Iterator[Page]:
+        return with_dues(self._pages(window), lambda: self._milestone_dues(window.until))
+
+    def _pages(self, window: Window) -> Iterator[Page]:
         for listing in self._issues(window.since):
             issues = [row for row in listing.rows if "pull_request" not in row]
             count = RequestCount(listing.requests)
             timelines = fan_out(functools.partial(self._timeline, count=count), issues,
                                 workers=self.concurrency)
-            yield self._page(issues, timelines, listing, count.value)
+            blockers = fan_out(functools.partial(self._blockers, count=count), issues,
+                               workers=self.concurrency)
+            yield self._page(issues, timelines, listing, count.value, blockers)
 
     def resolve(self, selector: dict[str, object]) -> frozenset[str] | None:
         return None  # milestone and labels are matched on the stored items
@@ -292,13 +318,47 @@ class GithubConnector:
             what=f"reading the timeline of {self.repo}#{number}",
         )
 
+    def _blockers(self, issue: Row, count: RequestCount) -> list[Row]:
+        """The open issues this one is blocked by: asked only of an issue whose
+        ``issue_dependencies_summary`` counts open blockers (the listing carries it)."""
+        summary = issue.get("issue_dependencies_summary")
+        if not isinstance(summary, dict) or not int(summary.get("blocked_by") or 0):
+            return []
+        number = issue["number"]
+        return self.api.collect(
+            f"{self.base}/issues/{number}/dependencies/blocked_by", params={"per_page": 100},
+            count=count, what=f"reading what blocks {self.repo}#{number}")
+
+    def _milestone_dues(self, until: datetime) -> Page:
+        """Every milestone's due day, as seen now: GitHub keeps no history of it, so the
+        store records a change when one differs from the last it knows."""
+        count = RequestCount()
+        rows = self.api.collect(
+            f"{self.base}/milestones", params={"state": "all", "per_page": 100}, count=count,
+            what=f"listing the milestones of {self.repo}")
+        dues = {str(row["title"]): due_day(row.get("due_on")) for row in rows
+                if row.get("title")}
+        return Page(source=self.name, requests=count.value, dues=tuple(
+            TrackerDue(source=self.name, container=title, at=until, origin="seen",
+                       to_due=day.isoformat() if day else None)
+            for title, day in sorted(dues.items())))
+
+    def blocker_key(self, blocker: Row) -> str:
+        """A blocking issue's key: ``site#12`` in this repository, ``owner/repo#12`` in
+        another (an item this source does not hold)."""
+        repository = str(blocker.get("repository_url") or "")
+        number = blocker.get("number")
+        if not repository or repository.rstrip("/").endswith(f"/repos/{self.repo}"):
+            return f"{self.name}#{number}"
+        return f"{repository.rstrip('/').split('/repos/')[-1]}#{number}"
+
     # -- normalizing ---------------------------------------------------------------------
 
     def key(self, issue: Row) -> str:
         return f"{self.name}#{issue['number']}"
 
     def _page(self, issues: list[Row], timelines: list[list[Row]], listing: Listing,
-              requests: int) -> Page:
+              requests: int, blockers: list[list[Row]] | None = None) -> Page:
         fetched_at = datetime.fromtimestamp(self.clock(), UTC)
         items: list[WorkItem] = []
         changes: list[StatusChange] = []
@@ -306,8 +366,13 @@ class GithubConnector:
         assignments: list[AssigneeChange] = []
         logins: set[str] = set()
         raw: list[RawPayload] = []
-        for issue, timeline in zip(issues, timelines, strict=True):
+        blocking = blockers or [[] for _ in issues]
+        for issue, timeline, blocked_by in zip(issues, timelines, blocking, strict=True):
             item = self.item(issue)
+            if blocked_by:
+                keys = sorted({self.blocker_key(b) for b in blocked_by})
+                item = item.model_copy(update={
+                    "fields": {**item.fields, BLOCKED_BY: ",".join(keys)}})
             history, notes, actors = self.history(item.key, timeline)
             assignments.extend(self.assignments(item.key, timeline))
             if (history[-1].to_category if history else StatusCategory.TODO) != \
@@ -323,7 +388,9 @@ class GithubConnector:
             logins.update(filter(None, (_login(a) for a in issue.get("assignees") or [])))
             raw.append(RawPayload(source=self.name, key=item.key, endpoint=listing.endpoint,
                                   fetched_at=fetched_at,
-                                  payload={"issue": issue, "timeline": timeline}))
+                                  payload={"issue": issue, "timeline": timeline,
+                                           **({"blocked_by": blocked_by} if blocked_by
+                                              else {})}))
         return Page(
             source=self.name, items=tuple(items), changes=tuple(changes),
             comments=tuple(comments),

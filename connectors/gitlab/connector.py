@@ -6,6 +6,9 @@ Endpoints (REST v4, ``PRIVATE-TOKEN`` header when a token is set)::
         &sort=asc&per_page=100&updated_after=<ISO>&pagination=keyset
     GET .../issues/{iid}/resource_state_events      closed / reopened
     GET .../issues/{iid}/resource_label_events      only with ``in_progress_labels``
+    GET .../issues/{iid}/links                      linked issues: ``link_type``
+                                                    ``is_blocked_by`` names a blocker
+    GET .../milestones?include_ancestors=true       once per sync: the due dates
     GET .../issues/{iid}/notes?sort=asc&order_by=created_at
                                                     comments, and the assignee history
                                                     from ``system`` notes; not asked for
@@ -32,6 +35,14 @@ now is not asked for its notes unless it has comments, so its earlier assignees 
 known. A closed issue without any state event (GitLab recorded none before 2020) gets its
 close from ``closed_at`` (by ``closed_by``), flagged, so its milestone has a last movement.
 
+Blocked-by: the listing says nothing of links, so each open issue read costs one request
+for its links (a closed one's blockers judge nothing, and are not asked for) (a link adds a system note to both issues, which updates them, so a new link is
+read with the window); the keys of its ``is_blocked_by`` links go to
+``fields["blocked_by"]``, which the ``blocked_by_other_team`` rule reads. Due dates: GitLab
+keeps no history of a milestone's ``due_date``; each sync lists the milestones once and
+hands their dates to the store as seen, which records a change where one differs from the
+last it knows (the slip log).
+
 ``stratmap push`` (a ``{milestone: TITLE}`` selector's due date): :mod:`connectors.gitlab.push`.
 
 Rate limits: 429 waits for ``Retry-After``, else until ``RateLimit-Reset`` (epoch seconds).
@@ -53,6 +64,7 @@ from urllib.parse import quote
 import httpx
 
 from stratmap.connectors.base import (
+    BLOCKED_BY,
     Difference,
     FatalSourceError,
     PushCheck,
@@ -63,6 +75,7 @@ from stratmap.connectors.base import (
     Target,
     Window,
     parse_retry_after,
+    with_dues,
 )
 from stratmap.connectors.http import (
     Classify,
@@ -86,6 +99,7 @@ from stratmap.models.records import (
     RawPayload,
     StatusCategory,
     StatusChange,
+    TrackerDue,
     WorkItem,
 )
 
@@ -124,6 +138,14 @@ def classify(source: str) -> Classify:
         )
 
     return read
+
+
+def _iso_day(value: object) -> str | None:
+    """A milestone's ``due_date`` (``YYYY-MM-DD``) as an ISO day; None if unset or not one."""
+    try:
+        return date.fromisoformat(str(value)[:10]).isoformat() if value else None
+    except ValueError:
+        return None
 
 
 def _username(user: Any) -> str | None:
@@ -177,6 +199,9 @@ class GitlabConnector:
     # -- the Connector protocol ----------------------------------------------------------
 
     def fetch(self, window: Window) -> Iterator[Page]:
+        return with_dues(self._pages(window), lambda: self._milestone_dues(window.until))
+
+    def _pages(self, window: Window) -> Iterator[Page]:
         for listing in self._issues(window.since):
             count = RequestCount(listing.requests)
             details = fan_out(functools.partial(self._details, count=count), listing.rows,
@@ -260,12 +285,47 @@ class GitlabConnector:
             details["resource_label_events"] = self.api.collect(
                 f"{url}/resource_label_events", params={"per_page": 100}, count=count,
                 what=f"reading the label events of {ref}")
+        if issue.get("state") != "closed":  # a closed issue's blockers judge nothing
+            details["links"] = self.api.collect(
+                f"{url}/links", params={"per_page": 100}, count=count,
+                what=f"reading the linked issues of {ref}")
         if issue.get("user_notes_count", 1) or issue.get("assignees") or issue.get("assignee"):
             details["notes"] = self.api.collect(
                 f"{url}/notes", params={"sort": "asc", "order_by": "created_at",
                                         "per_page": 100},
                 count=count, what=f"reading the notes of {ref}")
         return details
+
+    def _milestone_dues(self, until: datetime) -> Page:
+        """Every milestone's ``due_date`` (the project's and its groups'), as seen now:
+        GitLab keeps no history of it, so the store records a change when one differs
+        from the last it knows. A project milestone wins over a group one of its title, as
+        for ``stratmap push``."""
+        count = RequestCount()
+        rows = self.api.collect(
+            f"{self.base}/milestones", params={"include_ancestors": "true", "per_page": 100},
+            count=count, what=f"listing the milestones of {self.project}")
+        dues: dict[str, str | None] = {}
+        for row in sorted(rows, key=lambda r: r.get("project_id") is None):
+            if row.get("title"):
+                dues.setdefault(str(row["title"]), _iso_day(row.get("due_date")))
+        return Page(source=self.name, requests=count.value, dues=tuple(
+            TrackerDue(source=self.name, container=title, at=until, origin="seen", to_due=due)
+            for title, due in sorted(dues.items())))
+
+    def blockers(self, issue: Row, links: list[Row]) -> list[str]:
+        """The keys of the issues this one is blocked by: its links of ``link_type``
+        ``is_blocked_by`` (the type is the listed issue's relation as seen from this one);
+        an issue of another project keeps its ``path#iid`` (an item this source lacks)."""
+        keys = set()
+        for link in links:
+            if link.get("link_type") != "is_blocked_by" or link.get("iid") is None:
+                continue
+            same = link.get("project_id") in (None, issue.get("project_id"))
+            keys.add(f"{self.name}#{link['iid']}" if same else str(
+                (link.get("references") or {}).get("full") or
+                f"{link.get('project_id')}#{link['iid']}"))
+        return sorted(keys)
 
     # -- normalizing ---------------------------------------------------------------------
 
@@ -283,6 +343,10 @@ class GitlabConnector:
         raw: list[RawPayload] = []
         for issue, detail in zip(issues, details, strict=True):
             item = self.item(issue)
+            blocked_by = self.blockers(issue, detail.get("links") or [])
+            if blocked_by:
+                item = item.model_copy(update={
+                    "fields": {**item.fields, BLOCKED_BY: ",".join(blocked_by)}})
             detail = self.closed_without_events(issue, detail)
             if detail.get("synthesized"):
                 item = item.model_copy(update={"flags": (

@@ -18,6 +18,7 @@ from stratmap.models.records import (
     Comment,
     StatusCategory,
     StatusChange,
+    TrackerDue,
     WorkItem,
 )
 
@@ -321,6 +322,29 @@ def _links(links: object) -> dict[str, str]:
     return {BLOCKED_BY: ",".join(sorted(set(keys)))} if keys else {}
 
 
+def _due_day(value: object, text: object) -> str | None:
+    """A ``duedate`` changelog side as an ISO day: ``from``/``to`` hold ``2027-01-15``,
+    ``fromString``/``toString`` ``2027-01-15 00:00:00.0`` (Cloud and Data Center alike)."""
+    for candidate in (value, text):
+        if isinstance(candidate, str) and len(candidate) >= 10:
+            try:
+                return date.fromisoformat(candidate[:10]).isoformat()
+            except ValueError:
+                continue
+    return None
+
+
+def _due_changes(source: str, key: str, at: datetime,
+                 entries: Iterable[Mapping[str, Any]]) -> list[TrackerDue]:
+    """The ``duedate`` items of one changelog history, as changes of the issue's due date
+    (the field is ``duedate`` on both deployments; Cloud adds ``fieldId``)."""
+    return [TrackerDue(source=source, container=key, at=at, origin="history",
+                       from_due=_due_day(entry.get("from"), entry.get("fromString")),
+                       to_due=_due_day(entry.get("to"), entry.get("toString")))
+            for entry in entries
+            if entry.get("field") == "duedate" or entry.get("fieldId") == "duedate"]
+
+
 def normalize_issue(
     source: str,
     issue: Mapping[str, Any],
@@ -362,6 +386,7 @@ def normalize_issue(
     histories, comments = list(histories), list(comments)  # each is read twice below
     changes: list[StatusChange] = []
     assignments: list[AssigneeChange] = []
+    dues: list[TrackerDue] = []
     # Data Center changelogs name users by their key (JIRAUSER10100); accounts are
     # usernames: map the keys of every user this issue shows (and ``user_names``, the
     # connector's lookups of the others).
@@ -393,6 +418,7 @@ def normalize_issue(
         status_items = [i for i in entries if i.get("field") == "status"]
         assignee_items = [i for i in entries
                           if i.get("field") == "assignee" or i.get("fieldId") == "assignee"]
+        dues.extend(_due_changes(source, key, changed_at, entries))
         if not status_items and not assignee_items:
             continue
         author = remember(history.get("author"))
@@ -475,4 +501,4 @@ def normalize_issue(
         flags=tuple(dict.fromkeys(found)),
     )
     return IssueRecords(item, tuple(changes), tuple(notes), tuple(accounts.values()),
-                        tuple(assignments))
+                        tuple(assignments), tuple(dues))

@@ -9,7 +9,13 @@ Payload shapes follow GitHub's own recordings and OpenAPI examples: issues as in
 ``id``), milestones as its ``milestone`` example (``due_on``), errors as GitHub sends them
 (``{"message", "documentation_url"}``; ``x-ratelimit-*`` headers on every answer).
 
-Milestones (``stratmap push``): ``GET .../milestones`` lists them (``state=open`` by
+Issue dependencies (GitHub's REST reference, "REST API endpoints for issue dependencies",
+and the issue schema of its OpenAPI description): every issue answer carries
+``issue_dependencies_summary`` (``blocked_by``/``blocking``: open issues, ``total_blocked_by``/
+``total_blocking``: all); ``GET .../issues/{number}/dependencies/blocked_by`` lists the
+blocking issues as issue objects (paged like issues). :meth:`FakeGithub.block` adds one.
+
+Milestones (``stratmap push``, and each sync's due dates): ``GET .../milestones`` lists them (``state=open`` by
 default, ``sort=due_on``, paged like issues); ``PATCH .../milestones/{number}`` edits one
 and answers the milestone. GitHub keeps only the due *day*: ``due_on`` is floored to
 midnight US Pacific time and answered as that instant in UTC (``T07:00:00Z``, or
@@ -124,6 +130,8 @@ def issue(number: int, *, title: str, created: datetime, updated: datetime, stat
         "reactions": {"url": f"{url}/reactions", "total_count": 0, "+1": 0, "-1": 0},
         "timeline_url": f"{url}/timeline", "performed_via_github_app": None,
         "state_reason": state_reason,
+        "issue_dependencies_summary": {"blocked_by": 0, "blocking": 0, "total_blocked_by": 0,
+                                       "total_blocking": 0},
     }
     if pull_request:
         payload["html_url"] = f"https://github.com/{REPO}/pull/{number}"
@@ -184,6 +192,8 @@ class FakeGithub:
         self.issues: dict[int, dict[str, Any]] = {}
         self.timelines: dict[int, list[dict[str, Any]]] = {}
         self.milestones: dict[int, dict[str, Any]] = {}
+        self.blockers: dict[int, list[int]] = {}
+        """Issue number -> the numbers of the issues it is blocked by (see :meth:`block`)."""
         self.editable = True
         """False: every edit is refused with 403 (a token without write access)."""
         self.faults: deque[tuple[int, dict[str, str], Any]] = deque()
@@ -395,6 +405,9 @@ class FakeGithub:
                     return self._list(request)
                 if len(rest) == 3 and rest[0] == "issues" and rest[2] == "timeline":
                     return self._timeline(request, int(rest[1]))
+                if len(rest) == 4 and rest[0] == "issues" and rest[2:] == [
+                        "dependencies", "blocked_by"] and request.method == "GET":
+                    return self._blocked_by(request, int(rest[1]))
                 if rest == ["milestones"] and request.method == "GET":
                     return self._milestones(request)
                 if len(rest) == 2 and rest[0] == "milestones" and request.method == "PATCH":
@@ -446,8 +459,38 @@ class FakeGithub:
         field = "updated_at" if params.get("sort", "created") == "updated" else "created_at"
         rows.sort(key=lambda p: (p[field], p["number"]),
                   reverse=params.get("direction", "desc") == "desc")
-        return self._paged(request, [json.loads(json.dumps(p)) for p in rows],
-                           f"/repositories/{REPO_ID}/issues")
+        answer = [json.loads(json.dumps(p)) for p in rows]
+        for payload in answer:
+            if "issue_dependencies_summary" in payload:
+                payload["issue_dependencies_summary"] = self._summary(payload["number"])
+        return self._paged(request, answer, f"/repositories/{REPO_ID}/issues")
+
+    def block(self, key: str, *, by: str, at: datetime) -> None:
+        """Mark ``key`` as blocked by ``by`` (GitHub's "Mark as blocked by"): the blocked
+        issue is updated at ``at``; both summaries count it from then on."""
+        with self._lock:
+            number, blocker = self.number(key), self.number(by)
+            self.blockers.setdefault(number, []).append(blocker)
+            self.issues[number]["updated_at"] = iso(at)
+
+    def _summary(self, number: int) -> dict[str, int]:
+        """``issue_dependencies_summary`` as GitHub computes it: open and all blockers, open
+        and all issues blocked."""
+        by = [self.issues[n] for n in self.blockers.get(number, []) if n in self.issues]
+        blocks = [self.issues[n] for n, found in self.blockers.items() if number in found
+                  and n in self.issues]
+        return {"blocked_by": sum(1 for p in by if p["state"] == "open"),
+                "blocking": sum(1 for p in blocks if p["state"] == "open"),
+                "total_blocked_by": len(by), "total_blocking": len(blocks)}
+
+    def _blocked_by(self, request: httpx.Request, number: int) -> httpx.Response:
+        if number not in self.issues:
+            return self._json(404, {"message": "Not Found", "documentation_url": DOCS})
+        rows = [json.loads(json.dumps(self.issues[n])) for n in self.blockers.get(number, [])]
+        for row in rows:
+            row["issue_dependencies_summary"] = self._summary(row["number"])
+        return self._paged(request, rows,
+                           f"/repositories/{REPO_ID}/issues/{number}/dependencies/blocked_by")
 
     def add_milestone(self, number: int, title: str, *, due_on: str | None = None,
                       state: str = "open") -> dict[str, Any]:

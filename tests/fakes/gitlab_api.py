@@ -17,6 +17,11 @@ an opaque ``cursor`` (GitLab 18.3+ for issues); an instance built with
 (``x-next-page``, ``x-page``, ``x-total``, ``Link``). Defaults follow the docs:
 ``order_by=created_at``, ``sort=desc``, ``per_page=20`` (at most 100).
 
+Issue links (``doc/api/issue_links.md``): ``GET /projects/:id/issues/:iid/links`` answers
+the linked issues, each an issue object plus ``issue_link_id``, ``link_type``
+(``relates_to``, ``blocks``, ``is_blocked_by``: the relation as seen from the asked issue)
+and ``link_created_at``/``link_updated_at``; :meth:`FakeGitlab.block` links two.
+
 Milestones (``doc/api/milestones.md``, ``group_milestones.md``): ``GET
 /projects/:id/milestones`` lists the project's milestones of every state, with its group's
 when ``include_ancestors=true`` (a group milestone has ``group_id``, no ``project_id``),
@@ -161,6 +166,8 @@ class FakeGitlab:
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.milestones: dict[int, dict[str, Any]] = {}
         """Project and group milestones by ``id``."""
+        self.links: dict[int, list[tuple[int, str, str]]] = {}
+        """Issue iid -> (linked iid, link_type as seen from this issue, created)."""
         self.editable = True
         """False: every edit is refused with 403."""
         self.faults: deque[tuple[int, dict[str, str], Any]] = deque()
@@ -332,6 +339,9 @@ class FakeGitlab:
                 return self._edit_milestone(request, int(parts[1]), "project_id")
             if parts == ["issues"]:
                 return self._list(request)
+            if (parts[:1] == ["issues"] and len(parts) == 3 and parts[2] == "links"
+                    and parts[1].isdigit() and int(parts[1]) in self.issues):
+                return self._links(int(parts[1]))
             if len(parts) == 3 and parts[0] == "issues" and parts[1].isdigit():
                 iid = int(parts[1])
                 table = {"resource_state_events": self.state_events,
@@ -343,6 +353,38 @@ class FakeGitlab:
                         rows.reverse()
                     return self._offset(request, rows, raw)
             return self._answer(404, {"message": "404 Not found"})
+
+    def block(self, key: str, *, by: str, at: datetime, by_user: str = "root") -> None:
+        """Link ``key`` as blocked by ``by`` (``POST .../links`` with ``link_type``
+        ``is_blocked_by``): both issues get a system note, which updates them, as GitLab
+        does; each lists the other, the type seen from its side."""
+        with self._lock:
+            iid, blocker = self.iid(key), self.iid(by)
+            when = iso(at)
+            self.links.setdefault(iid, []).append((blocker, "is_blocked_by", when))
+            self.links.setdefault(blocker, []).append((iid, "blocks", when))
+            for one, other, text in ((iid, blocker, "marked this issue as blocked by"),
+                                     (blocker, iid, "marked this issue as blocking")):
+                self.notes.setdefault(one, []).append(note(
+                    self._next_id(), one, by=by_user, at=at, body=f"{text} #{other}",
+                    system=True))
+                self.issues[one]["updated_at"] = when
+
+    def _links(self, iid: int) -> httpx.Response:
+        """``GET .../issues/:iid/links`` (``doc/api/issue_links.md``): the linked issues,
+        each an issue with ``issue_link_id``, ``link_type`` and ``link_created_at``/
+        ``link_updated_at``, oldest link first; not paged."""
+        rows = []
+        for n, (other, kind, when) in enumerate(self.links.get(iid, [])):
+            linked = self.issues.get(other)
+            if linked is None:
+                continue
+            row = {key: value for key, value in linked.items()
+                   if key not in ("_links", "time_stats", "task_completion_status", "epic")}
+            row.update(issue_link_id=100 + n, link_type=kind, link_created_at=when,
+                       link_updated_at=when)
+            rows.append(row)
+        return self._answer(200, rows)
 
     def add_milestone(self, mid: int, title: str, *, due: str | None = None,
                       group: bool = False, state: str = "active") -> dict[str, Any]:

@@ -26,6 +26,10 @@ with ``startAt``/``maxResults``/``total``, usernames, Bearer tokens, an Epic Lin
 Both: ``serverInfo``, ``field``, ``status``, ``issue/{key}/changelog``,
 ``issue/{key}/comment``; ``expand=changelog`` and the ``comment`` field are truncated like
 real Jira (``embedded_histories``/``embedded_comments`` entries, with the true ``total``).
+``issuelinks`` carry Jira's Blocks type (``FakeJira.block``) in the shape of Atlassian's
+search example (``search_jql_200.json``), alike on both; a ``duedate`` edit leaves the
+changelog item Jira writes (``from``/``to`` ISO days, ``fromString``/``toString``
+``2027-01-15 00:00:00.0``; Data Center's items without ``fieldId``).
 
 The JQL it understands is small but real: AND/OR/NOT, parentheses, ``=``, ``!=``, ``<``,
 ``<=``, ``>``, ``>=``, ``~``, ``IN``, ``NOT IN``, ``IS [NOT] EMPTY`` over project, key,
@@ -133,6 +137,10 @@ class FakeIssue:
     description: str = ""
     histories: list[FakeHistory] = field(default_factory=list)
     comments: list[FakeComment] = field(default_factory=list)
+    blocked_by: list[str] = field(default_factory=list)
+    """Keys of the issues this one "is blocked by" (Jira's Blocks link type): see ``block``."""
+    blocks: list[str] = field(default_factory=list)
+    """Keys of the issues this one blocks (the other side of ``blocked_by``)."""
     hidden: bool = False
     """Not yet visible to search (Cloud's eventual consistency): see ``FakeJira.hide``."""
     custom: dict[str, Any] = field(default_factory=dict)
@@ -603,6 +611,15 @@ class FakeJira(LocalServer):
                 if name == "assignee":
                     items.append(self._assignee_item(before, value))
                     continue
+                if name == "duedate":  # ISO days in from/to, "2027-01-15 00:00:00.0" shown
+                    items.append({"field": "duedate", "fieldtype": "jira", "fieldId": "duedate",
+                                  "from": before.isoformat() if before else None,
+                                  "fromString": f"{before} 00:00:00.0" if before else None,
+                                  "to": value.isoformat() if value else None,
+                                  "toString": f"{value} 00:00:00.0" if value else None})
+                    if not self.cloud:  # Data Center's items carry no fieldId
+                        items[-1].pop("fieldId")
+                    continue
                 items.append(
                     {
                         "field": name,
@@ -616,6 +633,40 @@ class FakeJira(LocalServer):
                 )
             self._history(issue, at, author, items)
             issue.updated = at
+
+    def block(self, key: str, *, by: str, at: datetime, author: str | None = None) -> None:
+        """Link ``key`` as blocked by ``by`` (Jira's Blocks type): both issues list the link
+        in ``issuelinks`` (``inwardIssue`` on the blocked one, ``outwardIssue`` on the
+        blocker), and each gets a "Link" changelog entry and is updated, as Jira does."""
+        with self._lock:
+            blocked, blocker = self.issues[key], self.issues[by]
+            blocked.blocked_by.append(by)
+            blocker.blocks.append(key)
+            for one, other, text in ((blocked, by, "This issue is blocked by"),
+                                     (blocker, key, "This issue blocks")):
+                self._history(one, at, author, [{
+                    "field": "Link", "fieldtype": "jira", "from": None, "fromString": None,
+                    "to": other, "toString": f"{text} {other}"}])
+                one.updated = at
+
+    def _links(self, issue: FakeIssue, version: str) -> list[dict[str, Any]]:
+        """``issuelinks`` as Jira renders them (the shape of Atlassian's search example):
+        the type's ``name``/``inward``/``outward``, the other issue with its status."""
+        api = self._api(version)
+        kind = {"id": "10000", "name": "Blocks", "inward": "is blocked by",
+                "outward": "blocks", "self": f"{api}/issueLinkType/10000"}
+        pairs = [("inwardIssue", k) for k in issue.blocked_by]
+        pairs += [("outwardIssue", k) for k in issue.blocks]
+        links = []
+        for n, (side, key) in enumerate(pairs):
+            other = self.issues[key]
+            links.append({"id": str(10100 + n), "self": f"{api}/issueLink/{10100 + n}",
+                          "type": dict(kind), side: {
+                              "id": other.id, "key": other.key,
+                              "self": f"{api}/issue/{other.id}",
+                              "fields": {"summary": other.summary,
+                                         "status": self.render_status(other.status, version)}}})
+        return links
 
     def _assignee_item(self, before: str | None, after: str | None) -> dict[str, Any]:
         """A changelog item for an assignee change, as Jira writes it: Cloud names users by
@@ -1017,6 +1068,7 @@ class FakeJira(LocalServer):
             if issue.description
             else None,
             "duedate": issue.duedate.isoformat() if issue.duedate else None,
+            "issuelinks": self._links(issue, version),
             "comment": {
                 "comments": [self.render_comment(issue, c, version) for c in shown],
                 "self": f"{api}/issue/{issue.id}/comment",
