@@ -82,7 +82,10 @@ def test_the_cli_moves_a_password_url_out_of_the_flow_parameters(
 
     from stratmap.flows.cli import _store_parameter
 
-    monkeypatch.delenv("STRATMAP_DB", raising=False)
+    # set, then removed: the test's end restores the environment it found, so the URL the
+    # CLI moves into it does not leak into the tests after this one
+    monkeypatch.setenv("STRATMAP_DB", "placeholder")
+    monkeypatch.delenv("STRATMAP_DB")
     assert _store_parameter("sqlite:///a.db") == "sqlite:///a.db"
     assert "STRATMAP_DB" not in os.environ
     assert _store_parameter("postgresql+psycopg://u:pw@h/d") is None
