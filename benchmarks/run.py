@@ -379,9 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--quick", action="store_true",
                         help="a small smoke run: 2,000 issues, no 100k sync")
-    parser.add_argument("--e2e-issues", default="2000,20000",
-                        help="sizes of the end-to-end runs (`stratmap run`/`report`), "
-                             "comma separated; empty: skip them")
+    parser.add_argument("--e2e-issues", default="2000,20000,100000",
+                        help="sizes of the end-to-end runs (`stratmap run`/`report`) on "
+                             "Data Center, comma separated; empty: skip them")
+    parser.add_argument("--e2e-cloud-issues", default="2000,20000",
+                        help="the same on Cloud (slower to serve: 100,000 is left out)")
     parser.add_argument("--e2e-modes", default="datacenter,cloud")
     parser.add_argument("--e2e-latency", type=float, default=50.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -390,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.issues, args.big, args.perceval_issues = 2000, 0, 200
         args.judge_items, args.judge_milestones = 10_000, 50
-        args.e2e_issues, args.e2e_modes = "2000", "datacenter"
+        args.e2e_issues, args.e2e_cloud_issues, args.e2e_modes = "2000", "", "datacenter"
     if not args.skip_peers:
         subprocess.run(["bash", str(HERE / "setup-peers.sh")], check=True)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -398,9 +400,12 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks import e2e
 
     # What a user waits for first: `stratmap run` and `stratmap report` end to end.
-    sizes = [int(n) for n in args.e2e_issues.split(",") if n.strip()]
-    e2e_rows = e2e.run_all(sizes, modes=args.e2e_modes.split(","),
-                           latency=args.e2e_latency) if sizes else []
+    e2e_rows = []
+    for mode in args.e2e_modes.split(","):
+        sizes = [int(n) for n in (args.e2e_cloud_issues if mode.strip() == "cloud"
+                                  else args.e2e_issues).split(",") if n.strip()]
+        if sizes:
+            e2e_rows += e2e.run_all(sizes, modes=[mode.strip()], latency=args.e2e_latency)
     with tempfile.TemporaryDirectory(prefix="stratmap-bench-") as folder:
         bench = Bench(args, Path(folder))
         for mode in args.modes.split(","):
