@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from stratmap.models.records import ensure_utc
+from stratmap.models.records import ensure_utc, stored
 from stratmap.models.report import ORGANISATION_KINDS, GoalReport, Report, Status
 
 PLAN = "*"
@@ -107,7 +107,11 @@ def snapshots_from(*, plan: str, as_of: datetime, status: Status, progress: floa
     pydantic's checks, for values already in shape (aware UTC moments): the sweep makes
     tens of thousands of snapshots.
     """
-    make = Snapshot if validate else Snapshot.model_construct
+    def make(**values: Any) -> Snapshot:
+        if validate:
+            return Snapshot(**values)
+        return stored(Snapshot, {name: values.get(name) for name in _SNAPSHOT_FIELDS})
+
     everything: Counter[str] = Counter()
     by_goal: dict[str | None, Counter[str]] = {}
     by_milestone: dict[str | None, Counter[str]] = {}
@@ -124,14 +128,14 @@ def snapshots_from(*, plan: str, as_of: datetime, status: Status, progress: floa
                         findings=sum(kinds.values()), finding_kinds=dict(sorted(kinds.items())),
                         origin=origin, **values))
 
-    snap(PLAN, "plan", everything, status=status, progress=progress,
+    snap(PLAN, "plan", everything, status=status, progress=progress, forecast=None,
          items_total=sum(m.items.total for m in milestones),
          items_done=sum(m.items.done for m in milestones),
          points_total=_sum_points(m.items.points_total for m in milestones),
          points_done=_sum_points(m.items.points_done for m in milestones))
     for goal in goals:
         snap(goal.id, "goal", by_goal.get(goal.id, none),
-             status=goal.status, progress=goal.progress,
+             status=goal.status, progress=goal.progress, forecast=None,
              items_total=sum(m.items.total for m in goal.milestones),
              items_done=sum(m.items.done for m in goal.milestones),
              points_total=_sum_points(m.items.points_total for m in goal.milestones),
@@ -143,6 +147,9 @@ def snapshots_from(*, plan: str, as_of: datetime, status: Status, progress: floa
                  points_done=m.items.points_done, forecast=m.forecast)
     return out
 
+
+_SNAPSHOT_FIELDS = tuple(Snapshot.model_fields)
+"""Every field of a snapshot, in order: one built without validation is given them all."""
 
 __all__ = ["MAX_BACKFILL_WEEKS", "PLAN", "Found", "Recorded", "Snapshot", "snapshots_from",
            "snapshots_of"]

@@ -44,8 +44,9 @@ def stored(cls: type[_R], values: dict[str, Any]) -> _R:
     """A record the store wrote, rebuilt without validating it again.
 
     Only for a store's own rows, which were validated on their way in and are read back
-    already in the record's types (aware UTC moments, enum members, tuples): ``values``
-    holds every field. The result equals the validated record (the same fields, the same
+    already in the record's types (aware UTC moments, enum members, tuples), and for values
+    the engine made in those types (the history's weekly reports): ``values`` holds every
+    field, in the model's order. The result equals the validated record (the same fields, the same
     fields set); pydantic's checks per row were most of a no-change run's reading.
     """
     record = cls.__new__(cls)

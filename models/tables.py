@@ -51,6 +51,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
+            if value.tzinfo is UTC:  # most are: the text without its "+00:00"
+                return value.isoformat(" ", "microseconds")[:-6]
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to the store")
             return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

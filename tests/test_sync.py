@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import ClassVar
 
@@ -77,6 +77,32 @@ def test_a_crash_mid_sync_keeps_whole_pages_and_a_true_watermark(store: Store) -
     assert again.windows[0].since == mark - timedelta(minutes=15)
     assert len(items_of(store)) == 50
     assert store.counts()["items"] == 50
+
+
+def test_a_failed_write_stops_the_sync_with_its_error_and_writes_nothing_after(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages are written on a thread of their own while the next is read: a write that
+    fails is the sync's error, no later page is written, and the watermark is the last
+    written page's; the pages read before a tracker's error are all written."""
+    data = [item(n, updated=T0 + timedelta(hours=n)) for n in range(60)]
+    real = store.write_page
+    calls: list[int] = []
+
+    def failing(page: Page, *, watermark: datetime | None = None) -> None:
+        calls.append(len(page.items))
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(page, watermark=watermark)
+
+    monkeypatch.setattr(store, "write_page", failing)
+    with pytest.raises(OSError, match="disk full"):
+        sync_source(ListConnector(data), store, started=T0 + timedelta(days=5))
+    assert len(items_of(store)) == 20
+    assert store.watermark("t") == T0 + timedelta(hours=19)
+    assert len(calls) == 3  # the pages read after the failure were not written
+    monkeypatch.setattr(store, "write_page", real)
+    sync_source(ListConnector(data), store, started=T0 + timedelta(days=5))
+    assert len(items_of(store)) == 60
 
 
 def test_an_older_copy_of_an_item_never_overwrites_a_newer_one(store: Store) -> None:
@@ -302,3 +328,78 @@ def test_records_read_from_the_store_share_one_fields_set_per_record_type(
     copied = first.model_copy(update={"title": "u"})
     assert copied.title == "u" and first.title == "t"
     assert first.model_fields_set == shared
+
+
+def test_sqlite_writes_through_the_driver_what_sqlalchemy_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite a page is written through the driver (SQLAlchemy's processing per value was
+    half the writing): every table holds the same values of the same SQLite types as
+    SQLAlchemy's writing gives, for hostile rows (NUL, non-UTC and microsecond moments, JSON,
+    missing values), and an older version of an item still does not replace a newer one."""
+    import sqlite3
+
+    from stratmap.models import store as store_module
+    from stratmap.models.records import Account as AccountRecord
+    from stratmap.models.records import AssigneeChange, Comment, RawPayload
+
+    paris = timezone(timedelta(hours=1))
+    newer = datetime(2027, 1, 2, 3, 4, 5, 678901, tzinfo=paris)
+    older = datetime(2027, 1, 1, tzinfo=UTC)
+
+    def page(updated: datetime, title: str) -> Page:
+        return Page(
+            source="s",
+            items=(WorkItem(source="s", key="K-1", title=title, status="Open",
+                            status_category=StatusCategory.TODO, created=older,
+                            updated=updated, labels=("é", "a\0b"), fields={"x": "y", "n": "\u2603"},
+                            points=2.5, due=None, assignee="u\0v"),
+                   WorkItem(source="s", key="K-2", title="", status="Done",
+                            status_category=StatusCategory.DONE, created=older,
+                            updated=older, resolved=newer)),
+            changes=(StatusChange(source="s", item_key="K-2", change_id="1", at=newer,
+                                  from_status="Open", to_status="Done",
+                                  from_category=StatusCategory.TODO,
+                                  to_category=StatusCategory.DONE),),
+            comments=(Comment(source="s", item_key="K-1", comment_id="c", at=newer,
+                              author=None, body="ok \0 ✓"),),
+            assignments=(AssigneeChange(source="s", item_key="K-1", change_id="a", at=older,
+                                        to_account="u"),),
+            accounts=(AccountRecord(source="s", account_id="u", display_name="Ü"),),
+            raw=(RawPayload(source="s", key="K-1", endpoint="/e", fetched_at=older,
+                            payload={"k": "v"}),))
+
+    def tables(url: str) -> dict[str, list[tuple[object, ...]]]:
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"))
+        out = {}
+        for table in ("items", "status_changes", "comments", "assignee_changes", "accounts",
+                      "raw_payloads"):
+            columns = [r[1] for r in connection.execute(f"PRAGMA table_info({table})")]
+            typed = ", ".join(f"{c}, typeof({c})" for c in columns if c != "fetched_at")
+            out[table] = connection.execute(f"SELECT {typed} FROM {table} ORDER BY 1, 3").fetchall()
+        connection.close()
+        return out
+
+    fast_paths: list[str] = []
+    real = store_module._driver_statement
+
+    def spy(*args: object) -> object:
+        found = real(*args)  # type: ignore[arg-type]
+        if found is not None:
+            fast_paths.append(args[2].name)  # type: ignore[attr-defined]
+        return found
+
+    written = {}
+    for name, driver in (("driver", spy), ("sqlalchemy", lambda *_: None)):
+        monkeypatch.setattr(store_module, "_driver_statement", driver)
+        url = f"sqlite:///{tmp_path / name}.db"
+        with Store(url) as store:
+            store.write_page(page(newer, "new"))
+            store.write_page(page(older, "old"))  # older: must not replace the item
+        written[name] = tables(url)
+    assert {"items", "status_changes", "comments", "raw_payloads"} <= set(fast_paths)
+    assert written["driver"] == written["sqlalchemy"]
+    items = written["driver"]["items"]
+    assert items[0][4] == "new" and "\0" not in str(items)
+    # Moments as naive UTC text, from UTC and from another zone alike.
+    assert items[0][2 * 8:2 * 10] == ("2027-01-01 00:00:00.000000", "text",
+                                      "2027-01-02 02:04:05.678901", "text")
