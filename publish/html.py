@@ -507,5 +507,5 @@ def render(report: Report, *, history: Sequence[Snapshot] = (),
     ``links`` maps tracker keys to item URLs (see :func:`item_links`); ``plan`` adds the
     vision and shows dates in the plan's time zone.
     """
-    page = Page(report, history=history, links=links or {}, plan=plan)
+    page = Page(report, history=history, links=links if links is not None else {}, plan=plan)
     return _environment().get_template("report.html.j2").render(page=page, r=report)

@@ -229,6 +229,32 @@ def test_item_links_check_each_url_when_its_key_is_asked_and_agree_with_checking
     assert 0 < len(expected) < 40  # the draw has keys with and without a link
 
 
+def test_a_page_checks_the_urls_of_the_keys_it_shows_not_of_every_item(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendering asks the links for the keys it shows: a store of 2,000 more items (all
+    with URLs) costs no URL check of theirs (``links or {}`` once counted every one)."""
+    from stratmap.models.records import Evidence, WorkItem
+    from stratmap.publish import html
+
+    plan, evidence, report, past = hostile.report_and_history()
+    extra = tuple(
+        WorkItem(source="jira", key=f"ZZ-{n}", title="t", status="Open",
+                 status_category="todo", url=f"https://t.example/ZZ-{n}",
+                 created="2026-01-01T00:00:00Z", updated="2026-01-02T00:00:00Z")
+        for n in range(2000))
+    checked: list[object] = []
+    real = html.safe_url
+
+    def counting(url: object) -> str | None:
+        checked.append(url)
+        return real(url)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(html, "safe_url", counting)
+    links = item_links(Evidence(items=(*evidence.items, *extra)))
+    render(report, history=past, links=links, plan=plan)
+    assert checked and len(checked) < len(evidence.items) + 100
+
+
 def test_a_burn_up_chart_is_svg_written_from_the_data_with_its_legend() -> None:
     from datetime import UTC, datetime, timedelta
     from xml.etree import ElementTree
