@@ -273,6 +273,14 @@ def test_sqlite_reads_the_evidence_as_the_generic_path_does(tmp_path: Path) -> N
                 assert a.model_fields_set == b.model_fields_set
                 assert a.model_dump_json() == b.model_dump_json()
         assert len(fast.items) > 50 and fast.changes and fast.comments and fast.accounts
+        # Repeated text is one object: a change names its item's key object, and every
+        # record of a source the same source text (a fresh string per row was 100 MB at
+        # 100,000 issues).
+        keys = {(i.source, i.key): i.key for i in fast.items}
+        assert all(c.item_key is keys[(c.source, c.item_key)] for c in fast.changes
+                   if (c.source, c.item_key) in keys)
+        assert len({id(r.source) for r in (*fast.items, *fast.changes, *fast.comments)
+                    if r.source == "jira"}) == 1
         assert fast.selections[("jira", "jql:abc")] == {"Z-1", "CRM-2"}
         assert not [i for i in fast.items if i.source == "site"]
 
