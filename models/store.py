@@ -1142,19 +1142,32 @@ def _sqlite_snapshots(store: Store, plan: str, *, until: datetime | None,
         sql += " AND entity = ?"
         params.append(entity)
     sql += " ORDER BY entity, as_of"
+    # A report's history is weeks x entities: one object per distinct text and per week
+    # (immutable both), not one per row, and rows read as they come, not all first.
+    strings: dict[Any, Any] = {}
+    shared = strings.setdefault
+    weeks: dict[str, datetime] = {}
+
+    def week(text: str) -> datetime:
+        moment = weeks.get(text)
+        if moment is None:
+            moment = weeks[text] = parse(text + "+00:00")
+        return moment
+
     with store.engine.connect() as connection:
         cursor = connection.connection.cursor()
         cursor.execute(sql, params)
         return [
             stored(Snapshot, {
-                "plan": r[0], "entity": r[1], "kind": r[2], "as_of": parse(r[3] + "+00:00"),
+                "plan": shared(r[0], r[0]), "entity": shared(r[1], r[1]),
+                "kind": shared(r[2], r[2]), "as_of": week(r[3]),
                 "status": Status(r[4]), "progress": r[5], "items_total": r[6],
                 "items_done": r[7], "points_total": r[8], "points_done": r[9],
                 "forecast": None if r[10] is None else parse(r[10] + "+00:00"),
                 "findings": r[11],
                 "finding_kinds": dict(orjson.loads(r[12]) or {}) if r[12] else {},
-                "origin": r[13]})
-            for r in cursor.fetchall()
+                "origin": shared(r[13], r[13])})
+            for r in cursor
         ]
 
 

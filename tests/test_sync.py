@@ -315,6 +315,9 @@ def test_sqlite_reads_snapshots_as_the_generic_path_does(
                 assert list(a.__dict__.items()) == list(b.__dict__.items())
                 assert [type(v) for v in a.__dict__.values()] == [
                     type(v) for v in b.__dict__.values()]
+    # A week is one moment object and an entity one string, however many rows name them.
+    assert len({id(s.as_of) for s in fast}) == len({s.as_of for s in fast})
+    assert len({id(s.entity) for s in fast}) == len({s.entity for s in fast})
 
 
 def test_records_read_from_the_store_share_one_fields_set_per_record_type(
