@@ -248,12 +248,14 @@ class Organisation:
     def _activity(self, milestones: list[Judged], since: datetime) -> int:
         """Status changes and comments after ``since`` on the goal's items (an item shared
         by two of its milestones counts once; an item done is its status change)."""
-        # An item's changes and comments are in time order: count from the first after.
-        return sum(
-            len(state.changes) - bisect_right(state.changes, since, key=_at)
-            + len(state.comments) - bisect_right(state.comments, since, key=_at)
-            for state in _states(milestones)
-        )
+        # An item's changes and comments are in time order: count from the first after
+        # (most items have none after: their last event says so without a search).
+        count = 0
+        for state in _states(milestones, ordered=False):
+            for events in (state.changes, state.comments):
+                if events and events[-1].at > since:
+                    count += len(events) - bisect_right(events, since, key=_at)
+        return count
 
     # -- people ----------------------------------------------------------------------------
 
@@ -625,13 +627,15 @@ def _at(event: StatusChange | Comment) -> datetime:
     return event.at
 
 
-def _states(judged: Iterable[Judged], *, context: bool = True) -> list[ItemState]:
-    """The items of ``judged`` milestones, each once (context items too, unless not)."""
+def _states(judged: Iterable[Judged], *, context: bool = True,
+            ordered: bool = True) -> list[ItemState]:
+    """The items of ``judged`` milestones, each once (context items too, unless not), by
+    item (in no particular order if not ``ordered``: for a count)."""
     seen: dict[ItemId, ItemState] = {}
     for one in judged:
         for state in (*one.counted, *(one.context if context else ())):
             seen.setdefault(state.id, state)
-    return [seen[i] for i in sorted(seen)]
+    return [seen[i] for i in sorted(seen)] if ordered else list(seen.values())
 
 
 def _phrases(phrases: list[str] | None) -> re.Pattern[str] | None:
