@@ -115,10 +115,11 @@ def snapshots_from(*, plan: str, as_of: datetime, status: Status, progress: floa
     everything: Counter[str] = Counter()
     by_goal: dict[str | None, Counter[str]] = {}
     by_milestone: dict[str | None, Counter[str]] = {}
-    for goal_id, milestone_id, kind in found:
-        everything[kind] += 1
-        by_goal.setdefault(goal_id, Counter())[kind] += 1
-        by_milestone.setdefault(milestone_id, Counter())[kind] += 1
+    # Counted as triples first (in C): a week of the sweep names each unmapped item.
+    for (goal_id, milestone_id, kind), times in Counter(found).items():
+        everything[kind] += times
+        by_goal.setdefault(goal_id, Counter())[kind] += times
+        by_milestone.setdefault(milestone_id, Counter())[kind] += times
     none: Counter[str] = Counter()
     out: list[Snapshot] = []
     milestones = [m for g in goals for m in g.milestones]
