@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -86,6 +87,22 @@ def _stratmap(*args: str) -> list[str]:
     return [sys.executable, "-m", "stratmap.flows.cli", *args]
 
 
+PHASES = (("sync", re.compile(r"INFO stratmap\.flows\.run: synced .* ([\d.]+)s \(watermark")),
+          ("evidence", re.compile(r"read the evidence: .* in ([\d.]+)s")),
+          ("judge", re.compile(r"judged \d+ milestones: .* in ([\d.]+)s")),
+          ("history", re.compile(r"recorded the history: .* in ([\d.]+)s")))
+"""What ``stratmap -v run`` logs of each phase's seconds (flows/run.py)."""
+
+
+def phases(stderr: str, wall: float) -> str:
+    """Where a run's time went, from its log: each phase's seconds and the rest (start-up,
+    loading the plan, writing the report)."""
+    found = {name: sum(float(m) for m in pattern.findall(stderr)) for name, pattern in PHASES}
+    rest = wall - sum(found.values())
+    return ", ".join([*(f"{name} {seconds:.1f}s" for name, seconds in found.items()),
+                      f"rest {rest:.1f}s"])
+
+
 def run_size(deployment: str, latency: float, issues: int, work: Path,
              *, changed: bool = True) -> list[Row]:
     """Every end-to-end step at one size; the store is removed afterwards."""
@@ -98,7 +115,7 @@ def run_size(deployment: str, latency: float, issues: int, work: Path,
         plan = folder / "plan.yaml"
         plan.write_text(plan_yaml(server.url, deployment, issues), encoding="utf-8")
 
-        def step(name: str, argv: list[str], note: str = "") -> Row:
+        def step(name: str, argv: list[str], note: str = "", *, split: bool = False) -> Row:
             server.admin("reset")
             log(f"{deployment} {latency:g} ms {issues}: {name} ...")
             measured = measure(argv)
@@ -108,7 +125,10 @@ def run_size(deployment: str, latency: float, issues: int, work: Path,
             if measured.returncode != 0:
                 row.note = (note + "; " if note else "") + f"FAILED (exit {measured.returncode})"
                 log(measured.stderr)
-            log(f"  {row.wall_s}s, {row.requests} requests, {row.peak_rss_mb} MB")
+            if split and measured.returncode == 0:
+                row.note = (row.note + "; " if row.note else "") + phases(measured.stderr,
+                                                                          measured.wall)
+            log(f"  {row.wall_s}s, {row.requests} requests, {row.peak_rss_mb} MB {row.note}")
             rows.append(row)
             return row
 
@@ -119,13 +139,13 @@ def run_size(deployment: str, latency: float, issues: int, work: Path,
                       json.dumps(floor_options)])
         url = f"sqlite:///{db}"
         first = step("first `stratmap run` (empty store)",
-                     _stratmap("run", str(plan), "--db", url, "--quiet",
-                               "--json", str(folder / "first.json")))
-        first.note = (first.note + "; " if first.note else "") + (
-            f"{first.wall_s / floor.wall_s:.2f}x the floor")
+                     _stratmap("-v", "run", str(plan), "--db", url, "--quiet",
+                               "--json", str(folder / "first.json")), split=True)
+        first.note = f"{first.wall_s / floor.wall_s:.2f}x the floor" + (
+            "; " + first.note if first.note else "")
         step("`stratmap run`, nothing changed",
-             _stratmap("run", str(plan), "--db", url, "--quiet",
-                       "--json", str(folder / "again.json")))
+             _stratmap("-v", "run", str(plan), "--db", url, "--quiet",
+                       "--json", str(folder / "again.json")), split=True)
         if changed:
             from datetime import UTC, datetime
 

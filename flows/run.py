@@ -12,6 +12,7 @@ that source stale, and the caller fails the run (exit 3, or a failed flow run).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,8 +124,16 @@ def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
     with Store(db) as store:
         if record:
             record_plan_dues(store, plan.name, plan.dues(), as_of)
+        clock = time.perf_counter()
         evidence = plan_evidence(store, plan)
+        log.info("read the evidence: %d items, %d status changes, %d comments in %.2fs",
+                 len(evidence.items), len(evidence.changes), len(evidence.comments),
+                 time.perf_counter() - clock)
+        clock = time.perf_counter()
         report, index = judge_indexed(plan, evidence, as_of=as_of)
+        log.info("judged %d milestones: %d findings in %.2fs",
+                 sum(len(g.milestones) for g in report.goals), len(report.findings),
+                 time.perf_counter() - clock)
         if stale:
             report = report.model_copy(update={"stale_sources": [
                 StaleSource(source=name, error=stale[name],
@@ -132,7 +141,10 @@ def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
                                          else None))
                 for name in sorted(stale)]})
         if record:
-            record_run(store, plan, report, evidence=evidence, index=index)
+            clock = time.perf_counter()
+            recorded = record_run(store, plan, report, evidence=evidence, index=index)
+            log.info("recorded the history: %d snapshots, %d past weeks in %.2fs",
+                     recorded.snapshots, recorded.backfilled_weeks, time.perf_counter() - clock)
     return report
 
 
