@@ -1155,7 +1155,7 @@ def _sqlite_snapshots(store: Store, plan: str, *, until: datetime | None,
         return moment
 
     with store.engine.connect() as connection:
-        cursor = connection.connection.cursor()
+        cursor: Any = connection.connection.cursor()  # sqlite3's: iterable
         cursor.execute(sql, params)
         return [
             stored(Snapshot, {
