@@ -188,6 +188,22 @@ def _value_ticks(top: float) -> list[float]:
     return [n * step for n in range(count + 1)]
 
 
+def _round_ticks(low: float, high: float) -> list[tuple[float, str]]:
+    """Three to six round values between ``low`` and ``high`` (a step of 1, 2, 2.5 or 5
+    times 10^k), written out with thousands separators and as few decimals as the step
+    needs: ``150,000``, ``0.25``, never ``1.5e+05``."""
+    raw = (high - low) / 6
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    decimals = next((d for d in range(12) if abs(round(step, d) - step) <= step * 1e-9), 12)
+    first = math.ceil(low / step - 1e-9)
+    ticks = []
+    for n in range(first, math.floor(high / step + 1e-9) + 1):
+        value = round(n * step, decimals)
+        ticks.append((value, f"{value + 0.0:,.{decimals}f}"))  # + 0.0: never "-0"
+    return ticks
+
+
 def _count(value: float) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:g}"
 
@@ -385,8 +401,7 @@ def measure_svg(values: Sequence[tuple[datetime, float]], *, baseline: tuple[dat
     low, high = min(numbers), max(numbers)
     pad = (high - low) * 0.08 or abs(high) * 0.1 or 1.0
     low, high = low - pad, high + pad
-    step = (high - low) / 4
-    labels = [(low + n * step, f"{low + n * step:,.4g}") for n in range(5)]
+    labels = _round_ticks(low, high)
     canvas = _Canvas(width=360.0, height=190.0, top=8, right=10,
                      left=12 + FONT * 0.62 * max(len(label) for _, label in labels),
                      bottom=_legend_height(len(keys), 4),
