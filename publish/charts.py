@@ -337,10 +337,16 @@ def burnup_svg(points: Sequence[Point], *, as_of: datetime, due: datetime | None
     return canvas.svg(f"Burn-up of {scope}")
 
 
+SHARE_TOPS = (0.05, 0.1, 0.2, 0.25, 0.5, 1.0)
+"""Where a share's axis may end: the first at or above its highest value."""
+
+
 def trend_svg(series: Mapping[str, Sequence[tuple[datetime, float]]], *, as_of: datetime,
-              scope: str, zone: str = "UTC", title: str | None = None) -> str:
+              scope: str, zone: str = "UTC", title: str | None = None,
+              top: float = 1.0) -> str:
     """Progress (0..1) over time, one line per named series (the plan, then each goal);
-    ``title`` names another share drawn the same way."""
+    ``title`` names another share drawn the same way, ``top`` where its axis ends (one of
+    :data:`SHARE_TOPS`)."""
     tz = ZoneInfo(zone)
     lines = [(name, sorted(values)) for name, values in series.items()]
     moments = [at for _, values in lines for at, _ in values] + [as_of]
@@ -352,8 +358,8 @@ def trend_svg(series: Mapping[str, Sequence[tuple[datetime, float]]], *, as_of: 
     columns = max(1, min(len(series), 6))
     canvas = _Canvas(width=640.0, height=260.0, top=8, right=12, left=14 + FONT * 0.62 * 4,
                      bottom=_legend_height(len(keys), columns),
-                     x=(low.timestamp(), high.timestamp()), y=(0.0, 1.02))
-    canvas.y_axis((n / 5, f"{n * 20}%") for n in range(6))
+                     x=(low.timestamp(), high.timestamp()), y=(0.0, top * 1.02))
+    canvas.y_axis((top * n / 5, f"{top * n * 20:g}%") for n in range(6))
     canvas.x_axis((at.timestamp(), label) for at, label in _date_ticks(low, high, tz))
     for key, (_, values) in zip(keys, lines, strict=True):
         if not values:
@@ -370,8 +376,12 @@ def unmapped_svg(series: Mapping[str, Sequence[tuple[datetime, float]]], *,
                  as_of: datetime, zone: str = "UTC") -> str:
     """The share (0..1) of activity outside the plan, week by week, one line per series
     (all sources first when there are several, then each source), each point a week's end."""
+    # A share that stays low is drawn on an axis that ends just above it (10%, say), so
+    # its weekly changes show instead of a line along the floor of a 0-100% axis.
+    highest = max((value for values in series.values() for _, value in values), default=0.0)
+    top = next(t for t in SHARE_TOPS if t >= highest or t == SHARE_TOPS[-1])
     return trend_svg(series, as_of=as_of, scope="unmapped", zone=zone,
-                     title="Share of activity on items no milestone selects, by week")
+                     title="Share of activity on items no milestone selects, by week", top=top)
 
 
 def measure_svg(values: Sequence[tuple[datetime, float]], *, baseline: tuple[datetime, float],

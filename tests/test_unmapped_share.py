@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,3 +115,21 @@ def test_a_hostile_source_name_is_escaped_in_the_chart() -> None:
     svg = unmapped_svg({"source <script>x</script>": [(AS_OF - WEEK, 0.5), (AS_OF, 1.0)]},
                        as_of=AS_OF)
     assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+@pytest.mark.parametrize(("highest", "top_label"), [
+    (0.03, "5%"), (0.08, "10%"), (0.1, "10%"), (0.22, "25%"), (0.6, "100%"), (0.0, "5%")])
+def test_the_chart_axis_ends_just_above_the_highest_share(highest: float,
+                                                           top_label: str) -> None:
+    """A share that stays low is drawn on an axis ending just above it, so its changes
+    show; the labels still read as percentages from 0%."""
+    from xml.etree import ElementTree
+
+    from stratmap.publish.charts import unmapped_svg
+
+    svg = unmapped_svg({"all sources": [(AS_OF - WEEK, highest / 2), (AS_OF, highest)]},
+                       as_of=AS_OF)
+    ns = "{http://www.w3.org/2000/svg}"
+    labels = [t.text for t in ElementTree.fromstring(svg).iter(f"{ns}text")
+              if t.get("text-anchor") == "end"]
+    assert labels[0] == "0%" and labels[-1] == top_label and len(labels) == 6
