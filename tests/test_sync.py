@@ -81,9 +81,8 @@ def test_a_crash_mid_sync_keeps_whole_pages_and_a_true_watermark(store: Store) -
 
 def test_a_failed_write_stops_the_sync_with_its_error_and_writes_nothing_after(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pages are written on a thread of their own while the next is read: a write that
-    fails is the sync's error, no later page is written, and the watermark is the last
-    written page's; the pages read before a tracker's error are all written."""
+    """A write that fails is the sync's error, no later page is written, the watermark is
+    the last written page's, and the next sync completes the store."""
     data = [item(n, updated=T0 + timedelta(hours=n)) for n in range(60)]
     real = store.write_page
     calls: list[int] = []
@@ -99,7 +98,7 @@ def test_a_failed_write_stops_the_sync_with_its_error_and_writes_nothing_after(
         sync_source(ListConnector(data), store, started=T0 + timedelta(days=5))
     assert len(items_of(store)) == 20
     assert store.watermark("t") == T0 + timedelta(hours=19)
-    assert len(calls) == 3  # the pages read after the failure were not written
+    assert len(calls) == 3  # no page after the failure was written
     monkeypatch.setattr(store, "write_page", real)
     sync_source(ListConnector(data), store, started=T0 + timedelta(days=5))
     assert len(items_of(store)) == 60
