@@ -1,8 +1,8 @@
 """Slips and blocks from the trackers (issue 17): a Jira epic's ``duedate`` changelog, a
 GitHub or GitLab milestone's due date seen between syncs, ``stratmap push`` told from a slip,
 and blocked-by from Jira issue links, GitHub dependencies and GitLab links; through
-``stratmap run`` against the Jira Cloud and Data Center fakes and through the pipeline
-against the GitHub fake, each finding only where the rule implies it."""
+``stratmap run`` against the Jira Cloud and Data Center and the GitLab fakes and through the
+pipeline against the GitHub fake, each finding only where the rule implies it."""
 
 from __future__ import annotations
 
@@ -433,6 +433,76 @@ def test_gitlab_is_blocked_by_links_and_milestone_dues() -> None:
     assert items["shop#3"].fields.get("blocked_by") == "shop#1"
     dues = [(d.container, d.to_due, d.origin) for p in pages for d in p.dues]
     assert dues == [("v2 launch", "2026-10-01", "seen")]
+
+
+GITLAB_PLAN = """\
+version: 1
+name: GitLab slips
+leader: alice
+people:
+  alice: {{name: Alice, senior: true, accounts: {{shop: alice}}}}
+  bob: {{name: Bob, accounts: {{shop: bob}}}}
+  dan: {{name: Dan, accounts: {{shop: dan}}}}
+sources:
+  shop: {{kind: gitlab, project: {project}, url: "{host}"}}
+defaults: {{max_slips: 1, stall_after: 14d}}
+goals:
+  - id: shop
+    title: Shop
+    owner: alice
+    milestones:
+      - {{id: launch, title: Launch, owner: bob, start: {start}, due: {due},
+         work: [{{source: shop, milestone: v2 launch}}]}}
+"""
+
+
+def test_gitlab_milestone_slips_and_blocks_through_stratmap_run(tmp_path: Path) -> None:
+    """Three `stratmap run`s against the GitLab fake, the milestone's due date moved
+    between them: the slip log shows both moves where they were seen, the milestone has
+    slipped more than max_slips, and the open item blocked by another team's unmoved
+    issue (an ``is_blocked_by`` link) is a blocked_by_other_team finding."""
+    from tests.fakes.gitlab_api import HOST, PROJECT
+    from tests.fakes.gitlab_api import issue as gl_issue
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    fake = FakeGitlab(now=now)
+    launch = fake.add_milestone(3, "v2 launch", due="2027-08-01")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(GITLAB_PLAN.format(project=PROJECT, host=HOST,
+                                       start=(now - 90 * 24 * HOUR).date(),
+                                       due=(now + 365 * 24 * HOUR).date()))
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    with fake.router:
+        created = now - 60 * 24 * HOUR
+        fake.add(gl_issue(1, title="Checkout", created=created, updated=created,
+                          assignees=["bob"], milestone_=launch))
+        fake.add(gl_issue(2, title="Payments API", created=now - 50 * 24 * HOUR,
+                          updated=now - 50 * 24 * HOUR, assignees=["dan"]))
+        fake.block("ITEM-1", by="ITEM-2", at=now - 20 * 24 * HOUR)
+
+        def run() -> dict[str, Any]:
+            out = tmp_path / "report.json"
+            assert cli.main(["run", str(plan), "--db", db, "--json", str(out), "--quiet"]) in (
+                0, 4)
+            return json.loads(out.read_text())
+
+        run()
+        launch["due_date"] = "2027-08-15"
+        run()
+        run()  # nothing moved: nothing recorded
+        launch["due_date"] = "2027-09-01"
+        report = run()
+
+    log = [(e["milestone"], e["where"], e["from_due"], e["to_due"], e["slip_days"])
+           for e in report["slip_log"] if e["where"] != "plan"]
+    assert log == [("shop.launch", "shop:v2 launch", "2027-08-01", "2027-08-15", 14.0),
+                   ("shop.launch", "shop:v2 launch", "2027-08-15", "2027-09-01", 17.0)]
+    [slipped] = [f for f in report["findings"] if f["kind"] == "date_slipped"]
+    assert (slipped["milestone"], slipped["person"]) == ("shop.launch", "bob")
+    [blocked] = [f for f in report["findings"] if f["kind"] == "blocked_by_other_team"]
+    assert (blocked["milestone"], blocked["evidence"]["blocked"],
+            blocked["evidence"]["blocker"], blocked["evidence"]["blocker_assignee"]) == (
+        "shop.launch", "shop#1", "shop#2", "dan")
 
 
 def test_a_hostile_milestone_title_in_the_slip_log_is_escaped() -> None:
