@@ -110,7 +110,7 @@ def snapshots_from(*, plan: str, as_of: datetime, status: Status, progress: floa
     def make(**values: Any) -> Snapshot:
         if validate:
             return Snapshot(**values)
-        return stored(Snapshot, {name: values.get(name) for name in _SNAPSHOT_FIELDS})
+        return stored(Snapshot, {name: values[name] for name in _SNAPSHOT_FIELDS})
 
     everything: Counter[str] = Counter()
     by_goal: dict[str | None, Counter[str]] = {}

@@ -177,11 +177,15 @@ def _legend_height(keys: int, columns: int) -> float:
     return 8 + FONT + 6 + math.ceil(keys / columns) * LEGEND_ROW + 4
 
 
+def _round_step(raw: float) -> float:
+    """The smallest round step (1, 2, 2.5 or 5 times 10^k) of at least ``raw``."""
+    magnitude: float = 10.0 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+
+
 def _value_ticks(top: float) -> list[float]:
     """Whole numbers from 0 up to ``top`` at a round step (1, 2, 2.5 or 5 times 10^k)."""
-    raw = max(top / 5, 1.0)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    step = _round_step(max(top / 5, 1.0))
     if step != int(step):
         step = math.ceil(step)
     count = int(top // step)
@@ -192,9 +196,7 @@ def _round_ticks(low: float, high: float) -> list[tuple[float, str]]:
     """Three to six round values between ``low`` and ``high`` (a step of 1, 2, 2.5 or 5
     times 10^k), written out with thousands separators and as few decimals as the step
     needs: ``150,000``, ``0.25``, never ``1.5e+05``."""
-    raw = (high - low) / 6
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    step = _round_step((high - low) / 6)
     decimals = next((d for d in range(12) if abs(round(step, d) - step) <= step * 1e-9), 12)
     first = math.ceil(low / step - 1e-9)
     ticks = []
