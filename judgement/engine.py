@@ -28,7 +28,7 @@ from stratmap.models.plan import (
     Selector,
     format_duration,
 )
-from stratmap.models.records import Comment, Evidence
+from stratmap.models.records import Evidence, EvidenceComment
 from stratmap.models.report import (
     AT_RISK_KINDS,
     Finding,
@@ -286,7 +286,7 @@ class Judgement:
         )
 
     def _latest_feedback(self, states: tuple[ItemState, ...],
-                         people: frozenset[str]) -> Comment | None:
+                         people: frozenset[str]) -> EvidenceComment | None:
         """The latest comment by one of ``people`` on any of ``states`` (the first state in
         ``states`` wins a tie).
 
@@ -297,7 +297,7 @@ class Judgement:
         commented = [(state.comments[-1].at, index, state)
                      for index, state in enumerate(states) if state.comments]
         commented.sort(key=lambda entry: (entry[0], -entry[1]), reverse=True)
-        best: Comment | None = None
+        best: EvidenceComment | None = None
         best_index = 0
         for newest, index, state in commented:
             if best is not None and newest < best.at:
@@ -309,10 +309,10 @@ class Judgement:
                 best, best_index = found, index
         return best
 
-    def _latest_comment(self, state: ItemState, people: frozenset[str]) -> Comment | None:
+    def _latest_comment(self, state: ItemState, people: frozenset[str]) -> EvidenceComment | None:
         """The item's latest comment by one of ``people`` (the first listed, on a tie)."""
         person_of = self.index.person_of
-        found: Comment | None = None
+        found: EvidenceComment | None = None
         for comment in reversed(state.comments):  # time order: newest last
             if found is not None and comment.at != found.at:
                 break

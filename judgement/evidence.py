@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,15 +17,15 @@ from typing import Any
 from stratmap.judgement.slips import tracker_due_changes
 from stratmap.models.plan import Plan, Selector
 from stratmap.models.records import (
-    AssigneeChange,
-    Comment,
     Declaration,
     DueChange,
     Evidence,
+    EvidenceAssignment,
+    EvidenceChange,
+    EvidenceComment,
+    EvidenceItem,
     MeasureValue,
     StatusCategory,
-    StatusChange,
-    WorkItem,
 )
 
 ItemId = tuple[str, str]
@@ -36,7 +36,7 @@ ItemId = tuple[str, str]
 class ItemState:
     """One item as it stood at ``as_of``."""
 
-    item: WorkItem
+    item: EvidenceItem
     category: StatusCategory
     done_at: datetime | None
     """When it last became done, if it is done at ``as_of``."""
@@ -48,11 +48,11 @@ class ItemState:
     assignee: str | None
     """Who held it at ``as_of``: its current assignee, unless assignee changes after
     ``as_of`` say someone else did then."""
-    changes: list[StatusChange] = field(default_factory=list)
-    comments: list[Comment] = field(default_factory=list)
+    changes: list[EvidenceChange] = field(default_factory=list)
+    comments: list[EvidenceComment] = field(default_factory=list)
 
 
-def _assignee_at(item: WorkItem, assignments: list[AssigneeChange],
+def _assignee_at(item: EvidenceItem, assignments: list[EvidenceAssignment],
                  as_of: datetime) -> str | None:
     """The item's assignee at ``as_of``: the current one when no recorded change is later
     (the tracker's field is the truth for now), else what the first later change found."""
@@ -62,8 +62,8 @@ def _assignee_at(item: WorkItem, assignments: list[AssigneeChange],
     return later.from_account
 
 
-def _state(iid: ItemId, item: WorkItem, changes: list[StatusChange], comments: list[Comment],
-           as_of: datetime, assignee: str | None) -> ItemState:
+def _state(iid: ItemId, item: EvidenceItem, changes: list[EvidenceChange],
+           comments: list[EvidenceComment], as_of: datetime, assignee: str | None) -> ItemState:
     # ``changes`` and ``comments`` are in time order and this item's own: when all of them
     # are past, they are kept as they are instead of copied.
     past = changes if not changes or changes[-1].at <= as_of else [
@@ -97,7 +97,8 @@ def _state(iid: ItemId, item: WorkItem, changes: list[StatusChange], comments: l
     )
 
 
-def _by_item(records: Iterable[StatusChange] | Iterable[Comment] | Iterable[AssigneeChange],
+def _by_item(records: (Iterable[EvidenceChange] | Iterable[EvidenceComment]
+                       | Iterable[EvidenceAssignment]),
              order: Callable[[Any], tuple[datetime, str]]) -> dict[ItemId, list[Any]]:
     """Records grouped by item, each group in ``order`` (ties keep their given order).
 
@@ -126,11 +127,11 @@ class EvidenceIndex:
     def __init__(self, plan: Plan, evidence: Evidence, as_of: datetime) -> None:
         self.plan = plan
         self.as_of = as_of
-        changes: dict[ItemId, list[StatusChange]] = _by_item(
+        changes: dict[ItemId, list[EvidenceChange]] = _by_item(
             evidence.changes, lambda c: (c.at, c.change_id))
-        comments: dict[ItemId, list[Comment]] = _by_item(
+        comments: dict[ItemId, list[EvidenceComment]] = _by_item(
             evidence.comments, lambda c: (c.at, c.comment_id))
-        assignments: dict[ItemId, list[AssigneeChange]] = _by_item(
+        assignments: dict[ItemId, list[EvidenceAssignment]] = _by_item(
             evidence.assignments, lambda a: (a.at, a.change_id))
         none: list[Any] = []  # shared by every item without records: never mutated
 
@@ -395,12 +396,14 @@ def _under(path: str | None, wanted: str) -> bool:
     return path == wanted or path.startswith(wanted + "\\")
 
 
-def _column(item: WorkItem, name: str) -> str | None:
+def _column(item: EvidenceItem, name: str) -> str | None:
     """A CSV-style column of an item: its extra fields first, then its own attributes."""
     if name in item.fields:
         return item.fields[name]
     aliases = {"type": "item_type", "category": "status_category"}
-    value = getattr(item, aliases.get(name, name), None)
-    if value is None or isinstance(value, (tuple, dict)):
+    name = aliases.get(name, name)
+    # Only the item's own fields: a tuple's methods (``count``, ``index``) are no columns.
+    value = getattr(item, name) if name in item._fields else None
+    if value is None or isinstance(value, (tuple, Mapping)):
         return None
     return str(value)

@@ -45,12 +45,12 @@ from stratmap.judgement.measures import judge_scope, measured_progress, missed
 from stratmap.models.history import MAX_BACKFILL_WEEKS, Found, Snapshot, snapshots_from
 from stratmap.models.plan import Feedback, Goal, Milestone, Plan, Rules
 from stratmap.models.records import (
-    AssigneeChange,
-    Comment,
     Evidence,
+    EvidenceAssignment,
+    EvidenceChange,
+    EvidenceComment,
+    EvidenceItem,
     MeasureValue,
-    StatusChange,
-    WorkItem,
     ensure_utc,
     stored,
 )
@@ -175,11 +175,11 @@ class _Sweep:
     def __init__(self, plan: Plan, evidence: Evidence, index: EvidenceIndex | None) -> None:
         self.plan = plan
         sources = plan.sources
-        self.changes: dict[ItemId, list[StatusChange]] = _by_item(
+        self.changes: dict[ItemId, list[EvidenceChange]] = _by_item(
             evidence.changes, lambda c: (c.at, c.change_id))
-        self.comments: dict[ItemId, list[Comment]] = _by_item(
+        self.comments: dict[ItemId, list[EvidenceComment]] = _by_item(
             evidence.comments, lambda c: (c.at, c.comment_id))
-        self.assignments: dict[ItemId, list[AssigneeChange]] = _by_item(
+        self.assignments: dict[ItemId, list[EvidenceAssignment]] = _by_item(
             evidence.assignments, lambda a: (a.at, a.change_id))
         self.measures: dict[str, list[MeasureValue]] = {}
         for value in evidence.measures:
@@ -244,7 +244,7 @@ class _Sweep:
         self.selected = selected
         # Each item's own moments, when its state can change; and the events that make an
         # account active, at the moment they count (not before the item exists).
-        self.items: list[tuple[ItemId, WorkItem]] = []
+        self.items: list[tuple[ItemId, EvidenceItem]] = []
         self.first_of_source: dict[str, datetime] = {}
         """When each source's first item was created: from then on its selectors judge."""
         self.states: dict[ItemId, ItemState] = {}

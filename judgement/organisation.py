@@ -31,8 +31,8 @@ from typing import TypeVar
 
 from stratmap.judgement.evidence import EvidenceIndex, ItemId, ItemState
 from stratmap.models.plan import DEFAULT_RULES, Goal, Milestone, Plan, Rules, format_duration
-from stratmap.models.records import Comment, StatusChange
 from stratmap.models.records import DueChange as RecordedDue
+from stratmap.models.records import EvidenceChange, EvidenceComment
 from stratmap.models.report import (
     Balance,
     DueDateChange,
@@ -623,7 +623,7 @@ class Organisation:
                        slip_log=log, unmapped_share=self.unmapped_share())
 
 
-def _at(event: StatusChange | Comment) -> datetime:
+def _at(event: EvidenceChange | EvidenceComment) -> datetime:
     return event.at
 
 

@@ -10,9 +10,11 @@ issue in the source named ``site``); ``(source, key)`` is the natural key everyw
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -277,19 +279,115 @@ class Declaration(_Record):
     _utc = field_validator("at")(ensure_utc)
 
 
+# -- the evidence, as the engine reads it ------------------------------------------------
+#
+# The store's items, status changes, comments and assignee changes are the bulk of what a
+# run holds in memory: 100,000 issues bring some 460,000 of them. As pydantic records each
+# costs an object and a dict of its fields (a WorkItem 540 bytes before its values, a
+# Comment 350); as the named tuples below, 90-210 bytes. They carry the same attribute
+# names and values as the records, so the engine reads either alike; the store builds
+# them straight from its rows, already validated on the way in.
+
+NO_FIELDS: Mapping[str, str] = MappingProxyType({})
+"""The extra fields of an item that has none: one shared, read-only mapping."""
+
+
+class EvidenceItem(NamedTuple):
+    """A :class:`WorkItem` as the evidence holds it (the same fields, in the same order)."""
+
+    source: str
+    key: str
+    title: str
+    item_type: str | None
+    status: str
+    status_category: StatusCategory
+    assignee: str | None
+    reporter: str | None
+    created: datetime
+    updated: datetime
+    resolved: datetime | None
+    due: datetime | None
+    parent: str | None
+    labels: tuple[str, ...]
+    container: str | None
+    points: float | None
+    url: str | None
+    fields: Mapping[str, str]
+    flags: tuple[str, ...]
+
+
+class EvidenceChange(NamedTuple):
+    """A :class:`StatusChange` as the evidence holds it."""
+
+    source: str
+    item_key: str
+    change_id: str
+    at: datetime
+    author: str | None
+    from_status: str | None
+    to_status: str
+    from_category: StatusCategory | None
+    to_category: StatusCategory
+
+
+class EvidenceComment(NamedTuple):
+    """A :class:`Comment` as the evidence holds it."""
+
+    source: str
+    item_key: str
+    comment_id: str
+    at: datetime
+    author: str | None
+    body: str
+
+
+class EvidenceAssignment(NamedTuple):
+    """An :class:`AssigneeChange` as the evidence holds it."""
+
+    source: str
+    item_key: str
+    change_id: str
+    at: datetime
+    author: str | None
+    from_account: str | None
+    to_account: str | None
+
+
+_COMPACT: dict[type[BaseModel], Any] = {
+    WorkItem: EvidenceItem, StatusChange: EvidenceChange, Comment: EvidenceComment,
+    AssigneeChange: EvidenceAssignment,
+}
+
+
+def _compacted(values: Any) -> Any:
+    """Records given to :class:`Evidence` (tests, benchmarks) as the evidence's tuples;
+    anything else is left to pydantic's validation."""
+    if not isinstance(values, Iterable) or isinstance(values, (str, bytes, Mapping)):
+        return values
+    out = []
+    for value in values:
+        compact = _COMPACT.get(type(value))
+        if compact is not None:
+            value = compact._make(value.__dict__[name] for name in compact._fields)
+        out.append(value)
+    return tuple(out)
+
+
 class Evidence(_Record):
     """Everything the engine judges from: all stored records for the plan's sources.
 
+    Items, status changes, comments and assignee changes are kept compact (see
+    :class:`EvidenceItem`); records given here are turned into those.
     ``selections`` holds the tracker-resolved selectors (a Jira JQL, a Redmine query):
     ``{(source, Selector.key()): frozenset(item keys)}``.
     """
 
-    items: tuple[WorkItem, ...] = ()
-    changes: tuple[StatusChange, ...] = ()
-    comments: tuple[Comment, ...] = ()
+    items: tuple[EvidenceItem, ...] = ()
+    changes: tuple[EvidenceChange, ...] = ()
+    comments: tuple[EvidenceComment, ...] = ()
     accounts: tuple[Account, ...] = ()
     selections: dict[tuple[str, str], frozenset[str]] = {}
-    assignments: tuple[AssigneeChange, ...] = ()
+    assignments: tuple[EvidenceAssignment, ...] = ()
     measures: tuple[MeasureValue, ...] = ()
     """The plan's measure values, by measure then time (empty for a plan without any)."""
     due_changes: tuple[DueChange, ...] = ()
@@ -299,6 +397,9 @@ class Evidence(_Record):
     then time: the engine maps them onto the milestones that name those containers."""
     declarations: tuple[Declaration, ...] = ()
     """Statuses declared in the plan's trackers (Jira fields, Linear project updates)."""
+
+    _compact = field_validator("items", "changes", "comments", "assignments",
+                               mode="before")(_compacted)
 
 
 def utcnow() -> datetime:

@@ -47,13 +47,16 @@ from sqlalchemy.sql.dml import Insert
 from stratmap.models.history import PLAN, Snapshot
 from stratmap.models.marks import Mark
 from stratmap.models.records import (
+    NO_FIELDS,
     Account,
-    AssigneeChange,
-    Comment,
     Declaration,
     DeclaredStatus,
     DueChange,
     Evidence,
+    EvidenceAssignment,
+    EvidenceChange,
+    EvidenceComment,
+    EvidenceItem,
     MeasureValue,
     Page,
     RawPayload,
@@ -756,23 +759,24 @@ class Store:
 
     def _evidence(self, names: list[str]) -> Evidence:
         with self.engine.connect() as connection:
-            items = tuple(
-                WorkItem(
+            items = tuple([
+                EvidenceItem(
                     source=r.source, key=r.key, title=r.title, item_type=r.item_type,
                     status=r.status, status_category=StatusCategory(r.status_category),
                     assignee=r.assignee, reporter=r.reporter, created=r.created,
                     updated=r.updated, resolved=r.resolved, due=r.due, parent=r.parent,
                     labels=tuple(r.labels or ()), container=r.container, points=r.points,
-                    url=r.url, fields=dict(r.fields or {}), flags=tuple(r.flags or ()),
+                    url=r.url, fields=dict(r.fields) if r.fields else NO_FIELDS,
+                    flags=tuple(r.flags or ()),
                 )
                 for r in connection.execute(
                     select(ItemRow)
                     .where(ItemRow.source.in_(names), ItemRow.removed.is_(None))
                     .order_by(ItemRow.source, ItemRow.key)
                 )
-            )
-            changes = tuple(
-                StatusChange(
+            ])
+            changes = tuple([
+                EvidenceChange(
                     source=r.source, item_key=r.item_key, change_id=r.change_id, at=r.at,
                     author=r.author, from_status=r.from_status, to_status=r.to_status,
                     from_category=StatusCategory(r.from_category) if r.from_category else None,
@@ -784,17 +788,17 @@ class Store:
                     .order_by(StatusChangeRow.source, StatusChangeRow.item_key,
                               StatusChangeRow.at, StatusChangeRow.change_id)
                 )
-            )
-            comments = tuple(
-                Comment(source=r.source, item_key=r.item_key, comment_id=r.comment_id,
-                        at=r.at, author=r.author, body=r.body)
+            ])
+            comments = tuple([
+                EvidenceComment(source=r.source, item_key=r.item_key, comment_id=r.comment_id,
+                                at=r.at, author=r.author, body=r.body)
                 for r in connection.execute(
                     select(CommentRow)
                     .where(CommentRow.source.in_(names))
                     .order_by(CommentRow.source, CommentRow.item_key, CommentRow.at,
                               CommentRow.comment_id)
                 )
-            )
+            ])
             accounts = tuple(
                 Account(source=r.source, account_id=r.account_id,
                         display_name=r.display_name, email=r.email)
@@ -804,21 +808,22 @@ class Store:
                     .order_by(AccountRow.source, AccountRow.account_id)
                 )
             )
-            assignments = tuple(
-                AssigneeChange(source=r.source, item_key=r.item_key, change_id=r.change_id,
-                               at=r.at, author=r.author, from_account=r.from_account,
-                               to_account=r.to_account)
+            assignments = tuple([
+                EvidenceAssignment(source=r.source, item_key=r.item_key,
+                                   change_id=r.change_id, at=r.at, author=r.author,
+                                   from_account=r.from_account, to_account=r.to_account)
                 for r in connection.execute(
                     select(AssigneeChangeRow)
                     .where(AssigneeChangeRow.source.in_(names))
                     .order_by(AssigneeChangeRow.source, AssigneeChangeRow.item_key,
                               AssigneeChangeRow.at, AssigneeChangeRow.change_id)
                 )
-            )
+            ])
             selections: dict[tuple[str, str], set[str]] = {}
             for r in connection.execute(select(SelectionRow).where(SelectionRow.source.in_(names))):
                 selections.setdefault((r.source, r.selector), set()).add(r.key)
-        return Evidence(
+        # Built, not validated: the rows were validated on their way in.
+        return Evidence.model_construct(
             items=items, changes=changes, comments=comments, accounts=accounts,
             selections={k: frozenset(v) for k, v in selections.items()},
             assignments=assignments,
@@ -842,7 +847,7 @@ class Store:
         """:meth:`evidence` from SQLite, read through the driver: the same rows in the same
         order, without SQLAlchemy's processing per value (a third of the read at 20,000
         issues). Moments are stored as naive UTC text, JSON columns as JSON text. The rows
-        were validated on their way in: records are rebuilt with :func:`stored`, not
+        were validated on their way in: the evidence's tuples are built from them, not
         validated again (a test compares both paths, record by record)."""
         marks = ", ".join("?" * len(names))
 
@@ -860,56 +865,50 @@ class Store:
 
         loads = orjson.loads
         category = StatusCategory
+        item, change = EvidenceItem._make, EvidenceChange._make
+        comment, assignment = EvidenceComment._make, EvidenceAssignment._make
         # One string object per distinct value of the columns that repeat (sources, keys
         # named by changes and comments, statuses, people): the driver makes a fresh one per
         # row. Half the strings of 100,000 issues' evidence, some 100 MB, are repeats.
         strings: dict[Any, Any] = {}
         shared = strings.setdefault
         with self.engine.connect() as connection:
-            items = tuple(
-                stored(WorkItem, {
-                    "source": shared(r[0], r[0]), "key": shared(r[1], r[1]), "title": r[2],
-                    "item_type": shared(r[3], r[3]), "status": shared(r[4], r[4]),
-                    "status_category": category(r[5]), "assignee": shared(r[6], r[6]),
-                    "reporter": shared(r[7], r[7]), "created": moment(r[8]),
-                    "updated": moment(r[9]), "resolved": moment(r[10]), "due": moment(r[11]),
-                    "parent": shared(r[12], r[12]),
-                    "labels": tuple([shared(x, x) for x in loads(r[13]) or ()])
+            items = tuple([
+                item((
+                    shared(r[0], r[0]), shared(r[1], r[1]), r[2], shared(r[3], r[3]),
+                    shared(r[4], r[4]), category(r[5]), shared(r[6], r[6]), shared(r[7], r[7]),
+                    moment(r[8]), moment(r[9]), moment(r[10]), moment(r[11]),
+                    shared(r[12], r[12]),
+                    tuple([shared(x, x) for x in loads(r[13]) or ()])
                     if r[13] is not None else (),
-                    "container": shared(r[14], r[14]),
-                    "points": None if r[15] is None else float(r[15]),
-                    "url": r[16],
-                    "fields": dict(loads(r[17]) or {}) if r[17] is not None else {},
-                    "flags": tuple(loads(r[18]) or ()) if r[18] is not None else (),
-                })
+                    shared(r[14], r[14]), None if r[15] is None else float(r[15]), r[16],
+                    (loads(r[17]) or NO_FIELDS) if r[17] is not None else NO_FIELDS,
+                    tuple(loads(r[18]) or ()) if r[18] is not None else (),
+                ))
                 for r in rows(
                     "SELECT source, key, title, item_type, status, status_category, assignee, "
                     "reporter, created, updated, resolved, due, parent, labels, container, "
                     "points, url, fields, flags FROM items "
                     "WHERE source IN ({marks}) AND removed IS NULL ORDER BY source, key")
-            )
-            changes = tuple(
-                stored(StatusChange, {
-                    "source": shared(r[0], r[0]), "item_key": shared(r[1], r[1]),
-                    "change_id": r[2], "at": moment(r[3]), "author": shared(r[4], r[4]),
-                    "from_status": shared(r[5], r[5]), "to_status": shared(r[6], r[6]),
-                    "from_category": category(r[7]) if r[7] else None,
-                    "to_category": category(r[8]),
-                })
+            ])
+            changes = tuple([
+                change((
+                    shared(r[0], r[0]), shared(r[1], r[1]), r[2], moment(r[3]),
+                    shared(r[4], r[4]), shared(r[5], r[5]), shared(r[6], r[6]),
+                    category(r[7]) if r[7] else None, category(r[8]),
+                ))
                 for r in rows(
                     "SELECT source, item_key, change_id, at, author, from_status, to_status, "
                     "from_category, to_category FROM status_changes WHERE source IN ({marks}) "
                     "ORDER BY source, item_key, at, change_id")
-            )
-            comments = tuple(
-                stored(Comment, {"source": shared(r[0], r[0]),
-                                 "item_key": shared(r[1], r[1]), "comment_id": r[2],
-                                 "at": moment(r[3]), "author": shared(r[4], r[4]),
-                                 "body": r[5]})
+            ])
+            comments = tuple([
+                comment((shared(r[0], r[0]), shared(r[1], r[1]), r[2], moment(r[3]),
+                         shared(r[4], r[4]), r[5]))
                 for r in rows(
                     "SELECT source, item_key, comment_id, at, author, body FROM comments "
                     "WHERE source IN ({marks}) ORDER BY source, item_key, at, comment_id")
-            )
+            ])
             accounts = tuple(
                 stored(Account, {"source": shared(r[0], r[0]),
                                  "account_id": shared(r[1], r[1]), "display_name": r[2],
@@ -918,21 +917,20 @@ class Store:
                     "SELECT source, account_id, display_name, email FROM accounts "
                     "WHERE source IN ({marks}) ORDER BY source, account_id")
             )
-            assignments = tuple(
-                stored(AssigneeChange, {
-                    "source": shared(r[0], r[0]), "item_key": shared(r[1], r[1]),
-                    "change_id": r[2], "at": moment(r[3]), "author": shared(r[4], r[4]),
-                    "from_account": shared(r[5], r[5]), "to_account": shared(r[6], r[6])})
+            assignments = tuple([
+                assignment((shared(r[0], r[0]), shared(r[1], r[1]), r[2], moment(r[3]),
+                            shared(r[4], r[4]), shared(r[5], r[5]), shared(r[6], r[6])))
                 for r in rows(
                     "SELECT source, item_key, change_id, at, author, from_account, to_account "
                     "FROM assignee_changes WHERE source IN ({marks}) "
                     "ORDER BY source, item_key, at, change_id")
-            )
+            ])
             selections: dict[tuple[str, str], set[str]] = {}
             for source, selector, key in rows(
                     "SELECT source, selector, key FROM selections WHERE source IN ({marks})"):
                 selections.setdefault((source, selector), set()).add(key)
-        return Evidence(
+        # Built, not validated: the rows were validated on their way in.
+        return Evidence.model_construct(
             items=items, changes=changes, comments=comments, accounts=accounts,
             selections={k: frozenset(v) for k, v in selections.items()},
             assignments=assignments,

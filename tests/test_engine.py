@@ -418,13 +418,29 @@ def test_items_of_sources_outside_the_plan_never_appear() -> None:
     ({"labels": ["web"], "keys": ["A-1", "A-2"]}, 1),
     ({"milestone": "v2"}, 1),
     ({"component": "checkout"}, 1),
+    ({"count": "2"}, 1),
+    ({"status": "todo"}, 3),
 ])
 def test_selectors(selector: dict[str, Any], expected: int) -> None:
     items = [item("A-1", labels=("web",)), item("A-2", labels=("seo",), container="v2"),
-             item("A-3", fields={"component": "checkout"})]
+             item("A-3", fields={"component": "checkout", "count": "2"})]
     report = judge(plan(milestone={"work": [{"source": "jira", **selector}]}),
                    evidence(items), as_of=START + DAY)
     assert report.goals[0].milestones[0].items.total == expected
+
+
+def test_a_column_is_an_extra_field_or_an_items_own_field_never_a_method() -> None:
+    """The evidence holds items as named tuples: ``count`` and ``index`` are their methods,
+    not columns, so an item without such extra fields has no value there (a selector's
+    "did you mean" never offers a method's text)."""
+    from stratmap.judgement.evidence import _column
+
+    held = evidence([item("A-1", fields={"count": "2"}), item("A-2", labels=("web",))]).items
+    assert [_column(i, "count") for i in held] == ["2", None]
+    assert [_column(i, "index") for i in held] == [None, None]
+    assert [_column(i, "type") for i in held] == [None, None]  # item_type, unset here
+    assert [_column(i, "labels") for i in held] == [None, None]  # a tuple: no column value
+    assert _column(held[0], "key") == "A-1" and _column(held[0], "category") == "todo"
 
 
 def test_progress_by_points_and_goal_weighted_mean() -> None:

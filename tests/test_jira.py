@@ -14,7 +14,7 @@ from jira import JIRA
 
 from stratmap.connectors.base import Connector, FatalSourceError, Window
 from stratmap.connectors.jira import JiraConnector, jql_quote
-from stratmap.models.records import Page, StatusCategory
+from stratmap.models.records import Evidence, Page, StatusCategory
 from tests.conftest import Connect
 from tests.fakes.jira_server import T0, FakeJira
 
@@ -809,12 +809,17 @@ def test_stored_raw_payloads_re_normalize_without_re_fetching(
 
     assert len(site.calls()) == before  # nothing fetched
     assert [r.key for r in raws] == sorted(i.key for i in evidence.items)
-    assert tuple(sorted((r.item for r in again), key=lambda i: i.key)) == evidence.items
-    assert sorted((c for r in again for c in r.changes),
-                  key=lambda c: (c.item_key, c.at, c.change_id)) == list(evidence.changes)
+    # Normalized again, as the evidence holds records (Evidence compacts them):
+    renormalized = Evidence(
+        items=sorted((r.item for r in again), key=lambda i: i.key),
+        changes=sorted((c for r in again for c in r.changes),
+                       key=lambda c: (c.item_key, c.at, c.change_id)),
+        comments=sorted((c for r in again for c in r.comments),
+                        key=lambda c: (c.item_key, c.at, c.comment_id)))
+    assert renormalized.items == evidence.items
+    assert renormalized.changes == evidence.changes
     assert len([c for c in evidence.changes if c.item_key == "WEB-2"]) == 7
-    assert sorted((c for r in again for c in r.comments),
-                  key=lambda c: (c.item_key, c.at, c.comment_id)) == list(evidence.comments)
+    assert renormalized.comments == evidence.comments
     with store.engine.connect() as connection:  # stored compressed, not as JSON text
         stored = connection.exec_driver_sql(
             "SELECT payload_zst FROM raw_payloads WHERE key = 'WEB-2'").scalar_one()
