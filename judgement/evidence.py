@@ -133,6 +133,9 @@ class EvidenceIndex:
             evidence.comments, lambda c: (c.at, c.comment_id))
         assignments: dict[ItemId, list[EvidenceAssignment]] = _by_item(
             evidence.assignments, lambda a: (a.at, a.change_id))
+        self.changes_of, self.comments_of, self.assignments_of = changes, comments, assignments
+        """Every status change, comment and assignee change by item, in time order, as
+        recorded (``as_of`` aside): the history's sweep replays them."""
         none: list[Any] = []  # shared by every item without records: never mutated
 
         self.items: dict[ItemId, ItemState] = {}
