@@ -248,7 +248,12 @@ class JiraConnector:
         if self._deployment is None:
             self._deployment = self._detect(count)
         cloud = self._deployment == "cloud"
-        fields = self._http.get(f"/rest/api/{3 if cloud else 2}/field", count=count)
+        # The statuses are asked beside the field list, not after it: one round trip less
+        # on every sync (a scheduled run with nothing new makes three requests in all).
+        with ThreadPoolExecutor(1, "jira-site-" + self.name) as beside:
+            asked = beside.submit(self._http.get, "/rest/api/2/status", count=count)
+            fields = self._http.get(f"/rest/api/{3 if cloud else 2}/field", count=count)
+            statuses = asked.result()
         points, epic_link = discover_fields(fields if isinstance(fields, list) else [])
         self._declared = declared_field(self.config.declared_status_field,
                                         self.config.declared_status_values,
@@ -256,7 +261,6 @@ class JiraConnector:
         if self.config.declared_status_field and self._declared is None:
             log.warning("source '%s': no field %r for declared status on this site",
                         self.name, self.config.declared_status_field)
-        statuses = self._http.get("/rest/api/2/status", count=count)
         return Site(
             cloud=cloud,
             base_url=self._base,
