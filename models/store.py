@@ -562,11 +562,18 @@ def _change_row(change: StatusChange) -> dict[str, Any]:
 def _raw_rows(raws: Sequence[RawPayload]) -> list[dict[str, Any]]:
     # Not model_dump(): it deep-copies the payload, a third of a page's write time. A
     # compressor per page: they are not to be shared between threads (sources sync on
-    # threads).
-    compress = zstandard.ZstdCompressor(level=PAYLOAD_LEVEL).compress
+    # threads). The page's payloads are compressed in one call, which lets go of the
+    # interpreter lock once, not once a payload: a sync's fetching threads took the lock at
+    # every release, so each payload's compression waited to win it back (74 us a payload
+    # in a 20,000-issue sync, 20 us of it compressing). The same frames either way.
+    if not raws:
+        return []
+    compressor = zstandard.ZstdCompressor(level=PAYLOAD_LEVEL)
+    frames = compressor.multi_compress_to_buffer([orjson.dumps(raw.payload) for raw in raws])
+    assert len(frames) == len(raws)
     return [{"source": raw.source, "key": raw.key, "endpoint": raw.endpoint,
-             "fetched_at": raw.fetched_at, "payload_zst": compress(orjson.dumps(raw.payload))}
-            for raw in raws]
+             "fetched_at": raw.fetched_at, "payload_zst": frames[n].tobytes()}
+            for n, raw in enumerate(raws)]
 
 
 class Store:
