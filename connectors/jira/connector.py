@@ -249,11 +249,25 @@ class JiraConnector:
             self._deployment = self._detect(count)
         cloud = self._deployment == "cloud"
         # The statuses are asked beside the field list, not after it: one round trip less
-        # on every sync (a scheduled run with nothing new makes three requests in all).
-        with ThreadPoolExecutor(1, "jira-site-" + self.name) as beside:
-            asked = beside.submit(self._http.get, "/rest/api/2/status", count=count)
-            fields = self._http.get(f"/rest/api/{3 if cloud else 2}/field", count=count)
-            statuses = asked.result()
+        # on every sync (a scheduled run with nothing new makes three requests in all). On
+        # a daemon thread: when the field list fails or Ctrl-C stops the run, nothing waits
+        # for a tracker that does not answer.
+        asked: dict[str, Any] = {}
+
+        def ask_statuses() -> None:
+            try:
+                asked["statuses"] = self._http.get("/rest/api/2/status", count=count)
+            except BaseException as error:  # handed to the caller's thread
+                asked["error"] = error
+
+        beside = threading.Thread(target=ask_statuses, name="jira-site-" + self.name,
+                                  daemon=True)
+        beside.start()
+        fields = self._http.get(f"/rest/api/{3 if cloud else 2}/field", count=count)
+        beside.join()
+        if "error" in asked:
+            raise asked["error"]
+        statuses = asked["statuses"]
         points, epic_link = discover_fields(fields if isinstance(fields, list) else [])
         self._declared = declared_field(self.config.declared_status_field,
                                         self.config.declared_status_values,
