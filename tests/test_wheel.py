@@ -107,7 +107,7 @@ def test_the_wheel_holds_only_the_stratmap_namespace(wheel: Path) -> None:
     assert any(n.startswith("stratmap/models/migrations/versions/0001") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "stratmap = stratmap.flows.cli:main" in text
+    assert "stratmap = stratmap.flows.cli:entry" in text
     assert "stratmap = stratmap.flows.blocks" in text
 
 
