@@ -90,16 +90,18 @@ def _stratmap(*args: str) -> list[str]:
 PHASES = (("sync", re.compile(r"INFO stratmap\.flows\.run: synced .* ([\d.]+)s \(watermark")),
           ("evidence", re.compile(r"read the evidence: .* in ([\d.]+)s")),
           ("judge", re.compile(r"judged \d+ milestones: .* in ([\d.]+)s")),
-          ("history", re.compile(r"recorded the history: .* in ([\d.]+)s")))
-"""What ``stratmap -v run`` logs of each phase's seconds (flows/run.py)."""
+          ("history", re.compile(r"(?:recorded|read) the history: .* in ([\d.]+)s")),
+          ("page", re.compile(r"rendered the page: .* in ([\d.]+)s")))
+"""What ``stratmap -v run`` and ``stratmap -v report`` log of each phase's seconds
+(flows/run.py, flows/measures.py, flows/history.py)."""
 
 
 def phases(stderr: str, wall: float) -> str:
-    """Where a run's time went, from its log: each phase's seconds and the rest (start-up,
-    loading the plan, writing the report)."""
-    found = {name: sum(float(m) for m in pattern.findall(stderr)) for name, pattern in PHASES}
-    rest = wall - sum(found.values())
-    return ", ".join([*(f"{name} {seconds:.1f}s" for name, seconds in found.items()),
+    """Where a command's time went, from its log: each phase it logged, with its seconds,
+    and the rest (start-up, loading the plan, writing the report)."""
+    found = {name: [float(m) for m in pattern.findall(stderr)] for name, pattern in PHASES}
+    rest = wall - sum(sum(times) for times in found.values())
+    return ", ".join([*(f"{name} {sum(times):.1f}s" for name, times in found.items() if times),
                       f"rest {rest:.1f}s"])
 
 
@@ -156,11 +158,11 @@ def run_size(deployment: str, latency: float, issues: int, work: Path,
                            "--json", str(folder / "changed.json")),
                  note=f"{count['changed']} issues changed")
         step("`stratmap report --format json`",
-             _stratmap("report", str(plan), "--db", url, "--format", "json",
-                       "-o", str(folder / "report.json")))
+             _stratmap("-v", "report", str(plan), "--db", url, "--format", "json",
+                       "-o", str(folder / "report.json")), split=True)
         step("`stratmap report --format html`",
-             _stratmap("report", str(plan), "--db", url, "--format", "html",
-                       "-o", str(folder / "report.html")))
+             _stratmap("-v", "report", str(plan), "--db", url, "--format", "html",
+                       "-o", str(folder / "report.html")), split=True)
     size = sum(p.stat().st_size for p in folder.glob("store.db*"))
     rows.append(Row(deployment, latency, issues, "store size (KB per issue)",
                     round(size / 1024 / issues, 2), 0, 0, f"{size / 2**20:.1f} MB in all"))

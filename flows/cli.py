@@ -301,8 +301,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from stratmap.flows.measures import plan_evidence
-    from stratmap.judgement.engine import judge_indexed
+    from stratmap.flows.measures import read_and_judge
     from stratmap.models.records import utcnow
 
     plan = _load(args.plan, console)
@@ -321,8 +320,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         console.print(Text.assemble(("warning: ", "yellow"), f"never synced into this store: "
                                     f"{', '.join(never)}; the report marks them stale"))
     with _store(args, reading=True) as store:
-        evidence = plan_evidence(store, plan)  # read once: the judgement and the page
-        report, index = judge_indexed(plan, evidence, as_of=as_of(args, plan) or utcnow())
+        # read once: the judgement and the page
+        evidence, report, index = read_and_judge(store, plan, as_of(args, plan) or utcnow())
         report = _mark_never_synced(report, never)
         if args.format == "html":  # issue 6: one self-contained page, with history and map
             from stratmap.flows.history import html_report

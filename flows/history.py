@@ -9,6 +9,7 @@ renders the HTML report from data already in memory (:func:`html_report`).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from stratmap.flows.measures import plan_evidence
@@ -82,9 +83,13 @@ def html_report(plan: Plan, store: Store, report: Report, *,
 
     if evidence is None:
         evidence = plan_evidence(store, plan)
-    return render(report, history=history(store, plan, evidence, until=report.as_of,
-                                          index=index),
-                  links=item_links(evidence), plan=plan)
+    clock = time.perf_counter()
+    past = history(store, plan, evidence, until=report.as_of, index=index)
+    log.info("read the history: %d snapshots in %.2fs", len(past), time.perf_counter() - clock)
+    clock = time.perf_counter()
+    page = render(report, history=past, links=item_links(evidence), plan=plan)
+    log.info("rendered the page: %d KB in %.2fs", len(page) // 1024, time.perf_counter() - clock)
+    return page
 
 
 __all__ = ["history", "html_report", "record_run"]

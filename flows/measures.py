@@ -8,6 +8,7 @@ run duplicates nothing. Secrets (``env:``/``block:``) are resolved here, never l
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,9 @@ from stratmap.models.store import (
 
 if TYPE_CHECKING:
     import httpx
+
+    from stratmap.judgement.evidence import EvidenceIndex
+    from stratmap.models.report import Report
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +113,23 @@ def plan_evidence(store: Store, plan: Plan) -> Evidence:
     if plan.measure_ids():
         update["measures"] = load_measure_values(store, plan.name)
     return evidence.model_copy(update=update)
+
+
+def read_and_judge(store: Store, plan: Plan,
+                   as_of: datetime) -> tuple[Evidence, Report, EvidenceIndex]:
+    """The plan's evidence read once, and its judgement at ``as_of`` with the index the
+    judgement built (for the history and the page). Each phase's time goes to the log:
+    ``stratmap -v run`` and ``stratmap -v report`` show where a command's time went."""
+    from stratmap.judgement.engine import judge_indexed
+
+    clock = time.perf_counter()
+    evidence = plan_evidence(store, plan)
+    log.info("read the evidence: %d items, %d status changes, %d comments in %.2fs",
+             len(evidence.items), len(evidence.changes), len(evidence.comments),
+             time.perf_counter() - clock)
+    clock = time.perf_counter()
+    report, index = judge_indexed(plan, evidence, as_of=as_of)
+    log.info("judged %d milestones: %d findings in %.2fs",
+             sum(len(g.milestones) for g in report.goals), len(report.findings),
+             time.perf_counter() - clock)
+    return evidence, report, index

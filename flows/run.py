@@ -21,9 +21,8 @@ from typing import Any, Protocol, TypeVar
 
 from stratmap.connectors.base import SourceError
 from stratmap.flows.history import record_run
-from stratmap.flows.measures import plan_evidence, sync_measures
+from stratmap.flows.measures import read_and_judge, sync_measures
 from stratmap.flows.pipeline import SyncResult, sync_plan_source
-from stratmap.judgement.engine import judge_indexed
 from stratmap.models.plan import Plan
 from stratmap.models.records import Page, utcnow
 from stratmap.models.report import Report, StaleSource
@@ -124,16 +123,7 @@ def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
     with Store(db) as store:
         if record:
             record_plan_dues(store, plan.name, plan.dues(), as_of)
-        clock = time.perf_counter()
-        evidence = plan_evidence(store, plan)
-        log.info("read the evidence: %d items, %d status changes, %d comments in %.2fs",
-                 len(evidence.items), len(evidence.changes), len(evidence.comments),
-                 time.perf_counter() - clock)
-        clock = time.perf_counter()
-        report, index = judge_indexed(plan, evidence, as_of=as_of)
-        log.info("judged %d milestones: %d findings in %.2fs",
-                 sum(len(g.milestones) for g in report.goals), len(report.findings),
-                 time.perf_counter() - clock)
+        evidence, report, index = read_and_judge(store, plan, as_of)
         if stale:
             report = report.model_copy(update={"stale_sources": [
                 StaleSource(source=name, error=stale[name],

@@ -57,6 +57,26 @@ def test_report_markdown_and_json_from_the_store(tmp_path: Path) -> None:
     assert json.loads(js.read_text())["as_of"] == "2027-03-01T09:00:00+00:00"
 
 
+def test_verbose_says_where_a_commands_time_went(tmp_path: Path) -> None:
+    """``-v`` logs each phase with its seconds, as the end-to-end benchmark reads them
+    (``benchmarks.e2e.PHASES``): a run's sync, evidence, judgement and history; an HTML
+    report's evidence, judgement, history and page."""
+    from benchmarks.e2e import PHASES, phases
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    run = stratmap("-v", "run", str(SAMPLE / "plan.yaml"), "--db", db, "--as-of", AS_OF, "-q")
+    assert run.returncode == 0, run.stderr
+    assert [name for name, pattern in PHASES if pattern.search(run.stderr)] == [
+        "sync", "evidence", "judge", "history"]
+    page = stratmap("-v", "report", str(SAMPLE / "plan.yaml"), "--db", db, "--as-of", AS_OF,
+                    "--format", "html", "-o", str(tmp_path / "r.html"))
+    assert page.returncode == 0, page.stderr
+    assert [name for name, pattern in PHASES if pattern.search(page.stderr)] == [
+        "evidence", "judge", "history", "page"]
+    split = phases(page.stderr, 10.0)
+    assert split.startswith("evidence ") and "page " in split and "sync" not in split
+
+
 def test_fail_on_exits_4_when_a_finding_is_that_severe(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 's.db'}"
     args = ["run", str(SAMPLE / "plan.yaml"), "--db", db, "--as-of", AS_OF, "-q"]
