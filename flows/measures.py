@@ -1,4 +1,5 @@
-"""Syncing a plan's measures into the store, and the evidence the engine judges them from.
+"""Syncing a plan's measures into the store, and the evidence the engine judges them from
+(:func:`plan_evidence`; :func:`read_and_judge` reads it and judges it, for a run and a report).
 
 Each measure is read from ``since`` (its last stored value's time minus its ``overlap``,
 default :data:`OVERLAP`) and upserted on ``(plan, measure, at)``: incremental, and a double

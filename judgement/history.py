@@ -280,14 +280,14 @@ class _Sweep:
             seen = {bisect_left(moments, created)}
             if item.resolved is not None:
                 seen.add(bisect_left(moments, item.resolved))
-            for group in (changes.get(iid, empty), comments.get(iid, empty),
-                          assignments.get(iid, empty)):
+            acting = (changes.get(iid, empty), comments.get(iid, empty))
+            for group in (*acting, assignments.get(iid, empty)):
                 for event in group:
                     seen.add(bisect_left(moments, event.at))
             for week in seen:
                 if week < weeks:
                     dirty[week].append(number)
-            for events in (changes.get(iid, empty), comments.get(iid, empty)):
+            for events in acting:
                 for event in events:
                     author = event.author
                     if author is None:

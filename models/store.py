@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import Enum
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import zstandard
@@ -421,6 +422,14 @@ def migrate(engine: Engine) -> None:
 
 
 _STATEMENTS: dict[tuple[Any, ...], Insert] = {}
+
+_E = TypeVar("_E", bound=Enum)
+
+
+def _by_value(kind: type[_E]) -> Callable[[Any], _E]:
+    """``kind(value)`` for the rows of one read, as a dict lookup: the enum's own call per
+    row was a tenth of the evidence's read. An unknown value still fails (KeyError)."""
+    return {member.value: member for member in kind}.__getitem__
 
 
 def _postgresql_insert(table: Table) -> PostgresqlInsert:
@@ -882,9 +891,7 @@ class Store:
             return cursor
 
         loads = orjson.loads
-        # The member by its value, as StatusCategory(value) gives it, without the enum's
-        # call per row (a tenth of the read); an unknown value still fails (KeyError).
-        category = {member.value: member for member in StatusCategory}.__getitem__
+        category = _by_value(StatusCategory)
         item, change = EvidenceItem._make, EvidenceChange._make
         comment, assignment = EvidenceComment._make, EvidenceAssignment._make
         # One string object per distinct value of the columns that repeat (sources, keys
@@ -1172,7 +1179,7 @@ def _sqlite_snapshots(store: Store, plan: str, *, until: datetime | None,
             moment = weeks[text] = parse(text + "+00:00")
         return moment
 
-    status = {member.value: member for member in Status}.__getitem__  # as Status(value)
+    status = _by_value(Status)
     with store.engine.connect() as connection:
         cursor: Any = connection.connection.cursor()  # sqlite3's: iterable
         cursor.execute(sql, params)

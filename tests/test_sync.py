@@ -286,6 +286,24 @@ def test_sqlite_reads_the_evidence_as_the_generic_path_does(tmp_path: Path) -> N
         assert not [i for i in fast.items if i.source == "site"]
 
 
+def test_the_evidence_tuples_carry_every_field_of_their_records() -> None:
+    """The evidence's tuples repeat their records' fields, in order (Evidence builds one
+    from the other by name): a field added to a record and not to its tuple fails here,
+    not as a value the engine silently never sees."""
+    from stratmap.models.records import (
+        AssigneeChange,
+        Comment,
+        EvidenceAssignment,
+        EvidenceChange,
+        EvidenceComment,
+        EvidenceItem,
+    )
+
+    for record, compact in ((WorkItem, EvidenceItem), (StatusChange, EvidenceChange),
+                            (Comment, EvidenceComment), (AssigneeChange, EvidenceAssignment)):
+        assert compact._fields == tuple(record.model_fields), record.__name__
+
+
 def test_sqlite_reads_snapshots_as_the_generic_path_does(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite's snapshots are read through the driver: the same snapshots, values of the
