@@ -102,11 +102,19 @@ def sync_measures(plan: Plan, store: Store, *, plan_dir: Path, started: datetime
     return outcomes
 
 
-def plan_evidence(store: Store, plan: Plan) -> Evidence:
+def plan_evidence(store: Store, plan: Plan, *, as_of: datetime | None = None) -> Evidence:
     """Everything stored for the plan: its sources' records, its measures' values, its
     slip log (the due-date changes recorded for its milestones) and the statuses declared
-    in its trackers."""
-    evidence = store.evidence(plan.sources)
+    in its trackers.
+
+    With ``as_of``, for judging at that moment only: a comment's text is read only where
+    the judgement reads it, in an owner's declarations of the
+    :data:`~stratmap.judgement.organisation.DECLARATION_FRESH` before ``as_of`` (the rest
+    comes with ``body=None``)."""
+    from stratmap.judgement.organisation import DECLARATION_FRESH
+
+    evidence = store.evidence(plan.sources, bodies_since=None if as_of is None
+                              else as_of - DECLARATION_FRESH)
     update: dict[str, object] = {"due_changes": load_due_changes(store, plan.name),
                                  "tracker_dues": load_tracker_dues(
                                      store, plan.sources, containers=containers(plan)),
@@ -124,7 +132,7 @@ def read_and_judge(store: Store, plan: Plan,
     from stratmap.judgement.engine import judge_indexed
 
     clock = time.perf_counter()
-    evidence = plan_evidence(store, plan)
+    evidence = plan_evidence(store, plan, as_of=as_of)
     log.info("read the evidence: %d items, %d status changes, %d comments in %.2fs",
              len(evidence.items), len(evidence.changes), len(evidence.comments),
              time.perf_counter() - clock)

@@ -180,4 +180,4 @@ def judge_plan(plan: Plan, store: Store, *, as_of: datetime) -> Report:
     """Judge the plan from everything stored for its sources."""
     from stratmap.flows.measures import plan_evidence
 
-    return judge(plan, plan_evidence(store, plan), as_of=as_of)
+    return judge(plan, plan_evidence(store, plan, as_of=as_of), as_of=as_of)

@@ -151,7 +151,7 @@ class _Scope:
         self.feedback_from = feedback_from
         self.counted = counted
         """Every item the scope counts at the end of time, sorted (for exact point sums)."""
-        self.selectors: list[tuple[str, frozenset[ItemId]]] = []
+        self.selectors: list[tuple[str, datetime | None]] = []
         """A milestone's selectors that may select nothing (an ``empty_selector``): their
         source and every item they select at the end of time."""
         self.total = 0
@@ -182,6 +182,7 @@ class _Sweep:
         # items, those of them that exist yet.
         everything = index if index is not None else EvidenceIndex(plan, evidence, _END_OF_TIME)
         self.person_of = everything.person_of
+        indexed = everything.items
         # Its records by item, every one of them: grouped once for the run, not again here.
         self.changes: dict[ItemId, list[EvidenceChange]] = everything.changes_of
         self.comments: dict[ItemId, list[EvidenceComment]] = everything.comments_of
@@ -203,13 +204,15 @@ class _Sweep:
             for milestone in goal.milestones:
                 counted: set[ItemId] = set()
                 context: set[ItemId] = set()
-                selectors: list[tuple[str, frozenset[ItemId]]] = []
+                selectors: list[tuple[str, datetime | None]] = []
                 for selector in milestone.work:
                     found, around = everything.select(selector)
                     counted |= found
                     context |= around
                     if everything.resolved(selector):
-                        selectors.append((selector.source, frozenset(found | around)))
+                        selectors.append((selector.source, min(
+                            (indexed[i].item.created for chosen in (found, around)
+                             for i in chosen), default=None)))
                 context -= counted
                 selected |= counted | context
                 goal_counted |= counted
@@ -223,19 +226,23 @@ class _Sweep:
                     counted=sorted(counted))
                 scope.selectors = selectors
                 scopes.append(scope)
+                # One (scope, counts) pair per scope, shared by its items' lists: at
+                # 100,000 issues a pair per item and scope was some 30 MB.
+                counts, around_it = (scope, True), (scope, False)
                 for iid in counted:
-                    member.setdefault(iid, []).append((scope, True))
+                    member.setdefault(iid, []).append(counts)
                 for iid in context:
-                    member.setdefault(iid, []).append((scope, False))
+                    member.setdefault(iid, []).append(around_it)
             whole = _Scope(
                 goal=goal, milestone=None, rules=plan.rules_for(goal),
                 start=min((s.start for s in scopes if s.start), default=None), due=None,
                 feedback=goal.feedback, feedback_from=expected(goal.feedback),
                 counted=sorted(goal_counted))
+            counts, around_it = (whole, True), (whole, False)
             for iid in goal_counted:
-                member.setdefault(iid, []).append((whole, True))
+                member.setdefault(iid, []).append(counts)
             for iid in goal_context:
-                member.setdefault(iid, []).append((whole, False))
+                member.setdefault(iid, []).append(around_it)
             self.goals.append((whole, scopes))
         self.member = member
         self.selected = selected
@@ -247,7 +254,10 @@ class _Sweep:
         for item in evidence.items:
             if item.source not in sources:
                 continue
-            self.items.append(((item.source, item.key), item))
+            # The index's own key of the item, not a second tuple per item.
+            iid = (item.source, item.key)
+            state = indexed.get(iid)
+            self.items.append((iid if state is None else state.id, item))
             if item.points is not None and not _dyadic(item.points):
                 exact = False
             created = item.created
@@ -456,10 +466,11 @@ class _Sweep:
         kinds: list[Kind] = []
         if scope.owner is None:
             kinds.append(Kind.UNOWNED)
-        states = self.states
-        for source, chosen in scope.selectors:
+        for source, first in scope.selectors:
+            # Nothing it selects exists yet (an item is among the week's states from the
+            # week it is created in): its first item's creation says when that ends.
             began = self.first_of_source.get(source)
-            if began is not None and began <= moment and states.keys().isdisjoint(chosen):
+            if began is not None and began <= moment and (first is None or first > moment):
                 kinds.append(Kind.EMPTY_SELECTOR)
         if scope.start is not None and scope.start > moment:
             status = Status.NOT_STARTED

@@ -482,16 +482,21 @@ class Organisation:
                 if (comment.at <= since or person_of.get(
                         (comment.source, comment.author or "")) != judged.owner):
                     continue
-                if at_risk is not None and at_risk.search(comment.body):
+                body = comment.body
+                if body is None:
+                    raise ValueError(f"comment {comment.comment_id} of {comment.item_key} was "
+                                     "read without its text: read the evidence with "
+                                     "bodies_since at least DECLARATION_FRESH before as_of")
+                if at_risk is not None and at_risk.search(body):
                     status = "at_risk"
-                elif on_track is not None and on_track.search(comment.body):
+                elif on_track is not None and on_track.search(body):
                     status = "on_track"
                 else:
                     continue
                 claims.append(_Claim(status=status, at=comment.at, order=comment.comment_id,
                                      source=comment.source, subject=comment.item_key,
                                      by=judged.owner, account=comment.author,
-                                     quote=comment.body, via="comment"))
+                                     quote=body, via="comment"))
         return claims
 
     def _declared(self, judged: Judged,

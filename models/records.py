@@ -338,7 +338,8 @@ class EvidenceComment(NamedTuple):
     comment_id: str
     at: datetime
     author: str | None
-    body: str
+    body: str | None
+    """None when the evidence was read without it (``Store.evidence``'s ``bodies_since``)."""
 
 
 class EvidenceAssignment(NamedTuple):

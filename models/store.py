@@ -31,6 +31,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    case,
     create_engine,
     delete,
     event,
@@ -776,15 +777,21 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------
 
-    def evidence(self, sources: Iterable[str]) -> Evidence:
-        """All records of the given sources, in a stable order, for the engine."""
+    def evidence(self, sources: Iterable[str], *,
+                 bodies_since: datetime | None = None) -> Evidence:
+        """All records of the given sources, in a stable order, for the engine.
+
+        ``bodies_since``: only comments from then on keep their text; older ones come with
+        ``body=None``. The engine reads a comment's text only for an owner's recent
+        declaration (:data:`~stratmap.judgement.organisation.DECLARATION_FRESH`), and the
+        text is most of the comments' memory (some 40 MB at 100,000 issues)."""
         names = sorted(set(sources))
         with _bulk():
             if self.engine.dialect.name == "sqlite":
-                return self._sqlite_evidence(names)
-            return self._evidence(names)
+                return self._sqlite_evidence(names, bodies_since)
+            return self._evidence(names, bodies_since)
 
-    def _evidence(self, names: list[str]) -> Evidence:
+    def _evidence(self, names: list[str], bodies_since: datetime | None) -> Evidence:
         with self.engine.connect() as connection:
             items = tuple([
                 EvidenceItem(
@@ -816,11 +823,14 @@ class Store:
                               StatusChangeRow.at, StatusChangeRow.change_id)
                 )
             ])
+            body = (CommentRow.body if bodies_since is None else
+                    case((CommentRow.at >= bodies_since.astimezone(UTC), CommentRow.body)))
             comments = tuple([
                 EvidenceComment(source=r.source, item_key=r.item_key, comment_id=r.comment_id,
                                 at=r.at, author=r.author, body=r.body)
                 for r in connection.execute(
-                    select(CommentRow)
+                    select(CommentRow.source, CommentRow.item_key, CommentRow.comment_id,
+                           CommentRow.at, CommentRow.author, body.label("body"))
                     .where(CommentRow.source.in_(names))
                     .order_by(CommentRow.source, CommentRow.item_key, CommentRow.at,
                               CommentRow.comment_id)
@@ -870,7 +880,7 @@ class Store:
                                  fetched_at=r.fetched_at,
                                  payload=orjson.loads(decompress(r.payload_zst)))
 
-    def _sqlite_evidence(self, names: list[str]) -> Evidence:
+    def _sqlite_evidence(self, names: list[str], bodies_since: datetime | None) -> Evidence:
         """:meth:`evidence` from SQLite, read through the driver: the same rows in the same
         order, without SQLAlchemy's processing per value (a third of the read at 20,000
         issues). Moments are stored as naive UTC text, JSON columns as JSON text. The rows
@@ -884,11 +894,16 @@ class Store:
             # "+00:00" parses straight to datetime.UTC, several times faster than .replace
             return None if text is None else parse(text + "+00:00")
 
-        def rows(sql: str) -> Any:
+        def rows(sql: str, *more: object) -> Any:
             # The driver's own cursor: SQLAlchemy's result costs more per row than the read.
             cursor = connection.connection.cursor()
-            cursor.execute(sql.format(marks=marks), tuple(names))
+            cursor.execute(sql.format(marks=marks), (*more, *names))
             return cursor
+
+        # Moments are compared as stored: naive UTC text, to the microsecond.
+        body = "body" if bodies_since is None else "CASE WHEN at >= ? THEN body END"
+        since = () if bodies_since is None else (
+            bodies_since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),)
 
         loads = orjson.loads
         category = _by_value(StatusCategory)
@@ -933,8 +948,9 @@ class Store:
                 comment((shared(r[0], r[0]), shared(r[1], r[1]), r[2], moment(r[3]),
                          shared(r[4], r[4]), r[5]))
                 for r in rows(
-                    "SELECT source, item_key, comment_id, at, author, body FROM comments "
-                    "WHERE source IN ({marks}) ORDER BY source, item_key, at, comment_id")
+                    f"SELECT source, item_key, comment_id, at, author, {body} FROM comments "
+                    "WHERE source IN ({marks}) ORDER BY source, item_key, at, comment_id",
+                    *since)
             ])
             accounts = tuple(
                 stored(Account, {"source": shared(r[0], r[0]),

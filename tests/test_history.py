@@ -241,7 +241,9 @@ def _random_plan(rng: random.Random) -> tuple[Plan, Evidence]:
     selectors = [{"source": "jira", "epic": rng.choice(epics)},
                  {"source": "jira", "labels": [rng.choice("abc")]},
                  {"source": "jira", "keys": [f"J-{rng.randint(1, 40)}" for _ in range(5)]},
-                 {"source": "jira", "version": rng.choice(["1.0", "2.0"])}]
+                 {"source": "jira", "version": rng.choice(["1.0", "2.0"])},
+                 # no item has it: an empty selector in every week
+                 {"source": "jira", "labels": ["none-has-it"]}]
     goals = []
     for g in range(rng.randint(1, 3)):
         milestones = []

@@ -257,8 +257,13 @@ def test_sqlite_reads_the_evidence_as_the_generic_path_does(tmp_path: Path) -> N
         store.replace_selection("jira", "jql:abc", ["Z-1", "CRM-2"])
         store.mark_removed("site", frozenset(), at)
         fast = store.evidence(names)
-        generic = store._evidence(names)
+        generic = store._evidence(names, None)
         assert fast == generic
+        # Comment text from a moment on only: the same comments, the same ones without it.
+        middle = sorted(c.at for c in fast.comments)[len(fast.comments) // 2]
+        trimmed = store.evidence(names, bodies_since=middle)
+        assert trimmed == store._evidence(names, middle)
+        assert 0 < sum(c.body is None for c in trimmed.comments) < len(trimmed.comments)
         # Built without validation, yet the same records: each value of the same type
         # (aware UTC moments, enum members, floats), field by field.
         for ours, theirs in ((fast.items, generic.items), (fast.changes, generic.changes),
@@ -433,3 +438,61 @@ def test_sqlite_writes_through_the_driver_what_sqlalchemy_writes(
     # Moments as naive UTC text, from UTC and from another zone alike.
     assert items[0][2 * 8:2 * 10] == ("2027-01-01 00:00:00.000000", "text",
                                       "2027-01-02 02:04:05.678901", "text")
+
+
+def test_comment_text_is_read_only_where_the_judgement_reads_it(store: Store) -> None:
+    """Judging at ``as_of`` reads a comment's text only from DECLARATION_FRESH before it
+    (an owner's declarations are the only reader): older comments come without it, on
+    SQLite and PostgreSQL alike, and the judgement is the one the whole text gives.
+    Evidence read for a later moment refuses to judge an earlier one where it lacks text."""
+    from stratmap.flows.measures import plan_evidence
+    from stratmap.judgement import judge
+    from stratmap.judgement.organisation import DECLARATION_FRESH
+    from stratmap.models.plan import Plan
+    from stratmap.models.records import Comment
+    from stratmap.models.report import Kind
+
+    as_of = datetime(2027, 3, 1, 9, tzinfo=UTC)
+    since = as_of - DECLARATION_FRESH
+    day = timedelta(days=1)
+    created = as_of - 120 * day
+    items = (WorkItem(source="jira", key="WEB-2", status="In Progress",
+                      status_category=StatusCategory.IN_PROGRESS, created=created,
+                      updated=as_of - 20 * day, parent="WEB-1"),)
+    said = [(as_of - 90 * day, "on track, said long ago"), (since, "on track at the edge"),
+            (as_of - 3 * day, "We are on track for March.")]
+    comments = tuple(Comment(source="jira", item_key="WEB-2", comment_id=str(n), at=at,
+                             author="bob-id", body=body) for n, (at, body) in enumerate(said))
+    store.write_page(Page(source="jira", items=items, comments=comments, changes=(
+        StatusChange(source="jira", item_key="WEB-2", change_id="1", at=as_of - 20 * day,
+                     author="bob-id", to_status="In Progress",
+                     to_category=StatusCategory.IN_PROGRESS),)))
+    plan = Plan.model_validate({
+        "version": 1, "name": "Bodies", "leader": "alice",
+        "people": {"alice": {"name": "Alice", "accounts": {"jira": "alice-id"}},
+                   "bob": {"name": "Bob", "accounts": {"jira": "bob-id"}}},
+        "sources": {"jira": {"kind": "jira", "url": "https://jira.example",
+                             "token": "env:JIRA_TOKEN", "scope": "project = WEB"}},
+        "defaults": {"stall_after": "14d"},
+        "goals": [{"id": "web", "title": "Web", "owner": "alice", "milestones": [
+            {"id": "m", "title": "M", "owner": "bob", "start": "2026-11-01",
+             "work": [{"source": "jira", "epic": "WEB-1"}]}]}],
+    })
+    whole = store.evidence(["jira"])
+    read = store.evidence(["jira"], bodies_since=since)
+    assert [c.body for c in whole.comments] == [body for _, body in said]
+    assert [c.body for c in read.comments] == [None, "on track at the edge",
+                                                "We are on track for March."]
+    assert read.comments[1].at == since  # the edge itself keeps its text
+    assert [c._replace(body=None) for c in read.comments] == [
+        c._replace(body=None) for c in whole.comments]
+    assert (read.items, read.changes) == (whole.items, whole.changes)
+
+    trimmed = plan_evidence(store, plan, as_of=as_of)
+    report = judge(plan, trimmed, as_of=as_of)
+    assert report == judge(plan, plan_evidence(store, plan), as_of=as_of)
+    [claim] = [f for f in report.findings if f.kind is Kind.OPTIMISTIC_STATUS]
+    assert claim.evidence["quote"] == "We are on track for March."
+    # 80 days earlier the owner's claim of 90 days ago is fresh: its text was not read.
+    with pytest.raises(ValueError, match="read without its text"):
+        judge(plan, trimmed, as_of=as_of - 80 * day)
