@@ -23,8 +23,9 @@ from stratmap.models.store import Store, load_snapshots, save_snapshots, snapsho
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_BATCH = 10_000
-"""Backfilled snapshots written per transaction (whole weeks; at least this many)."""
+SNAPSHOT_BATCH = 2_500
+"""Backfilled snapshots written per transaction (whole weeks; at least this many). A
+batch waits in memory: 10,000 were some 10 MB of a first run's peak."""
 
 
 def record_run(store: Store, plan: Plan, report: Report, *,

@@ -184,9 +184,9 @@ class _Sweep:
         self.person_of = everything.person_of
         indexed = everything.items
         # Its records by item, every one of them: grouped once for the run, not again here.
-        self.changes: dict[ItemId, list[EvidenceChange]] = everything.changes_of
-        self.comments: dict[ItemId, list[EvidenceComment]] = everything.comments_of
-        self.assignments: dict[ItemId, list[EvidenceAssignment]] = everything.assignments_of
+        self.changes: dict[ItemId, tuple[EvidenceChange, ...]] = everything.changes_of
+        self.comments: dict[ItemId, tuple[EvidenceComment, ...]] = everything.comments_of
+        self.assignments: dict[ItemId, tuple[EvidenceAssignment, ...]] = everything.assignments_of
         seniors = frozenset(plan.seniors())
 
         def expected(rule: Feedback | None) -> frozenset[str]:
@@ -244,9 +244,15 @@ class _Sweep:
             for iid in goal_context:
                 member.setdefault(iid, []).append(around_it)
             self.goals.append((whole, scopes))
-        self.member = member
+        # Each item's scopes as a tuple: a list per item was twice the size.
+        self.member: dict[ItemId, tuple[tuple[_Scope, bool], ...]] = {
+            iid: tuple(pairs) for iid, pairs in member.items()}
+        del member
         self.selected = selected
-        self.items: list[tuple[ItemId, EvidenceItem]] = []
+        self.items: list[EvidenceItem] = []
+        self.ids: list[ItemId] = []
+        """Each item of the plan's sources and its id, by number (two lists, not a pair
+        per item)."""
         self.first_of_source: dict[str, datetime] = {}
         """When each source's first item was created: from then on its selectors judge."""
         self.states: dict[ItemId, ItemState] = {}
@@ -257,7 +263,8 @@ class _Sweep:
             # The index's own key of the item, not a second tuple per item.
             iid = (item.source, item.key)
             state = indexed.get(iid)
-            self.items.append((iid if state is None else state.id, item))
+            self.items.append(item)
+            self.ids.append(iid if state is None else state.id)
             if item.points is not None and not _dyadic(item.points):
                 exact = False
             created = item.created
@@ -285,7 +292,7 @@ class _Sweep:
         empty: tuple[Any, ...] = ()
         changes, comments = self.changes, self.comments
         assignments = self.assignments
-        for number, (iid, item) in enumerate(self.items):
+        for number, (iid, item) in enumerate(zip(self.ids, self.items, strict=True)):
             created = item.created
             seen = {bisect_left(moments, created)}
             if item.resolved is not None:
@@ -336,7 +343,7 @@ class _Sweep:
                     if known is None or at > known:
                         activity[person] = at
             for number in sorted(dirty):
-                iid, item = self.items[number]
+                iid, item = self.ids[number], self.items[number]
                 if item.created > moment:
                     continue
                 held = (_assignee_at(item, assignments[iid], moment) if iid in assignments

@@ -914,6 +914,15 @@ class Store:
         # row. Half the strings of 100,000 issues' evidence, some 100 MB, are repeats.
         strings: dict[Any, Any] = {}
         shared = strings.setdefault
+        # One tuple per distinct set of labels, as stored (most items share theirs).
+        label_sets: dict[str, tuple[str, ...]] = {}
+
+        def labels(text: str) -> tuple[str, ...]:
+            found = label_sets.get(text)
+            if found is None:
+                found = label_sets[text] = tuple([shared(x, x) for x in loads(text) or ()])
+            return found
+
         with self.engine.connect() as connection:
             items = tuple([
                 item((
@@ -921,8 +930,7 @@ class Store:
                     shared(r[4], r[4]), category(r[5]), shared(r[6], r[6]), shared(r[7], r[7]),
                     moment(r[8]), moment(r[9]), moment(r[10]), moment(r[11]),
                     shared(r[12], r[12]),
-                    tuple([shared(x, x) for x in loads(r[13]) or ()])
-                    if r[13] is not None else (),
+                    labels(r[13]) if r[13] is not None else (),
                     shared(r[14], r[14]), None if r[15] is None else float(r[15]), r[16],
                     (loads(r[17]) or NO_FIELDS) if r[17] is not None else NO_FIELDS,
                     tuple(loads(r[18]) or ()) if r[18] is not None else (),
