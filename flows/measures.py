@@ -107,13 +107,13 @@ def plan_evidence(store: Store, plan: Plan, *, as_of: datetime | None = None) ->
     slip log (the due-date changes recorded for its milestones) and the statuses declared
     in its trackers.
 
-    With ``as_of``, for judging at that moment only: a comment's text is read only where
-    the judgement reads it, in an owner's declarations of the
-    :data:`~stratmap.judgement.organisation.DECLARATION_FRESH` before ``as_of`` (the rest
-    comes with ``body=None``)."""
+    With ``as_of``, for judging at that moment only: a comment's text and id are read only
+    where the judgement reads them, in an owner's declarations of the
+    :data:`~stratmap.judgement.organisation.DECLARATION_FRESH` before ``as_of`` (older
+    comments come with ``body=None`` and ``comment_id=None``)."""
     from stratmap.judgement.organisation import DECLARATION_FRESH
 
-    evidence = store.evidence(plan.sources, bodies_since=None if as_of is None
+    evidence = store.evidence(plan.sources, full_since=None if as_of is None
                               else as_of - DECLARATION_FRESH)
     update: dict[str, object] = {"due_changes": load_due_changes(store, plan.name),
                                  "tracker_dues": load_tracker_dues(

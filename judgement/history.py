@@ -139,7 +139,7 @@ class _Scope:
     def __init__(self, *, goal: Goal, milestone: Milestone | None, rules: Rules,
                  start: datetime | None, due: datetime | None,
                  feedback: Feedback | None, feedback_from: frozenset[str],
-                 counted: list[ItemId]) -> None:
+                 counted: list[int]) -> None:
         self.goal = goal
         self.milestone = milestone
         self.ref = f"{goal.id}.{milestone.id}" if milestone else goal.id
@@ -150,7 +150,8 @@ class _Scope:
         self.feedback = feedback
         self.feedback_from = feedback_from
         self.counted = counted
-        """Every item the scope counts at the end of time, sorted (for exact point sums)."""
+        """Every item the scope counts at the end of time, by number, in the order of their
+        ids (the engine's order, for exact point sums)."""
         self.selectors: list[tuple[str, datetime | None]] = []
         """A milestone's selectors that may select nothing (an ``empty_selector``): their
         source and every item they select at the end of time."""
@@ -194,9 +195,43 @@ class _Sweep:
                 return frozenset()
             return seniors if rule.from_ == "seniors" else frozenset(rule.from_)
 
+        # Every item of the plan's sources by number: the sweep's state of each, its
+        # scopes and whether any milestone selects it are kept in lists by number (three
+        # hash tables of every item were some 15 MB at 100,000 issues).
+        self.items: list[EvidenceItem] = []
+        self.ids: list[ItemId] = []
+        """Each item and its id, by number."""
+        self.first_of_source: dict[str, datetime] = {}
+        """When each source's first item was created: from then on its selectors judge."""
+        exact = True
+        for item in evidence.items:
+            if item.source not in sources:
+                continue
+            # The index's own key of the item, not a second tuple per item.
+            iid = (item.source, item.key)
+            state = indexed.get(iid)
+            self.items.append(item)
+            self.ids.append(iid if state is None else state.id)
+            if item.points is not None and not _dyadic(item.points):
+                exact = False
+            created = item.created
+            if item.source not in self.first_of_source or created < self.first_of_source[
+                    item.source]:
+                self.first_of_source[item.source] = created
         self.goals: list[tuple[_Scope, list[_Scope]]] = []
-        member: dict[ItemId, list[tuple[_Scope, bool]]] = {}
-        selected: set[ItemId] = set()
+        number = {iid: n for n, iid in enumerate(self.ids)}
+        member: list[list[tuple[_Scope, bool]] | None] = [None] * len(self.ids)
+
+        def join(items: set[ItemId], pair: tuple[_Scope, bool]) -> None:
+            for iid in items:
+                n = number[iid]
+                pairs = member[n]
+                if pairs is None:
+                    member[n] = [pair]
+                else:
+                    pairs.append(pair)
+
+        selected = bytearray(len(self.ids))
         for goal in plan.goals:
             scopes: list[_Scope] = []
             goal_counted: set[ItemId] = set()
@@ -214,7 +249,8 @@ class _Sweep:
                             (indexed[i].item.created for chosen in (found, around)
                              for i in chosen), default=None)))
                 context -= counted
-                selected |= counted | context
+                for iid in counted | context:
+                    selected[number[iid]] = 1
                 goal_counted |= counted
                 goal_context |= context
                 rules = plan.rules_for(goal, milestone)
@@ -223,54 +259,28 @@ class _Sweep:
                     start=plan.moment(milestone.start) if milestone.start else None,
                     due=plan.moment(milestone.due) if milestone.due else None,
                     feedback=rules.feedback, feedback_from=expected(rules.feedback),
-                    counted=sorted(counted))
+                    counted=[number[i] for i in sorted(counted)])
                 scope.selectors = selectors
                 scopes.append(scope)
                 # One (scope, counts) pair per scope, shared by its items' lists: at
                 # 100,000 issues a pair per item and scope was some 30 MB.
-                counts, around_it = (scope, True), (scope, False)
-                for iid in counted:
-                    member.setdefault(iid, []).append(counts)
-                for iid in context:
-                    member.setdefault(iid, []).append(around_it)
+                join(counted, (scope, True))
+                join(context, (scope, False))
             whole = _Scope(
                 goal=goal, milestone=None, rules=plan.rules_for(goal),
                 start=min((s.start for s in scopes if s.start), default=None), due=None,
                 feedback=goal.feedback, feedback_from=expected(goal.feedback),
-                counted=sorted(goal_counted))
-            counts, around_it = (whole, True), (whole, False)
-            for iid in goal_counted:
-                member.setdefault(iid, []).append(counts)
-            for iid in goal_context:
-                member.setdefault(iid, []).append(around_it)
+                counted=[number[i] for i in sorted(goal_counted)])
+            join(goal_counted, (whole, True))
+            join(goal_context, (whole, False))
             self.goals.append((whole, scopes))
         # Each item's scopes as a tuple: a list per item was twice the size.
-        self.member: dict[ItemId, tuple[tuple[_Scope, bool], ...]] = {
-            iid: tuple(pairs) for iid, pairs in member.items()}
-        del member
+        self.member: list[tuple[tuple[_Scope, bool], ...]] = [
+            () if pairs is None else tuple(pairs) for pairs in member]
         self.selected = selected
-        self.items: list[EvidenceItem] = []
-        self.ids: list[ItemId] = []
-        """Each item of the plan's sources and its id, by number (two lists, not a pair
-        per item)."""
-        self.first_of_source: dict[str, datetime] = {}
-        """When each source's first item was created: from then on its selectors judge."""
-        self.states: dict[ItemId, ItemState] = {}
-        exact = True
-        for item in evidence.items:
-            if item.source not in sources:
-                continue
-            # The index's own key of the item, not a second tuple per item.
-            iid = (item.source, item.key)
-            state = indexed.get(iid)
-            self.items.append(item)
-            self.ids.append(iid if state is None else state.id)
-            if item.points is not None and not _dyadic(item.points):
-                exact = False
-            created = item.created
-            if item.source not in self.first_of_source or created < self.first_of_source[
-                    item.source]:
-                self.first_of_source[item.source] = created
+        """1 for an item some milestone selects, by number."""
+        self.states: list[ItemState | None] = []
+        """Each item's state in the week swept last, by number (None before it exists)."""
         self.exact_points = exact
         """Whether every story point is a multiple of 1/1024 (and small): then sums kept
         by adding and taking away are exactly the engine's sums in any order."""
@@ -321,7 +331,7 @@ class _Sweep:
         return dirty, active
 
     def weeks(self, moments: list[datetime]) -> Iterator[list[Snapshot]]:
-        states: dict[ItemId, ItemState] = {}
+        states: list[ItemState | None] = [None] * len(self.items)
         self.states = states
         activity: dict[str, datetime] = {}
         none: list[Any] = []
@@ -350,11 +360,11 @@ class _Sweep:
                         else item.assignee)
                 state = _state(iid, item, changes.get(iid, none), comments.get(iid, none),
                                moment, held)
-                before = states.get(iid)
-                states[iid] = state
-                if iid not in selected:
+                before = states[number]
+                states[number] = state
+                if not selected[number]:
                     open_unselected += (not state.done) - (before is not None and not before.done)
-                for scope, counts in member.get(iid, ()):
+                for scope, counts in member[number]:
                     self._update(scope, counts, before, state)
                 if state.done_at is not None and state.done_at >= moment:
                     # Done by its resolution or last update, which is still to come: its
@@ -406,11 +416,11 @@ class _Sweep:
         source = state.item.source
         return self.person_of.get((source, state.assignee or "")) or f"{source}:{state.assignee}"
 
-    def _resum(self, states: dict[ItemId, ItemState]) -> None:
+    def _resum(self, states: list[ItemState | None]) -> None:
         """Point sums in the engine's order, for points no sum keeps exact."""
         for whole, scopes in self.goals:
             for scope in (whole, *scopes):
-                present = [states[i] for i in scope.counted if i in states]
+                present = [state for i in scope.counted if (state := states[i]) is not None]
                 scope.points_total = sum(s.item.points or 0.0 for s in present)
                 scope.points_done = sum(s.item.points or 0.0 for s in present if s.done)
 

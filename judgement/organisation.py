@@ -482,18 +482,19 @@ class Organisation:
                 if (comment.at <= since or person_of.get(
                         (comment.source, comment.author or "")) != judged.owner):
                     continue
-                body = comment.body
-                if body is None:
-                    raise ValueError(f"comment {comment.comment_id} of {comment.item_key} was "
-                                     "read without its text: read the evidence with "
-                                     "bodies_since at least DECLARATION_FRESH before as_of")
+                body, order = comment.body, comment.comment_id
+                if body is None or order is None:
+                    raise ValueError(f"the comment of {comment.at.isoformat()} on "
+                                     f"{comment.item_key} was read without its text: read "
+                                     "the evidence with full_since at least "
+                                     "DECLARATION_FRESH before as_of")
                 if at_risk is not None and at_risk.search(body):
                     status = "at_risk"
                 elif on_track is not None and on_track.search(body):
                     status = "on_track"
                 else:
                     continue
-                claims.append(_Claim(status=status, at=comment.at, order=comment.comment_id,
+                claims.append(_Claim(status=status, at=comment.at, order=order,
                                      source=comment.source, subject=comment.item_key,
                                      by=judged.owner, account=comment.author,
                                      quote=body, via="comment"))

@@ -335,11 +335,12 @@ class EvidenceComment(NamedTuple):
 
     source: str
     item_key: str
-    comment_id: str
+    comment_id: str | None
     at: datetime
     author: str | None
     body: str | None
-    """None when the evidence was read without it (``Store.evidence``'s ``bodies_since``)."""
+    """``body`` and ``comment_id`` are None when the evidence was read without them
+    (``Store.evidence``'s ``full_since``)."""
 
 
 class EvidenceAssignment(NamedTuple):

@@ -778,20 +778,22 @@ class Store:
     # -- reading ------------------------------------------------------------------------
 
     def evidence(self, sources: Iterable[str], *,
-                 bodies_since: datetime | None = None) -> Evidence:
+                 full_since: datetime | None = None) -> Evidence:
         """All records of the given sources, in a stable order, for the engine.
 
-        ``bodies_since``: only comments from then on keep their text; older ones come with
-        ``body=None``. The engine reads a comment's text only for an owner's recent
-        declaration (:data:`~stratmap.judgement.organisation.DECLARATION_FRESH`), and the
-        text is most of the comments' memory (some 40 MB at 100,000 issues)."""
+        ``full_since``: only comments from then on keep their text and id; older ones come
+        with ``body=None`` and ``comment_id=None``. The engine reads those only for an
+        owner's recent declaration
+        (:data:`~stratmap.judgement.organisation.DECLARATION_FRESH`; the store gives each
+        item's comments in order already), and they are most of the comments' memory
+        (some 50 MB at 100,000 issues)."""
         names = sorted(set(sources))
         with _bulk():
             if self.engine.dialect.name == "sqlite":
-                return self._sqlite_evidence(names, bodies_since)
-            return self._evidence(names, bodies_since)
+                return self._sqlite_evidence(names, full_since)
+            return self._evidence(names, full_since)
 
-    def _evidence(self, names: list[str], bodies_since: datetime | None) -> Evidence:
+    def _evidence(self, names: list[str], full_since: datetime | None) -> Evidence:
         with self.engine.connect() as connection:
             items = tuple([
                 EvidenceItem(
@@ -823,14 +825,18 @@ class Store:
                               StatusChangeRow.at, StatusChangeRow.change_id)
                 )
             ])
-            body = (CommentRow.body if bodies_since is None else
-                    case((CommentRow.at >= bodies_since.astimezone(UTC), CommentRow.body)))
+            recent = (None if full_since is None
+                      else CommentRow.at >= full_since.astimezone(UTC))
+            body = CommentRow.body if recent is None else case((recent, CommentRow.body))
+            comment_id = (CommentRow.comment_id if recent is None
+                          else case((recent, CommentRow.comment_id)))
             comments = tuple([
                 EvidenceComment(source=r.source, item_key=r.item_key, comment_id=r.comment_id,
                                 at=r.at, author=r.author, body=r.body)
                 for r in connection.execute(
-                    select(CommentRow.source, CommentRow.item_key, CommentRow.comment_id,
-                           CommentRow.at, CommentRow.author, body.label("body"))
+                    select(CommentRow.source, CommentRow.item_key,
+                           comment_id.label("comment_id"), CommentRow.at, CommentRow.author,
+                           body.label("body"))
                     .where(CommentRow.source.in_(names))
                     .order_by(CommentRow.source, CommentRow.item_key, CommentRow.at,
                               CommentRow.comment_id)
@@ -880,7 +886,7 @@ class Store:
                                  fetched_at=r.fetched_at,
                                  payload=orjson.loads(decompress(r.payload_zst)))
 
-    def _sqlite_evidence(self, names: list[str], bodies_since: datetime | None) -> Evidence:
+    def _sqlite_evidence(self, names: list[str], full_since: datetime | None) -> Evidence:
         """:meth:`evidence` from SQLite, read through the driver: the same rows in the same
         order, without SQLAlchemy's processing per value (a third of the read at 20,000
         issues). Moments are stored as naive UTC text, JSON columns as JSON text. The rows
@@ -901,9 +907,12 @@ class Store:
             return cursor
 
         # Moments are compared as stored: naive UTC text, to the microsecond.
-        body = "body" if bodies_since is None else "CASE WHEN at >= ? THEN body END"
-        since = () if bodies_since is None else (
-            bodies_since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),)
+        full = "comment_id, at, author, body"
+        since: tuple[str, ...] = ()
+        if full_since is not None:
+            full = ("CASE WHEN at >= ? THEN comment_id END, at, author, "
+                    "CASE WHEN at >= ? THEN body END")
+            since = (full_since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),) * 2
 
         loads = orjson.loads
         category = _by_value(StatusCategory)
@@ -931,7 +940,8 @@ class Store:
                     moment(r[8]), moment(r[9]), moment(r[10]), moment(r[11]),
                     shared(r[12], r[12]),
                     labels(r[13]) if r[13] is not None else (),
-                    shared(r[14], r[14]), None if r[15] is None else float(r[15]), r[16],
+                    shared(r[14], r[14]), None if r[15] is None else shared(r[15], float(r[15])),
+                    r[16],
                     (loads(r[17]) or NO_FIELDS) if r[17] is not None else NO_FIELDS,
                     tuple(loads(r[18]) or ()) if r[18] is not None else (),
                 ))
@@ -956,7 +966,7 @@ class Store:
                 comment((shared(r[0], r[0]), shared(r[1], r[1]), r[2], moment(r[3]),
                          shared(r[4], r[4]), r[5]))
                 for r in rows(
-                    f"SELECT source, item_key, comment_id, at, author, {body} FROM comments "
+                    f"SELECT source, item_key, {full} FROM comments "
                     "WHERE source IN ({marks}) ORDER BY source, item_key, at, comment_id",
                     *since)
             ])

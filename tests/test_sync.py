@@ -261,9 +261,11 @@ def test_sqlite_reads_the_evidence_as_the_generic_path_does(tmp_path: Path) -> N
         assert fast == generic
         # Comment text from a moment on only: the same comments, the same ones without it.
         middle = sorted(c.at for c in fast.comments)[len(fast.comments) // 2]
-        trimmed = store.evidence(names, bodies_since=middle)
+        trimmed = store.evidence(names, full_since=middle)
         assert trimmed == store._evidence(names, middle)
         assert 0 < sum(c.body is None for c in trimmed.comments) < len(trimmed.comments)
+        assert [c.body is None for c in trimmed.comments] == [
+            c.comment_id is None for c in trimmed.comments]
         # Built without validation, yet the same records: each value of the same type
         # (aware UTC moments, enum members, floats), field by field.
         for ours, theirs in ((fast.items, generic.items), (fast.changes, generic.changes),
@@ -441,8 +443,9 @@ def test_sqlite_writes_through_the_driver_what_sqlalchemy_writes(
 
 
 def test_comment_text_is_read_only_where_the_judgement_reads_it(store: Store) -> None:
-    """Judging at ``as_of`` reads a comment's text only from DECLARATION_FRESH before it
-    (an owner's declarations are the only reader): older comments come without it, on
+    """Judging at ``as_of`` reads a comment's text and id only from DECLARATION_FRESH
+    before it (an owner's declarations are their only reader): older comments come
+    without them, on
     SQLite and PostgreSQL alike, and the judgement is the one the whole text gives.
     Evidence read for a later moment refuses to judge an earlier one where it lacks text."""
     from stratmap.flows.measures import plan_evidence
@@ -479,13 +482,14 @@ def test_comment_text_is_read_only_where_the_judgement_reads_it(store: Store) ->
              "work": [{"source": "jira", "epic": "WEB-1"}]}]}],
     })
     whole = store.evidence(["jira"])
-    read = store.evidence(["jira"], bodies_since=since)
+    read = store.evidence(["jira"], full_since=since)
     assert [c.body for c in whole.comments] == [body for _, body in said]
     assert [c.body for c in read.comments] == [None, "on track at the edge",
                                                 "We are on track for March."]
+    assert [c.comment_id for c in read.comments] == [None, "1", "2"]
     assert read.comments[1].at == since  # the edge itself keeps its text
-    assert [c._replace(body=None) for c in read.comments] == [
-        c._replace(body=None) for c in whole.comments]
+    assert [c._replace(body=None, comment_id=None) for c in read.comments] == [
+        c._replace(body=None, comment_id=None) for c in whole.comments]
     assert (read.items, read.changes) == (whole.items, whole.changes)
 
     trimmed = plan_evidence(store, plan, as_of=as_of)
