@@ -154,7 +154,8 @@ class _Scope:
         ids (the engine's order, for exact point sums)."""
         self.selectors: list[tuple[str, datetime | None]] = []
         """A milestone's selectors that may select nothing (an ``empty_selector``): their
-        source and every item they select at the end of time."""
+        source and when the first item they select at the end of time was created (None:
+        they never select one)."""
         self.total = 0
         self.done = 0
         self.points_total = 0.0
