@@ -500,6 +500,33 @@ def _open_store_killed_at(url: str, statement: int) -> subprocess.CompletedProce
                           capture_output=True, text=True, check=False, timeout=120)
 
 
+# The same, once per statement, each in its own process: a helper imports stratmap once and
+# forks a child per kill point (a fresh interpreter each was most of this test's minute).
+# The helper has no thread and never opens a store itself, so each child starts clean.
+_KILL_AT_EACH_STATEMENT = """
+import os, signal, sys
+from sqlalchemy import Engine, event
+seen = [0]
+kill_at = [0]
+@event.listens_for(Engine, "before_cursor_execute")
+def _count(*_args):
+    seen[0] += 1
+    if seen[0] == kill_at[0]:
+        os.kill(os.getpid(), signal.SIGKILL)
+import alembic.command, alembic.config, alembic.runtime.migration, alembic.script
+from stratmap.models.store import Store
+folder, last = sys.argv[1], int(sys.argv[2])
+for statement in range(1, last + 1):
+    pid = os.fork()
+    if pid == 0:
+        kill_at[0] = statement
+        Store(f"sqlite:///{folder}/killed{statement}.db").close()
+        os._exit(0)
+    _pid, status = os.waitpid(pid, 0)
+    print(statement, os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
 def test_a_store_killed_at_every_statement_of_its_first_migration_stays_usable(
         tmp_path: Path) -> None:
     clean = _open_store_killed_at(f"sqlite:///{tmp_path / 'clean.db'}", 0)
@@ -512,10 +539,15 @@ def test_a_store_killed_at_every_statement_of_its_first_migration_stays_usable(
 
     heads = set(ScriptDirectory(str(_MIGRATIONS)).get_heads())
     assert len(heads) >= 1
+    helper = subprocess.run(
+        [sys.executable, "-c", _KILL_AT_EACH_STATEMENT, str(tmp_path), str(statements)],
+        capture_output=True, text=True, check=False, timeout=600)
+    assert helper.returncode == 0, helper.stderr
+    exits = dict(line.split() for line in helper.stdout.splitlines())
+    assert exits == {str(n): str(-signal.SIGKILL) for n in range(1, statements + 1)}, (
+        helper.stderr)
     for statement in range(1, statements + 1):
         url = f"sqlite:///{tmp_path / f'killed{statement}.db'}"
-        killed = _open_store_killed_at(url, statement)
-        assert killed.returncode == -signal.SIGKILL, (statement, killed.stderr)
         with Store(url) as store:  # the next run finds a usable store (issue 14)
             assert set(store.counts()) >= {"items", "accounts", "status_changes"}
             with store.engine.connect() as connection:
