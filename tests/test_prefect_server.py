@@ -132,8 +132,18 @@ class Receiver:
         self.http.server_close()
 
 
+RETRIED = (408, 429, 502, 503)
+"""What Prefect's own client retries (prefect/client/base.py, its extra codes aside), as
+this helper does: a loaded server answers 503 now and then (seen once on a slow CI host,
+creating a flow run)."""
+
+
 def _api(server: PrefectServer, method: str, path: str, **kwargs: Any) -> Any:
-    response = httpx.request(method, f"{server.url}{path}", timeout=30, **kwargs)
+    for attempt in range(1, 6):
+        response = httpx.request(method, f"{server.url}{path}", timeout=30, **kwargs)
+        if response.status_code not in RETRIED or attempt == 5:
+            break
+        time.sleep(float(response.headers.get("Retry-After") or attempt))
     response.raise_for_status()
     return response.json() if response.content else None
 
