@@ -37,7 +37,7 @@ def record_run(store: Store, plan: Plan, report: Report, *,
     so finding where the history begins does not index the evidence again.
     """
     if evidence is None:
-        evidence = plan_evidence(store, plan)
+        evidence = plan_evidence(store, plan, as_of=report.as_of)
     stored = snapshot_moments(store, plan.name)
     missing = missing_weeks(plan, evidence, until=report.as_of, index=index, stored=stored)
     # A snapshot records the plan as it was judged then: a later run at the same moment
@@ -83,7 +83,7 @@ def html_report(plan: Plan, store: Store, report: Report, *,
     from stratmap.publish.html import item_links, render
 
     if evidence is None:
-        evidence = plan_evidence(store, plan)
+        evidence = plan_evidence(store, plan, as_of=report.as_of)
     clock = time.perf_counter()
     past = history(store, plan, evidence, until=report.as_of, index=index)
     log.info("read the history: %d snapshots in %.2fs", len(past), time.perf_counter() - clock)

@@ -433,6 +433,12 @@ def _by_value(kind: type[_E]) -> Callable[[Any], _E]:
     return {member.value: member for member in kind}.__getitem__
 
 
+def _stored_moment(moment: datetime) -> str:
+    """``moment`` as SQLite holds a moment column (SQLAlchemy's naive UTC text, to the
+    microsecond), for comparing with it in SQL as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def _postgresql_insert(table: Table) -> PostgresqlInsert:
     """PostgreSQL's INSERT (with ON CONFLICT), its dialect imported when a store is one: a
     SQLite user's every run skipped importing it (25 ms of start-up)."""
@@ -906,13 +912,12 @@ class Store:
             cursor.execute(sql.format(marks=marks), (*more, *names))
             return cursor
 
-        # Moments are compared as stored: naive UTC text, to the microsecond.
         full = "comment_id, at, author, body"
         since: tuple[str, ...] = ()
         if full_since is not None:
             full = ("CASE WHEN at >= ? THEN comment_id END, at, author, "
                     "CASE WHEN at >= ? THEN body END")
-            since = (full_since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),) * 2
+            since = (_stored_moment(full_since),) * 2
 
         loads = orjson.loads
         category = _by_value(StatusCategory)
@@ -1194,9 +1199,8 @@ def _sqlite_snapshots(store: Store, plan: str, *, until: datetime | None,
            "FROM snapshots WHERE plan = ?")
     params: list[object] = [plan]
     if until is not None:
-        # stored as SQLAlchemy writes it: naive UTC text, compared as text
         sql += " AND as_of <= ?"
-        params.append(until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"))
+        params.append(_stored_moment(until))
     if entity is not None:
         sql += " AND entity = ?"
         params.append(entity)
