@@ -129,16 +129,28 @@ def read_and_judge(store: Store, plan: Plan,
     """The plan's evidence read once, and its judgement at ``as_of`` with the index the
     judgement built (for the history and the page). Each phase's time goes to the log:
     ``stratmap -v run`` and ``stratmap -v report`` show where a command's time went."""
-    from stratmap.judgement.engine import judge_indexed
+    evidence = read_evidence(store, plan, as_of)
+    return (evidence, *judge_evidence(plan, evidence, as_of))
 
+
+def read_evidence(store: Store, plan: Plan, as_of: datetime) -> Evidence:
+    """:func:`plan_evidence` for judging at ``as_of``, its time logged."""
     clock = time.perf_counter()
     evidence = plan_evidence(store, plan, as_of=as_of)
     log.info("read the evidence: %d items, %d status changes, %d comments in %.2fs",
              len(evidence.items), len(evidence.changes), len(evidence.comments),
              time.perf_counter() - clock)
+    return evidence
+
+
+def judge_evidence(plan: Plan, evidence: Evidence,
+                   as_of: datetime) -> tuple[Report, EvidenceIndex]:
+    """The plan judged at ``as_of`` with the index the judgement built, its time logged."""
+    from stratmap.judgement.engine import judge_indexed
+
     clock = time.perf_counter()
     report, index = judge_indexed(plan, evidence, as_of=as_of)
     log.info("judged %d milestones: %d findings in %.2fs",
              sum(len(g.milestones) for g in report.goals), len(report.findings),
              time.perf_counter() - clock)
-    return evidence, report, index
+    return report, index

@@ -48,6 +48,9 @@ class SyncResult:
     watermark: datetime | None
     removed: int
     seconds: float
+    changed: bool = True
+    """Whether the sync wrote anything the plan is judged from (items and their history,
+    accounts, selections, removals); False for a scheduled run that found nothing new."""
 
 
 PageHook = Callable[[Page], None]
@@ -89,9 +92,11 @@ def _sync_source(connector: Connector, store: Store, *, started: datetime,
     stored = store.updated_since(name, since) if since is not None else {}
     window = Window(since=since, until=started, stored=stored)
     pages = items = requests = 0
+    changed = False
     highest: datetime | None = None
     for page in connector.fetch(window):
         pages += 1
+        changed = changed or page.has_evidence
         items += len(page.items)
         requests += page.requests
         cursor = at_most(started, page.cursor)
@@ -110,7 +115,7 @@ def _sync_source(connector: Connector, store: Store, *, started: datetime,
     for selector in selectors or []:
         keys = connector.resolve(selector.criteria())
         if keys is not None:
-            store.replace_selection(name, selector.key(), keys)
+            changed = store.replace_selection(name, selector.key(), keys) or changed
     removed = 0
     reconcile = getattr(connector, "reconcile", None)
     state = store.state(name)
@@ -123,7 +128,7 @@ def _sync_source(connector: Connector, store: Store, *, started: datetime,
     store.finish_sync(name, started, reconciled=bool(reconcile is not None and due))
     return SyncResult(source=name, pages=pages, items=items, requests=requests,
                       watermark=store.watermark(name), removed=removed,
-                      seconds=time.perf_counter() - clock)
+                      seconds=time.perf_counter() - clock, changed=changed or removed > 0)
 
 
 YOUNG_COLLECTION_EVERY = 20_000

@@ -12,21 +12,25 @@ that source stale, and the caller fails the run (exit 3, or a failed flow run).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stratmap.connectors.base import SourceError
 from stratmap.flows.history import record_run
-from stratmap.flows.measures import read_and_judge, sync_measures
+from stratmap.flows.measures import judge_evidence, read_and_judge, read_evidence, sync_measures
 from stratmap.flows.pipeline import SyncResult, sync_plan_source
 from stratmap.models.plan import Plan
-from stratmap.models.records import Page, utcnow
+from stratmap.models.records import Evidence, Page, utcnow
 from stratmap.models.report import Report, StaleSource
 from stratmap.models.store import Store, record_plan_dues
+
+if TYPE_CHECKING:
+    from stratmap.judgement.evidence import EvidenceIndex
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,10 @@ class Steps:
     """How the steps of a run are executed: here, one after the other. The Prefect flow's
     subclass runs each as a task; the failure handling is this class's, both ways."""
 
+    judge_ahead = True
+    """Whether the plan is read and judged from the store while the sources sync
+    (:class:`JudgedAhead`): here, yes; the Prefect flow judges in a task of its own."""
+
     def sync(self, sources: Sequence[str], step: Callable[..., SyncResult],
              *args: Any) -> dict[str, SyncResult | SourceError]:
         """``step(source, *args)`` for each source; a :class:`SourceError` is collected."""
@@ -90,13 +98,22 @@ def sync_one(source: str, plan: Plan, plan_dir: Path, db: str | None, started: d
     return result
 
 
+@dataclass(frozen=True)
+class MeasuresSynced:
+    failed: dict[str, str]
+    """The error of each measure that failed, by its reference."""
+    new_values: int
+
+
 def sync_plan_measures(plan: Plan, plan_dir: Path, db: str | None,
-                       started: datetime) -> dict[str, str]:
-    """Sync the plan's measures; the error of each that failed, by its reference."""
+                       started: datetime) -> MeasuresSynced:
+    """Sync the plan's measures."""
     with Store(db) as store:
         outcomes = sync_measures(plan, store, plan_dir=plan_dir, started=started)
-    return {ref: str(outcome) for ref, outcome in outcomes.items()
-            if isinstance(outcome, SourceError)}
+    return MeasuresSynced(
+        failed={ref: str(outcome) for ref, outcome in outcomes.items()
+                if isinstance(outcome, SourceError)},
+        new_values=sum(n for n in outcomes.values() if isinstance(n, int)))
 
 
 def push_plan_metrics(plan: Plan, db: str | None) -> str | None:
@@ -115,15 +132,86 @@ def push_plan_metrics(plan: Plan, db: str | None) -> str | None:
     return None
 
 
+Judged = tuple[Evidence, Report, "EvidenceIndex"]
+"""The evidence read, the report judged from it and the index the judgement built."""
+
+
+class JudgedAhead:
+    """The plan read and judged from the store on a thread of its own while the sources
+    sync: what the run reports when its syncs wrote nothing new, the usual case of a
+    scheduled run.
+
+    Its work fills the time the syncs wait on their trackers (a quiet Jira answers three
+    requests), so such a run takes about as long as the longer of the two, not their sum.
+    The first page that carries evidence stops it (:meth:`stop`) before it judges; then
+    :meth:`result` is None and the run reads and judges after its syncs, as it would
+    without it. It judges at ``as_of``, set when it starts; the plan's due dates are
+    recorded before it starts (:func:`track`), so it only reads.
+    """
+
+    def __init__(self, plan: Plan, db: str | None, as_of: datetime) -> None:
+        self.as_of = as_of
+        self._plan, self._db = plan, db
+        self._stopped = threading.Event()
+        self._judged: Judged | None = None
+        self._thread = threading.Thread(target=self._judge, name="stratmap-judge-ahead",
+                                        daemon=True)
+        self._thread.start()
+
+    def _judge(self) -> None:
+        try:
+            with Store(self._db) as store:
+                evidence = read_evidence(store, self._plan, self.as_of)
+            if self._stopped.is_set():
+                return
+            report, index = judge_evidence(self._plan, evidence, self.as_of)
+            self._judged = (evidence, report, index)
+        except Exception:  # the run judges after its syncs, where an error is reported
+            log.debug("judging ahead failed; the run judges after its syncs", exc_info=True)
+
+    def stop(self) -> None:
+        """The store has changed, or will: what was read is not what the run reports."""
+        self._stopped.set()
+
+    def result(self) -> Judged | None:
+        """The judgement, once the thread has ended; None if it was stopped or failed."""
+        self._thread.join()
+        return None if self._stopped.is_set() else self._judged
+
+
+class _StopAhead:
+    """The run's observer, and the first page that carries evidence stops ``ahead``."""
+
+    def __init__(self, ahead: JudgedAhead, observer: Observer | None) -> None:
+        self.ahead, self.observer = ahead, observer
+
+    def page(self, source: str, page: Page) -> None:
+        if page.has_evidence:
+            self.ahead.stop()
+        if self.observer is not None:
+            self.observer.page(source, page)
+
+    def synced(self, source: str, result: SyncResult) -> None:
+        if self.observer is not None:
+            self.observer.synced(source, result)
+
+    def failed(self, source: str, error: SourceError) -> None:
+        if self.observer is not None:
+            self.observer.failed(source, error)
+
+
 def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
-                     stale: Mapping[str, str], record: bool = True) -> Report:
+                     stale: Mapping[str, str], record: bool = True,
+                     ahead: JudgedAhead | None = None) -> Report:
     """Judge the plan from the store, mark the sources that did not sync as stale, and
     record the run in the progress history (once; not at all with ``record=False``, a
-    what-if)."""
+    what-if). With ``ahead``, its judgement is the run's unless it was stopped, and the
+    plan's due dates were recorded before it started."""
     with Store(db) as store:
-        if record:
+        judged = ahead.result() if ahead is not None else None
+        if record and ahead is None:
             record_plan_dues(store, plan.name, plan.dues(), as_of)
-        evidence, report, index = read_and_judge(store, plan, as_of)
+        evidence, report, index = judged or read_and_judge(store, plan, as_of)
         if stale:
             report = report.model_copy(update={"stale_sources": [
                 StaleSource(source=name, error=stale[name],
@@ -142,12 +230,21 @@ def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None 
           offline: bool = False, steps: Steps | None = None, publish: Publisher | None = None,
           observer: Observer | None = None, record: bool = True) -> Tracked:
     """Sync every source (unless ``offline``), judge once, record once (unless not
-    ``record``), then ``publish``."""
+    ``record``), then ``publish``. With :attr:`Steps.judge_ahead`, the plan is judged while
+    the sources sync (:class:`JudgedAhead`)."""
     steps = steps or Steps()
     started = utcnow()
     synced: dict[str, SyncResult] = {}
     failed: dict[str, str] = {}
+    ahead: JudgedAhead | None = None
     if not offline:
+        if steps.judge_ahead:
+            moment = as_of or utcnow()
+            with Store(db) as store:  # opened here first: migrated before the thread reads
+                if record:
+                    record_plan_dues(store, plan.name, plan.dues(), moment)
+            ahead = JudgedAhead(plan, db, moment)
+            observer = _StopAhead(ahead, observer)
         extra = (observer,) if observer is not None else ()
         outcomes = steps.sync(list(plan.sources), sync_one, plan, plan_dir, db, started, *extra)
         for source, outcome in outcomes.items():
@@ -160,11 +257,16 @@ def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None 
                 synced[source] = outcome
                 if observer is not None:
                     observer.synced(source, outcome)
+        changed = bool(failed) or any(result.changed for result in synced.values())
         if plan.measure_ids():
-            failed.update(steps.run("sync-measures", sync_plan_measures, plan, plan_dir, db,
-                                    started))
+            measured = steps.run("sync-measures", sync_plan_measures, plan, plan_dir, db,
+                                 started)
+            failed.update(measured.failed)
+            changed = changed or bool(measured.failed) or measured.new_values > 0
+        if ahead is not None and changed:
+            ahead.stop()
     report = steps.run("judge-plan", judge_and_record, plan, db, as_of or utcnow(), failed,
-                       record)
+                       record, ahead)
     published = steps.run("publish-report", publish, plan, db, report) if publish else {}
     if plan.metrics is not None and plan.metrics.pushgateway is not None:
         published = {**published, "metrics_push_failure": steps.run(

@@ -186,6 +186,8 @@ class TaskSteps(Steps):
     (``NO_CACHE``): the same inputs mean "look again", not "nothing changed".
     """
 
+    judge_ahead = False  # the judgement is a task of its own, after the syncs
+
     def sync(self, sources: Sequence[str], step: Callable[..., SyncResult],
              *args: Any) -> dict[str, SyncResult | SourceError]:
         options: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [5, 30, 120],

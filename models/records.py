@@ -202,6 +202,13 @@ class Page(_Record):
     cursor: datetime | None = None
     requests: int = 0
 
+    @property
+    def has_evidence(self) -> bool:
+        """Whether writing the page changes what the plan is judged from: false for a page
+        that carries only its cursor (and raw payloads, which the judgement never reads)."""
+        return bool(self.items or self.changes or self.comments or self.accounts
+                    or self.assignments or self.dues or self.declarations)
+
 
 class MeasureValue(_Record):
     """One value of a plan's measure at a moment (``measure`` is its plan reference,

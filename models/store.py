@@ -753,18 +753,21 @@ class Store:
             ).all()
         return {key: updated for key, updated in rows}
 
-    def replace_selection(self, source: str, selector_key: str, keys: Iterable[str]) -> None:
-        """Store what the tracker selected for ``Selector.key()``, replacing the last answer."""
+    def replace_selection(self, source: str, selector_key: str, keys: Iterable[str]) -> bool:
+        """Store what the tracker selected for ``Selector.key()``, replacing the last answer;
+        whether the answer changed (an unchanged one is not written again)."""
         digest = selector_key
+        wanted = sorted(set(keys))
+        mine = (SelectionRow.source == source, SelectionRow.selector == digest)
         with self.transaction() as connection:
-            connection.execute(
-                delete(SelectionRow).where(
-                    SelectionRow.source == source, SelectionRow.selector == digest
-                )
-            )
-            rows = [{"source": source, "selector": digest, "key": k} for k in sorted(set(keys))]
+            stored = connection.scalars(select(SelectionRow.key).where(*mine)).all()
+            if len(stored) == len(wanted) and set(stored) == set(wanted):
+                return False
+            connection.execute(delete(SelectionRow).where(*mine))
+            rows = [{"source": source, "selector": digest, "key": k} for k in wanted]
             if rows:
                 connection.execute(insert(SelectionRow), rows)
+            return True
 
     def mark_removed(self, source: str, present: frozenset[str], when: datetime) -> int:
         """Flag stored items the tracker no longer has in scope; return how many."""

@@ -155,6 +155,53 @@ def test_two_syncs_at_once_duplicate_nothing(store_url: str) -> None:
         assert store.watermark("t") == T0 + timedelta(minutes=299)
 
 
+def test_a_sync_says_whether_it_wrote_anything_the_plan_is_judged_from(store: Store) -> None:
+    """A run that syncs nothing new uses the judgement it made while syncing
+    (``flows.run.JudgedAhead``): ``changed`` must be true for every write that changes
+    the evidence (items, selections, removals) and false only when there was none."""
+    from stratmap.models.plan import Selector
+
+    class Selecting(ListConnector):
+        """Leaves out what the store holds as it is, as the trackers' connectors do."""
+
+        selected = frozenset({"T-0"})
+        present = frozenset({"T-0", "T-1", "T-2"})
+
+        def fetch(self, window: Window) -> Iterator[Page]:
+            for page in super().fetch(window):
+                news = tuple(i for i in page.items if window.stored.get(i.key) != i.updated)
+                yield page.model_copy(update={"items": news, "changes": ()})
+
+        def resolve(self, selector: dict[str, object]) -> frozenset[str] | None:
+            return self.selected
+
+        def reconcile(self) -> frozenset[str]:
+            return self.present
+
+    tracker = Selecting([item(n, updated=T0) for n in range(3)])
+    selectors = [Selector(source="t", jql="labels = a")]
+    day = timedelta(days=1)
+
+    def sync(started: datetime) -> bool:
+        result = sync_source(tracker, store, started=started, selectors=selectors,
+                             reconcile_every=day)
+        return result.changed
+
+    assert sync(T0 + timedelta(hours=1)) is True  # the items, the selection
+    assert sync(T0 + timedelta(hours=2)) is False  # nothing new, the same selection
+    tracker.selected = frozenset({"T-0", "T-1"})
+    assert sync(T0 + timedelta(hours=3)) is True
+    assert store.evidence(["t"]).selections == {("t", selectors[0].key()): tracker.selected}
+    assert sync(T0 + timedelta(hours=4)) is False
+    tracker.present = frozenset({"T-0", "T-1"})  # T-2 gone, seen at the next reconciliation
+    tracker.items = [i for i in tracker.items if i.key in tracker.present]
+    assert sync(T0 + 2 * day) is True
+    assert sorted(items_of(store)) == ["T-0", "T-1"]
+    assert sync(T0 + 3 * day) is False  # reconciled again, nothing more gone
+    tracker.items.append(item(3, updated=T0 + 3 * day + timedelta(minutes=5)))
+    assert sync(T0 + 3 * day + timedelta(hours=1)) is True
+
+
 def test_reconciliation_hides_items_gone_from_the_tracker(store: Store) -> None:
     data = [item(n, updated=T0) for n in range(5)]
 
