@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,10 +103,17 @@ def sync_measures(plan: Plan, store: Store, *, plan_dir: Path, started: datetime
     return outcomes
 
 
-def plan_evidence(store: Store, plan: Plan, *, as_of: datetime | None = None) -> Evidence:
+def plan_evidence(store: Store, plan: Plan, *, as_of: datetime | None = None,
+                  before: Evidence | None = None,
+                  written: Collection[tuple[str, str]] | None = None) -> Evidence:
     """Everything stored for the plan: its sources' records, its measures' values, its
     slip log (the due-date changes recorded for its milestones) and the statuses declared
     in its trackers.
+
+    With ``before`` (this evidence read earlier) and ``written`` (the ``(source, key)``
+    items synced since), only those items' records are read, with the accounts and
+    selections, and merged into ``before`` (:meth:`Evidence.merged`); the rest is read
+    whole as always.
 
     With ``as_of``, for judging at that moment only: a comment's text and id are read only
     where the judgement reads them, in an owner's declarations of the
@@ -113,8 +121,12 @@ def plan_evidence(store: Store, plan: Plan, *, as_of: datetime | None = None) ->
     comments come with ``body=None`` and ``comment_id=None``)."""
     from stratmap.judgement.organisation import DECLARATION_FRESH
 
-    evidence = store.evidence(plan.sources, full_since=None if as_of is None
-                              else as_of - DECLARATION_FRESH)
+    full_since = None if as_of is None else as_of - DECLARATION_FRESH
+    if before is not None and written is not None:
+        evidence = before.merged(store.evidence(plan.sources, full_since=full_since,
+                                                only=written), written)
+    else:
+        evidence = store.evidence(plan.sources, full_since=full_since)
     update: dict[str, object] = {"due_changes": load_due_changes(store, plan.name),
                                  "tracker_dues": load_tracker_dues(
                                      store, plan.sources, containers=containers(plan)),
@@ -133,12 +145,16 @@ def read_and_judge(store: Store, plan: Plan,
     return (evidence, *judge_evidence(plan, evidence, as_of))
 
 
-def read_evidence(store: Store, plan: Plan, as_of: datetime) -> Evidence:
+def read_evidence(store: Store, plan: Plan, as_of: datetime, *,
+                  before: Evidence | None = None,
+                  written: Collection[tuple[str, str]] | None = None) -> Evidence:
     """:func:`plan_evidence` for judging at ``as_of``, its time logged."""
     clock = time.perf_counter()
-    evidence = plan_evidence(store, plan, as_of=as_of)
-    log.info("read the evidence: %d items, %d status changes, %d comments in %.2fs",
-             len(evidence.items), len(evidence.changes), len(evidence.comments),
+    evidence = plan_evidence(store, plan, as_of=as_of, before=before, written=written)
+    again = "" if before is None or written is None else (
+        f" ({len(written)} synced items read again)")
+    log.info("read the evidence: %d items, %d status changes, %d comments%s in %.2fs",
+             len(evidence.items), len(evidence.changes), len(evidence.comments), again,
              time.perf_counter() - clock)
     return evidence
 

@@ -51,6 +51,14 @@ class SyncResult:
     changed: bool = True
     """Whether the sync wrote anything the plan is judged from (items and their history,
     accounts, selections, removals); False for a scheduled run that found nothing new."""
+    written: frozenset[str] | None = None
+    """The keys of the items whose records the sync wrote, when that is all it changed of
+    what :meth:`Store.evidence` reads (besides accounts) and they are at most
+    :data:`WRITTEN_KEPT`: a run then reads just those again. None otherwise."""
+
+
+WRITTEN_KEPT = 5_000
+"""The most keys a :class:`SyncResult` lists as written; past it, a run reads all again."""
 
 
 PageHook = Callable[[Page], None]
@@ -93,10 +101,18 @@ def _sync_source(connector: Connector, store: Store, *, started: datetime,
     window = Window(since=since, until=started, stored=stored)
     pages = items = requests = 0
     changed = False
+    written: set[str] | None = set()
     highest: datetime | None = None
     for page in connector.fetch(window):
         pages += 1
-        changed = changed or page.has_evidence
+        if page.has_evidence:
+            changed = True
+            if written is not None:
+                written.update(i.key for i in page.items)
+                for records in (page.changes, page.comments, page.assignments):
+                    written.update(r.item_key for r in records)
+                if len(written) > WRITTEN_KEPT:
+                    written = None
         items += len(page.items)
         requests += page.requests
         cursor = at_most(started, page.cursor)
@@ -114,8 +130,8 @@ def _sync_source(connector: Connector, store: Store, *, started: datetime,
         store.write_page(Page(source=name), watermark=highest)
     for selector in selectors or []:
         keys = connector.resolve(selector.criteria())
-        if keys is not None:
-            changed = store.replace_selection(name, selector.key(), keys) or changed
+        if keys is not None and store.replace_selection(name, selector.key(), keys):
+            changed, written = True, None
     removed = 0
     reconcile = getattr(connector, "reconcile", None)
     state = store.state(name)
@@ -128,7 +144,9 @@ def _sync_source(connector: Connector, store: Store, *, started: datetime,
     store.finish_sync(name, started, reconciled=bool(reconcile is not None and due))
     return SyncResult(source=name, pages=pages, items=items, requests=requests,
                       watermark=store.watermark(name), removed=removed,
-                      seconds=time.perf_counter() - clock, changed=changed or removed > 0)
+                      seconds=time.perf_counter() - clock, changed=changed or removed > 0,
+                      written=frozenset(written) if written is not None and not removed
+                      else None)
 
 
 YOUNG_COLLECTION_EVERY = 20_000

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from stratmap.connectors.base import SourceError
 from stratmap.flows.history import record_run
 from stratmap.flows.measures import judge_evidence, read_and_judge, read_evidence, sync_measures
-from stratmap.flows.pipeline import SyncResult, sync_plan_source
+from stratmap.flows.pipeline import WRITTEN_KEPT, SyncResult, sync_plan_source
 from stratmap.models.plan import Plan
 from stratmap.models.records import Evidence, Page, utcnow
 from stratmap.models.report import Report, StaleSource
@@ -143,16 +143,18 @@ class JudgedAhead:
 
     Its work fills the time the syncs wait on their trackers (a quiet Jira answers three
     requests), so such a run takes about as long as the longer of the two, not their sum.
-    The first page that carries evidence stops it (:meth:`stop`) before it judges; then
-    :meth:`result` is None and the run reads and judges after its syncs, as it would
-    without it. It judges at ``as_of``, set when it starts; the plan's due dates are
-    recorded before it starts (:func:`track`), so it only reads.
+    The first page that carries evidence stops it before it judges (:meth:`stop`); then
+    :meth:`result` is None, and the run merges what its syncs wrote into the evidence read
+    here (:meth:`evidence`) or, past a few thousand items, reads it all again. It judges at
+    ``as_of``, set when it starts; the plan's due dates are recorded before it starts
+    (:func:`track`), so it only reads.
     """
 
     def __init__(self, plan: Plan, db: str | None, as_of: datetime) -> None:
         self.as_of = as_of
         self._plan, self._db = plan, db
         self._stopped = threading.Event()
+        self._evidence: Evidence | None = None
         self._judged: Judged | None = None
         self._thread = threading.Thread(target=self._judge, name="stratmap-judge-ahead",
                                         daemon=True)
@@ -162,6 +164,7 @@ class JudgedAhead:
         try:
             with Store(self._db) as store:
                 evidence = read_evidence(store, self._plan, self.as_of)
+            self._evidence = evidence
             if self._stopped.is_set():
                 return
             report, index = judge_evidence(self._plan, evidence, self.as_of)
@@ -176,7 +179,15 @@ class JudgedAhead:
     def result(self) -> Judged | None:
         """The judgement, once the thread has ended; None if it was stopped or failed."""
         self._thread.join()
-        return None if self._stopped.is_set() else self._judged
+        judged, self._judged, self._evidence = self._judged, None, None
+        return None if self._stopped.is_set() else judged
+
+    def evidence(self) -> Evidence | None:
+        """The evidence it read, once the thread has ended (stopped or not); None if the
+        read failed. Handed over: not kept here."""
+        self._thread.join()
+        evidence, self._judged, self._evidence = self._evidence, None, None
+        return evidence
 
 
 class _StopAhead:
@@ -202,15 +213,26 @@ class _StopAhead:
 
 def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
                      stale: Mapping[str, str], record: bool = True,
-                     ahead: JudgedAhead | None = None) -> Report:
+                     ahead: JudgedAhead | None = None,
+                     written: frozenset[tuple[str, str]] | None = None) -> Report:
     """Judge the plan from the store, mark the sources that did not sync as stale, and
     record the run in the progress history (once; not at all with ``record=False``, a
-    what-if). With ``ahead``, its judgement is the run's unless it was stopped, and the
-    plan's due dates were recorded before it started."""
+    what-if).
+
+    With ``ahead`` (the plan's due dates were recorded before it started): its judgement
+    is the run's unless it was stopped; then, with ``written`` (the ``(source, key)`` items
+    the syncs wrote, all they changed), those items are read again and merged into the
+    evidence it read, and the plan is judged from that at ``as_of``."""
     with Store(db) as store:
-        judged = ahead.result() if ahead is not None else None
         if record and ahead is None:
             record_plan_dues(store, plan.name, plan.dues(), as_of)
+        judged: Judged | None = None
+        if ahead is not None and written is None:
+            judged = ahead.result()
+        elif ahead is not None and (before := ahead.evidence()) is not None:
+            evidence = read_evidence(store, plan, as_of, before=before, written=written)
+            del before
+            judged = (evidence, *judge_evidence(plan, evidence, as_of))
         evidence, report, index = judged or read_and_judge(store, plan, as_of)
         if stale:
             report = report.model_copy(update={"stale_sources": [
@@ -237,6 +259,7 @@ def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None 
     synced: dict[str, SyncResult] = {}
     failed: dict[str, str] = {}
     ahead: JudgedAhead | None = None
+    written: frozenset[tuple[str, str]] | None = None
     if not offline:
         if steps.judge_ahead:
             moment = as_of or utcnow()
@@ -265,10 +288,22 @@ def track(plan: Plan, *, plan_dir: Path, db: str | None, as_of: datetime | None 
             changed = changed or bool(measured.failed) or measured.new_values > 0
         if ahead is not None and changed:
             ahead.stop()
+            written = None if failed else _written(synced)
     report = steps.run("judge-plan", judge_and_record, plan, db, as_of or utcnow(), failed,
-                       record, ahead)
+                       record, ahead, written)
     published = steps.run("publish-report", publish, plan, db, report) if publish else {}
     if plan.metrics is not None and plan.metrics.pushgateway is not None:
         published = {**published, "metrics_push_failure": steps.run(
             "push-metrics", push_plan_metrics, plan, db)}
     return Tracked(report=report, synced=synced, failed=failed, published=published)
+
+
+def _written(synced: Mapping[str, SyncResult]) -> frozenset[tuple[str, str]] | None:
+    """The ``(source, key)`` items the syncs wrote, when that is all they changed and there
+    are at most :data:`~stratmap.flows.pipeline.WRITTEN_KEPT` of them; else None."""
+    found: set[tuple[str, str]] = set()
+    for source, result in synced.items():
+        if result.written is None:
+            return None
+        found.update((source, key) for key in result.written)
+    return frozenset(found) if len(found) <= WRITTEN_KEPT else None

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -409,6 +410,28 @@ class Evidence(_Record):
 
     _compact = field_validator("items", "changes", "comments", "assignments",
                                mode="before")(_compacted)
+
+    def merged(self, fresh: Evidence, items: Iterable[tuple[str, str]]) -> Evidence:
+        """This evidence with the records of ``items`` (``(source, key)`` pairs) replaced by
+        ``fresh``'s, as ``Store.evidence(only=items)`` reads them, and ``fresh``'s accounts
+        and selections: the evidence after a sync that wrote those items, from what was read
+        before it. The same records in the same order as reading it all again (by source and
+        key, each item's own in the order they were read)."""
+        changed = set(items)
+        of_item = itemgetter(0, 1)  # (source, key) of an item, (source, item_key) of the rest
+
+        def swapped(old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
+            # A stable sort by item: every item's records come from one side, in order.
+            kept = [r for r in old if of_item(r) not in changed]
+            return tuple(sorted([*kept, *new], key=of_item)) if new or len(kept) < len(old) \
+                else old
+
+        return self.model_copy(update={
+            "items": swapped(self.items, fresh.items),
+            "changes": swapped(self.changes, fresh.changes),
+            "comments": swapped(self.comments, fresh.comments),
+            "assignments": swapped(self.assignments, fresh.assignments),
+            "accounts": fresh.accounts, "selections": fresh.selections})
 
 
 def utcnow() -> datetime:

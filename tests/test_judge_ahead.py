@@ -89,48 +89,67 @@ def tracker(monkeypatch: pytest.MonkeyPatch) -> Tracker:
 
 def tracked(db: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
             tmp_path: Path) -> tuple[Tracked, dict[str, Any]]:
-    """One run; with how often it read and judged after its syncs, and on which threads
-    the plan was judged."""
-    seen: dict[str, Any] = {"after": 0}
+    """One run; with how it read the evidence after its syncs (``all`` again, or ``merged``
+    the items they wrote) and on which threads the plan was judged."""
+    seen: dict[str, Any] = {"all": 0}
     real = run_module.read_and_judge
 
-    def after(*args: Any) -> Any:
-        seen["after"] += 1
+    def again(*args: Any) -> Any:
+        seen["all"] += 1
         return real(*args)
 
-    monkeypatch.setattr(run_module, "read_and_judge", after)
+    monkeypatch.setattr(run_module, "read_and_judge", again)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="stratmap"):
         result = track(PLAN, plan_dir=tmp_path, db=db, as_of=AS_OF)
     seen["judged_on"] = sorted(r.threadName for r in caplog.records
                                if r.getMessage().startswith("judged "))
+    seen["merged"] = [r.getMessage() for r in caplog.records
+                      if "synced items read again" in r.getMessage()]
     return result, seen
+
+
+def offline(db: str, tmp_path: Path) -> str:
+    """The report of the same store judged from scratch, after the run."""
+    return track(PLAN, plan_dir=tmp_path, db=db, as_of=AS_OF, offline=True,
+                 record=False).report.to_json()
 
 
 def test_a_run_with_nothing_new_reports_what_it_judged_while_syncing(
         tracker: Tracker, store_url: str, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     first, seen = tracked(store_url, monkeypatch, caplog, tmp_path)
-    assert first.synced["t"].changed and first.synced["t"].items == 2
-    # The store was empty while the first sync ran: judged again after it (whether the
-    # judgement ahead had got as far as judging when the page stopped it or not).
-    assert seen["after"] == 1 and seen["judged_on"][0] == "MainThread"
+    assert first.synced["t"].changed and first.synced["t"].written == {"T-0", "T-1"}
+    # The store was empty while the first sync ran: judged again after it, from the two
+    # items merged into what was read (nothing), whether the judgement ahead had got as
+    # far as judging when the page stopped it or not.
+    assert seen["judged_on"][0] == "MainThread" and len(seen["merged"]) == 1
+    assert first.report.to_json() == offline(store_url, tmp_path)
     again, seen = tracked(store_url, monkeypatch, caplog, tmp_path)
     assert not again.synced["t"].changed and again.synced["t"].items == 0
-    assert seen["after"] == 0 and seen["judged_on"] == [AHEAD]
+    assert seen == {"all": 0, "judged_on": [AHEAD], "merged": []}
     assert again.report.to_json() == first.report.to_json()
 
 
-def test_a_run_whose_sync_brings_news_judges_after_it(
+def test_a_run_whose_sync_brings_news_reads_just_those_items_again(
         tracker: Tracker, store_url: str, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     first, _ = tracked(store_url, monkeypatch, caplog, tmp_path)
     assert first.report.goals[0].milestones[0].progress == 0
     tracker.finish(0, AS_OF - timedelta(days=1))
-    tracker.finish(1, AS_OF - timedelta(hours=1))
     again, seen = tracked(store_url, monkeypatch, caplog, tmp_path)
-    assert again.synced["t"].changed and again.synced["t"].items == 2
+    assert again.synced["t"].written == {"T-0"}
     # What was judged while syncing saw the store before the news: not what is reported.
-    assert seen["after"] == 1 and seen["judged_on"][0] == "MainThread"
-    milestone = again.report.goals[0].milestones[0]
+    assert seen["all"] == 0 and seen["judged_on"][0] == "MainThread"
+    assert [m.split(": ")[1].split(" in ")[0] for m in seen["merged"]] == [
+        "2 items, 0 status changes, 0 comments (1 synced items read again)"]
+    assert again.report.goals[0].milestones[0].progress == 0.5
+    assert again.report.to_json() == offline(store_url, tmp_path)
+    # Past WRITTEN_KEPT items, everything is read again after the syncs.
+    monkeypatch.setattr(run_module, "WRITTEN_KEPT", 0)
+    tracker.finish(1, AS_OF - timedelta(hours=1))
+    last, seen = tracked(store_url, monkeypatch, caplog, tmp_path)
+    assert seen["all"] == 1 and seen["merged"] == []
+    milestone = last.report.goals[0].milestones[0]
     assert milestone.progress == 1 and milestone.status is Status.DONE
+    assert last.report.to_json() == offline(store_url, tmp_path)

@@ -313,6 +313,13 @@ def test_sqlite_reads_the_evidence_as_the_generic_path_does(tmp_path: Path) -> N
         assert 0 < sum(c.body is None for c in trimmed.comments) < len(trimmed.comments)
         assert [c.body is None for c in trimmed.comments] == [
             c.comment_id is None for c in trimmed.comments]
+        # Just some items' records: the same through both paths.
+        some = sorted({(c.source, c.item_key) for c in fast.comments[::7]} | {("jira", "Z-1")})
+        only = store.evidence(names, full_since=middle, only=some)
+        assert only == store._evidence(names, middle, some)
+        assert {(i.source, i.key) for i in only.items} == {  # the site's are removed
+            k for k in some if k[0] != "site"}
+        assert only.comments and only.changes and only.accounts == fast.accounts
         # Built without validation, yet the same records: each value of the same type
         # (aware UTC moments, enum members, floats), field by field.
         for ours, theirs in ((fast.items, generic.items), (fast.changes, generic.changes),
@@ -338,6 +345,64 @@ def test_sqlite_reads_the_evidence_as_the_generic_path_does(tmp_path: Path) -> N
                     if r.source == "jira"}) == 1
         assert fast.selections[("jira", "jql:abc")] == {"Z-1", "CRM-2"}
         assert not [i for i in fast.items if i.source == "site"]
+
+
+def test_evidence_merged_with_what_a_sync_wrote_is_the_evidence_read_again(
+        store: Store) -> None:
+    """A run that synced a few items reads just those again and merges them into the
+    evidence read while it synced (``Evidence.merged``, ``Store.evidence(only=...)``): the
+    same records in the same order as reading everything again, on both databases, for new
+    items, changed ones with new history, items of another source, and comment text cut."""
+    import random
+
+    from stratmap.models.records import Account, AssigneeChange, Comment
+
+    rng = random.Random(11)
+
+    def page(source: str, keys: list[str], at: datetime) -> Page:
+        items, changes, comments, assignments = [], [], [], []
+        for key in keys:
+            done = rng.random() < 0.4
+            items.append(WorkItem(
+                source=source, key=key, title=f"{key} at {at:%H:%M}",
+                status="Done" if done else "Open",
+                status_category=StatusCategory.DONE if done else StatusCategory.TODO,
+                created=T0, updated=at, labels=tuple(rng.sample(["a", "b", "c"], 2)),
+                assignee=rng.choice([None, "u1", "u2"])))
+            for n in range(rng.randrange(3)):
+                moment = at - timedelta(hours=rng.randrange(1, 500))
+                changes.append(StatusChange(
+                    source=source, item_key=key, change_id=f"{at:%H%M}-{n}", at=moment,
+                    to_status="Done", to_category=StatusCategory.DONE))
+                comments.append(Comment(source=source, item_key=key,
+                                        comment_id=f"{at:%H%M}-{n}", at=moment,
+                                        author="u1", body=f"said {n}"))
+                assignments.append(AssigneeChange(
+                    source=source, item_key=key, change_id=f"{at:%H%M}-{n}", at=moment,
+                    to_account="u2"))
+        return Page(source=source, items=tuple(items), changes=tuple(changes),
+                    comments=tuple(comments), assignments=tuple(assignments),
+                    accounts=(Account(source=source, account_id="u1",
+                                      display_name=f"U at {at:%H:%M}"),))
+
+    first = T0 + timedelta(days=30)
+    for source in ("s", "t"):
+        store.write_page(page(source, [f"K-{n}" for n in range(40)], first))
+    since = T0 + timedelta(days=20)
+    before = store.evidence(["s", "t"], full_since=since)
+    later = first + timedelta(hours=5)
+    written: set[tuple[str, str]] = set()
+    for source, keys in (("s", ["K-3", "K-17", "K-39", "K-40", "A-1"]), ("t", ["K-0"])):
+        store.write_page(page(source, keys, later))
+        written.update((source, key) for key in keys)
+    fresh = store.evidence(["s", "t"], full_since=since, only=written)
+    assert {(i.source, i.key) for i in fresh.items} == written
+    merged = before.merged(fresh, written)
+    again = store.evidence(["s", "t"], full_since=since)
+    assert merged == again
+    assert merged.items != before.items and merged.accounts != before.accounts
+    assert len(merged.items) == 82
+    assert again.merged(store.evidence(["s", "t"], full_since=since, only=()), ()) == again
 
 
 def test_the_evidence_tuples_carry_every_field_of_their_records() -> None:
