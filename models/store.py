@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from operator import itemgetter
@@ -306,6 +307,19 @@ def _heads() -> set[str]:
     from alembic.script import ScriptDirectory
 
     return set(ScriptDirectory(str(_MIGRATIONS)).get_heads())
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """A source's row of :class:`~stratmap.models.tables.SourceState`."""
+
+    source: str
+    kind: str
+    watermark: datetime | None
+    last_sync_started: datetime | None
+    last_sync_finished: datetime | None
+    last_reconciled: datetime | None
+    items_seen: int
 
 
 class StoreRefused(ValueError):
@@ -677,12 +691,12 @@ class Store:
                 select(SourceState.watermark).where(SourceState.source == source)
             )
 
-    def state(self, source: str) -> SourceState | None:
+    def state(self, source: str) -> SyncState | None:
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(SourceState).where(SourceState.source == source)
             ).first()
-            return None if row is None else SourceState(**row._asdict())
+            return None if row is None else SyncState(**row._asdict())
 
     def start_sync(self, source: str, kind: str, started: datetime) -> None:
         with self.transaction() as connection:

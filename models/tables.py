@@ -3,26 +3,34 @@
 Natural keys throughout: an item is ``(source, key)``, a status change ``(source,
 item_key, change_id)``. Datetimes are stored as UTC and always read back aware, on SQLite as
 well as PostgreSQL. The schema is created and evolved by Alembic (``models/migrations``).
+
+Each table is declared as a class of :class:`Rows` (SQLAlchemy's Core, not its ORM: the
+store reads and writes rows, never mapped objects, and the ORM's import and mapping were
+some 40 ms of every command's start).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Column,
     DateTime,
     Float,
     ForeignKeyConstraint,
     Index,
+    Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import ColumnClause
 from sqlalchemy.types import TypeDecorator
 
 
@@ -67,111 +75,146 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+metadata = MetaData()
+"""Every table of the store (what Alembic's migrations are compared with)."""
 
 
-class SourceState(Base):
+def column(type_: Any, *, nullable: bool = False, **options: Any) -> ColumnClause[Any]:
+    """A column of a :class:`Rows` class, named by its attribute; NOT NULL unless said."""
+    return Column(type_, nullable=nullable, **options)
+
+
+class Rows:
+    """A table declared as a class: each :func:`column` an attribute named as the column
+    (``ItemRow.key``, a SQL expression as the table's column is), the table itself as
+    ``__table__``, and the class taken wherever SQLAlchemy takes a table
+    (``select(ItemRow)``, ``update(SourceState)``)."""
+
+    __tablename__: ClassVar[str]
+    __table__: ClassVar[Table]
+    __table_args__: ClassVar[tuple[Any, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        columns = []
+        for name, value in vars(cls).items():
+            if isinstance(value, Column):
+                value.name = value.key = name
+                columns.append(value)
+        cls.__table__ = Table(cls.__tablename__, metadata, *columns, *cls.__table_args__)
+
+    @classmethod
+    def __clause_element__(cls) -> Table:
+        return cls.__table__
+
+
+class Base:
+    """What Alembic and the tests know the tables by: ``Base.metadata``."""
+
+    metadata = metadata
+
+
+class SourceState(Rows):
     """Per-source sync state: the watermark moves only after the rows are written."""
 
     __tablename__ = "sources"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    watermark: Mapped[datetime | None]
-    last_sync_started: Mapped[datetime | None]
-    last_sync_finished: Mapped[datetime | None]
-    last_reconciled: Mapped[datetime | None]
-    items_seen: Mapped[int] = mapped_column(default=0)
+    source = column(String(100), primary_key=True)
+    kind = column(String(20))
+    watermark = column(UTCDateTime(), nullable=True)
+    last_sync_started = column(UTCDateTime(), nullable=True)
+    last_sync_finished = column(UTCDateTime(), nullable=True)
+    last_reconciled = column(UTCDateTime(), nullable=True)
+    items_seen = column(Integer(), default=0)
 
 
-class ItemRow(Base):
+class ItemRow(Rows):
     __tablename__ = "items"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    title: Mapped[str] = mapped_column(Text, default="")
-    item_type: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text)
-    status_category: Mapped[str] = mapped_column(String(20))
-    assignee: Mapped[str | None] = mapped_column(Text)
-    reporter: Mapped[str | None] = mapped_column(Text)
-    created: Mapped[datetime]
-    updated: Mapped[datetime]
-    resolved: Mapped[datetime | None]
-    due: Mapped[datetime | None]
-    parent: Mapped[str | None] = mapped_column(Text)
-    labels: Mapped[list[str]] = mapped_column(default=list)
-    container: Mapped[str | None] = mapped_column(Text)
-    points: Mapped[float | None] = mapped_column(Float)
-    url: Mapped[str | None] = mapped_column(Text)
-    fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    flags: Mapped[list[str]] = mapped_column(default=list)
-    removed: Mapped[datetime | None]
+    source = column(String(100), primary_key=True)
+    key = column(String(200), primary_key=True)
+    title = column(Text(), default="")
+    item_type = column(Text(), nullable=True)
+    status = column(Text())
+    status_category = column(String(20))
+    assignee = column(Text(), nullable=True)
+    reporter = column(Text(), nullable=True)
+    created = column(UTCDateTime())
+    updated = column(UTCDateTime())
+    resolved = column(UTCDateTime(), nullable=True)
+    due = column(UTCDateTime(), nullable=True)
+    parent = column(Text(), nullable=True)
+    labels = column(JSON(), default=list)
+    container = column(Text(), nullable=True)
+    points = column(Float(), nullable=True)
+    url = column(Text(), nullable=True)
+    fields = column(JSON(), default=dict)
+    flags = column(JSON(), default=list)
+    removed = column(UTCDateTime(), nullable=True)
     """Set when reconciliation finds the item deleted or moved out of scope."""
 
     __table_args__ = (Index("ix_items_source_updated", "source", "updated"),)
 
 
-class StatusChangeRow(Base):
+class StatusChangeRow(Rows):
     __tablename__ = "status_changes"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    change_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    at: Mapped[datetime]
-    author: Mapped[str | None] = mapped_column(Text)
-    from_status: Mapped[str | None] = mapped_column(Text)
-    to_status: Mapped[str] = mapped_column(Text)
-    from_category: Mapped[str | None] = mapped_column(String(20))
-    to_category: Mapped[str] = mapped_column(String(20))
+    source = column(String(100), primary_key=True)
+    item_key = column(String(200), primary_key=True)
+    change_id = column(String(200), primary_key=True)
+    at = column(UTCDateTime())
+    author = column(Text(), nullable=True)
+    from_status = column(Text(), nullable=True)
+    to_status = column(Text())
+    from_category = column(String(20), nullable=True)
+    to_category = column(String(20))
 
     __table_args__ = (
         ForeignKeyConstraint(["source", "item_key"], ["items.source", "items.key"]),
     )
 
 
-class AssigneeChangeRow(Base):
+class AssigneeChangeRow(Rows):
     __tablename__ = "assignee_changes"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    change_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    at: Mapped[datetime]
-    author: Mapped[str | None] = mapped_column(Text)
-    from_account: Mapped[str | None] = mapped_column(Text)
-    to_account: Mapped[str | None] = mapped_column(Text)
+    source = column(String(100), primary_key=True)
+    item_key = column(String(200), primary_key=True)
+    change_id = column(String(200), primary_key=True)
+    at = column(UTCDateTime())
+    author = column(Text(), nullable=True)
+    from_account = column(Text(), nullable=True)
+    to_account = column(Text(), nullable=True)
 
     __table_args__ = (
         ForeignKeyConstraint(["source", "item_key"], ["items.source", "items.key"]),
     )
 
 
-class CommentRow(Base):
+class CommentRow(Rows):
     __tablename__ = "comments"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    item_key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    comment_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    at: Mapped[datetime]
-    author: Mapped[str | None] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text, default="")
+    source = column(String(100), primary_key=True)
+    item_key = column(String(200), primary_key=True)
+    comment_id = column(String(200), primary_key=True)
+    at = column(UTCDateTime())
+    author = column(Text(), nullable=True)
+    body = column(Text(), default="")
 
     __table_args__ = (
         ForeignKeyConstraint(["source", "item_key"], ["items.source", "items.key"]),
     )
 
 
-class AccountRow(Base):
+class AccountRow(Rows):
     __tablename__ = "accounts"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    display_name: Mapped[str | None] = mapped_column(Text)
-    email: Mapped[str | None] = mapped_column(Text)
+    source = column(String(100), primary_key=True)
+    account_id = column(String(200), primary_key=True)
+    display_name = column(Text(), nullable=True)
+    email = column(Text(), nullable=True)
 
 
-class RawPayloadRow(Base):
+class RawPayloadRow(Rows):
     """The tracker's own payload per item, with provenance, for re-normalizing.
 
     ``payload_zst`` is the payload's JSON compressed with Zstandard (level 3, no
@@ -181,24 +224,24 @@ class RawPayloadRow(Base):
 
     __tablename__ = "raw_payloads"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    endpoint: Mapped[str] = mapped_column(Text)
-    fetched_at: Mapped[datetime]
-    payload_zst: Mapped[bytes] = mapped_column(LargeBinary)
+    source = column(String(100), primary_key=True)
+    key = column(String(200), primary_key=True)
+    endpoint = column(Text())
+    fetched_at = column(UTCDateTime())
+    payload_zst = column(LargeBinary())
 
 
-class SelectionRow(Base):
+class SelectionRow(Rows):
     """Keys a tracker returned for a selector only it can evaluate (a JQL)."""
 
     __tablename__ = "selections"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    selector: Mapped[str] = mapped_column(String(2000), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source = column(String(100), primary_key=True)
+    selector = column(String(2000), primary_key=True)
+    key = column(String(200), primary_key=True)
 
 
-class SnapshotRow(Base):
+class SnapshotRow(Rows):
     """A goal's or milestone's judged state at one moment: the progress history.
 
     One row per ``(plan, entity, as_of)``: ``entity`` is a goal id, ``goal.milestone``, or
@@ -208,38 +251,38 @@ class SnapshotRow(Base):
 
     __tablename__ = "snapshots"
 
-    plan: Mapped[str] = mapped_column(String(500), primary_key=True)
-    entity: Mapped[str] = mapped_column(String(300), primary_key=True)
-    as_of: Mapped[datetime] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20))
-    progress: Mapped[float] = mapped_column(Float)
-    items_total: Mapped[int]
-    items_done: Mapped[int]
-    points_total: Mapped[float | None] = mapped_column(Float)
-    points_done: Mapped[float | None] = mapped_column(Float)
-    forecast: Mapped[datetime | None]
-    findings: Mapped[int]
-    finding_kinds: Mapped[dict[str, Any]]
+    plan = column(String(500), primary_key=True)
+    entity = column(String(300), primary_key=True)
+    as_of = column(UTCDateTime(), primary_key=True)
+    kind = column(String(20))
+    status = column(String(20))
+    progress = column(Float())
+    items_total = column(Integer())
+    items_done = column(Integer())
+    points_total = column(Float(), nullable=True)
+    points_done = column(Float(), nullable=True)
+    forecast = column(UTCDateTime(), nullable=True)
+    findings = column(Integer())
+    finding_kinds = column(JSON())
     """Findings on this entity by kind: ``{"stalled": 1, ...}``."""
-    origin: Mapped[str] = mapped_column(String(20))
+    origin = column(String(20))
     """``run`` (judged by a run at ``as_of``) or ``backfill`` (reconstructed later)."""
-    recorded_at: Mapped[datetime]
+    recorded_at = column(UTCDateTime())
 
 
-class PlanMarkRow(Base):
+class PlanMarkRow(Rows):
     """What the last run published for a plan (``models.marks.Mark``), keyed by entity."""
 
     __tablename__ = "plan_marks"
 
-    plan: Mapped[str] = mapped_column(String(200), primary_key=True)
-    key: Mapped[str] = mapped_column(String(300), primary_key=True)
-    value: Mapped[str] = mapped_column(String(100))
-    since: Mapped[datetime]
-    notified: Mapped[datetime | None]
+    plan = column(String(200), primary_key=True)
+    key = column(String(300), primary_key=True)
+    value = column(String(100))
+    since = column(UTCDateTime())
+    notified = column(UTCDateTime(), nullable=True)
 
 
-class MeasureValueRow(Base):
+class MeasureValueRow(Rows):
     """A value of a plan's measure at a moment: the measure's history.
 
     One row per ``(plan, measure, at)``; ``measure`` is the plan reference (goal.measure or
@@ -249,28 +292,28 @@ class MeasureValueRow(Base):
 
     __tablename__ = "measure_values"
 
-    plan: Mapped[str] = mapped_column(String(200), primary_key=True)
-    measure: Mapped[str] = mapped_column(String(300), primary_key=True)
-    at: Mapped[datetime] = mapped_column(primary_key=True)
-    value: Mapped[float] = mapped_column(Float)
-    first_seen: Mapped[datetime]
+    plan = column(String(200), primary_key=True)
+    measure = column(String(300), primary_key=True)
+    at = column(UTCDateTime(), primary_key=True)
+    value = column(Float())
+    first_seen = column(UTCDateTime())
     """When a sync first stored a value at this moment."""
-    synced_at: Mapped[datetime]
+    synced_at = column(UTCDateTime())
     """When a sync last read it from the source."""
-class DueChangeRow(Base):
+class DueChangeRow(Rows):
     """A change of a milestone's due date (``models.records.DueChange``): the slip log."""
 
     __tablename__ = "due_changes"
 
-    plan: Mapped[str] = mapped_column(String(500), primary_key=True)
-    milestone: Mapped[str] = mapped_column(String(300), primary_key=True)
-    at: Mapped[datetime] = mapped_column(primary_key=True)
-    where: Mapped[str] = mapped_column(String(300), primary_key=True)
-    from_due: Mapped[str | None] = mapped_column(String(40))
-    to_due: Mapped[str | None] = mapped_column(String(40))
+    plan = column(String(500), primary_key=True)
+    milestone = column(String(300), primary_key=True)
+    at = column(UTCDateTime(), primary_key=True)
+    where = column(String(300), primary_key=True)
+    from_due = column(String(40), nullable=True)
+    to_due = column(String(40), nullable=True)
 
 
-class TrackerDueRow(Base):
+class TrackerDueRow(Rows):
     """A change of a tracker container's due date (``models.records.TrackerDue``).
 
     One row per ``(source, container, at, origin)``: a change from the tracker's history
@@ -281,15 +324,15 @@ class TrackerDueRow(Base):
 
     __tablename__ = "tracker_due_changes"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    container: Mapped[str] = mapped_column(String(300), primary_key=True)
-    at: Mapped[datetime] = mapped_column(primary_key=True)
-    origin: Mapped[str] = mapped_column(String(20), primary_key=True)
-    from_due: Mapped[str | None] = mapped_column(String(40))
-    to_due: Mapped[str | None] = mapped_column(String(40))
+    source = column(String(100), primary_key=True)
+    container = column(String(300), primary_key=True)
+    at = column(UTCDateTime(), primary_key=True)
+    origin = column(String(20), primary_key=True)
+    from_due = column(String(40), nullable=True)
+    to_due = column(String(40), nullable=True)
 
 
-class DeclarationRow(Base):
+class DeclarationRow(Rows):
     """A status declared in a tracker (``models.records.Declaration``): a Jira epic's status
     or health field as its changelog set it, a Linear project update's health.
 
@@ -299,11 +342,11 @@ class DeclarationRow(Base):
 
     __tablename__ = "declarations"
 
-    source: Mapped[str] = mapped_column(String(100), primary_key=True)
-    subject: Mapped[str] = mapped_column(String(300), primary_key=True)
-    declaration_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    at: Mapped[datetime]
-    author: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))
-    said: Mapped[str] = mapped_column(Text, default="")
-    where: Mapped[str] = mapped_column(Text, default="")
+    source = column(String(100), primary_key=True)
+    subject = column(String(300), primary_key=True)
+    declaration_id = column(String(200), primary_key=True)
+    at = column(UTCDateTime())
+    author = column(Text(), nullable=True)
+    status = column(String(20))
+    said = column(Text(), default="")
+    where = column(Text(), default="")
