@@ -91,16 +91,21 @@ PHASES = (("sync", re.compile(r"INFO stratmap\.flows\.run: synced .* ([\d.]+)s \
           ("evidence", re.compile(r"read the evidence: .* in ([\d.]+)s")),
           ("judge", re.compile(r"judged \d+ milestones: .* in ([\d.]+)s")),
           ("history", re.compile(r"(?:recorded|read) the history: .* in ([\d.]+)s")),
-          ("page", re.compile(r"rendered the page: .* in ([\d.]+)s")))
+          ("page", re.compile(r"rendered the page: .* in ([\d.]+)s")),
+          ("ahead", re.compile(r"(?:read the evidence|judged \d+ milestones) while syncing: "
+                               r".* in ([\d.]+)s")))
 """What ``stratmap -v run`` and ``stratmap -v report`` log of each phase's seconds
-(flows/run.py, flows/measures.py, flows/history.py)."""
+(flows/run.py, flows/measures.py, flows/history.py). ``ahead`` is a run's reading and
+judging while its sources sync (``flows.run.JudgedAhead``): beside the sync, not after it."""
+BESIDE = {"ahead"}
+"""Phases that run beside others: not taken from the wall time to find the rest."""
 
 
 def phases(stderr: str, wall: float) -> str:
     """Where a command's time went, from its log: each phase it logged, with its seconds,
     and the rest (start-up, loading the plan, writing the report)."""
     found = {name: [float(m) for m in pattern.findall(stderr)] for name, pattern in PHASES}
-    rest = wall - sum(sum(times) for times in found.values())
+    rest = wall - sum(sum(times) for name, times in found.items() if name not in BESIDE)
     return ", ".join([*(f"{name} {sum(times):.1f}s" for name, times in found.items() if times),
                       f"rest {rest:.1f}s"])
 

@@ -147,26 +147,35 @@ def read_and_judge(store: Store, plan: Plan,
 
 def read_evidence(store: Store, plan: Plan, as_of: datetime, *,
                   before: Evidence | None = None,
-                  written: Collection[tuple[str, str]] | None = None) -> Evidence:
-    """:func:`plan_evidence` for judging at ``as_of``, its time logged."""
+                  written: Collection[tuple[str, str]] | None = None,
+                  while_syncing: bool = False) -> Evidence:
+    """:func:`plan_evidence` for judging at ``as_of``, its time logged (``while_syncing``:
+    by a run's judgement ahead, its time beside the sync's)."""
     clock = time.perf_counter()
     evidence = plan_evidence(store, plan, as_of=as_of, before=before, written=written)
     again = "" if before is None or written is None else (
         f" ({len(written)} synced items read again)")
-    log.info("read the evidence: %d items, %d status changes, %d comments%s in %.2fs",
-             len(evidence.items), len(evidence.changes), len(evidence.comments), again,
+    log.info("read the evidence%s: %d items, %d status changes, %d comments%s in %.2fs",
+             WHILE_SYNCING if while_syncing else "", len(evidence.items),
+             len(evidence.changes), len(evidence.comments), again,
              time.perf_counter() - clock)
     return evidence
 
 
-def judge_evidence(plan: Plan, evidence: Evidence,
-                   as_of: datetime) -> tuple[Report, EvidenceIndex]:
-    """The plan judged at ``as_of`` with the index the judgement built, its time logged."""
+def judge_evidence(plan: Plan, evidence: Evidence, as_of: datetime, *,
+                   while_syncing: bool = False) -> tuple[Report, EvidenceIndex]:
+    """The plan judged at ``as_of`` with the index the judgement built, its time logged
+    (``while_syncing``: as for :func:`read_evidence`)."""
     from stratmap.judgement.engine import judge_indexed
 
     clock = time.perf_counter()
     report, index = judge_indexed(plan, evidence, as_of=as_of)
-    log.info("judged %d milestones: %d findings in %.2fs",
-             sum(len(g.milestones) for g in report.goals), len(report.findings),
+    log.info("judged %d milestones%s: %d findings in %.2fs",
+             sum(len(g.milestones) for g in report.goals),
+             WHILE_SYNCING if while_syncing else "", len(report.findings),
              time.perf_counter() - clock)
     return report, index
+
+
+WHILE_SYNCING = " while syncing"
+"""How ``stratmap -v`` tells the judgement ahead's phases (beside the sync) from the rest."""

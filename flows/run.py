@@ -163,11 +163,12 @@ class JudgedAhead:
     def _judge(self) -> None:
         try:
             with Store(self._db) as store:
-                evidence = read_evidence(store, self._plan, self.as_of)
+                evidence = read_evidence(store, self._plan, self.as_of, while_syncing=True)
             self._evidence = evidence
             if self._stopped.is_set():
                 return
-            report, index = judge_evidence(self._plan, evidence, self.as_of)
+            report, index = judge_evidence(self._plan, evidence, self.as_of,
+                                           while_syncing=True)
             self._judged = (evidence, report, index)
         except Exception:  # the run judges after its syncs, where an error is reported
             log.debug("judging ahead failed; the run judges after its syncs", exc_info=True)
@@ -229,6 +230,8 @@ def judge_and_record(plan: Plan, db: str | None, as_of: datetime,
         judged: Judged | None = None
         if ahead is not None and written is None:
             judged = ahead.result()
+            if judged is None:
+                log.info("judging after the syncs: they changed more than a few items")
         elif ahead is not None and (before := ahead.evidence()) is not None:
             evidence = read_evidence(store, plan, as_of, before=before, written=written)
             del before

@@ -67,7 +67,12 @@ def test_verbose_says_where_a_commands_time_went(tmp_path: Path) -> None:
     run = stratmap("-v", "run", str(SAMPLE / "plan.yaml"), "--db", db, "--as-of", AS_OF, "-q")
     assert run.returncode == 0, run.stderr
     assert [name for name, pattern in PHASES if pattern.search(run.stderr)] == [
-        "sync", "evidence", "judge", "history"]
+        "sync", "evidence", "judge", "history", "ahead"]
+    # The judgement ahead ran beside the sync: shown, not taken from the rest.
+    parts = dict(part.rsplit(" ", 1) for part in phases(run.stderr, 10.0).split(", "))
+    after = sum(float(v[:-1]) for k, v in parts.items() if k not in ("rest", "ahead"))
+    assert "ahead" in parts and float(parts["rest"][:-1]) == pytest.approx(10.0 - after,
+                                                                          abs=0.3)
     page = stratmap("-v", "report", str(SAMPLE / "plan.yaml"), "--db", db, "--as-of", AS_OF,
                     "--format", "html", "-o", str(tmp_path / "r.html"))
     assert page.returncode == 0, page.stderr

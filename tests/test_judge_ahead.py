@@ -153,3 +153,25 @@ def test_a_run_whose_sync_brings_news_reads_just_those_items_again(
     milestone = last.report.goals[0].milestones[0]
     assert milestone.progress == 1 and milestone.status is Status.DONE
     assert last.report.to_json() == offline(store_url, tmp_path)
+
+
+def test_a_judgement_ahead_that_fails_leaves_the_run_to_judge_after_its_syncs(
+        tracker: Tracker, store_url: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """Whatever goes wrong on the thread (the store unreadable for a moment, a bug) is
+    not the run's error: the run reads and judges after its syncs, and reports that."""
+    import threading
+
+    first, _ = tracked(store_url, monkeypatch, caplog, tmp_path)
+    real = run_module.read_evidence
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name == AHEAD:
+            raise OSError("disk I/O error")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "read_evidence", flaky)
+    again, seen = tracked(store_url, monkeypatch, caplog, tmp_path)
+    assert not again.synced["t"].changed
+    assert seen["all"] == 1 and seen["judged_on"] == ["MainThread"]
+    assert again.report.to_json() == first.report.to_json()
