@@ -388,3 +388,38 @@ goals:
     (milestone_report,) = report.goals[0].milestones
     assert milestone_report.last_movement == closed
     assert milestone_report.status.value == "done"
+
+
+def test_an_unchanged_issue_of_the_overlap_is_not_read_again(store: Store) -> None:
+    """The overlap re-lists the issues updated just before the watermark; one whose
+    ``updated_at`` the store holds to the millisecond is left out, and its state events,
+    links and notes are not asked for again (up to four requests an issue, every run).
+    One that changed since is read whole, and the run then judges just it again."""
+    from stratmap.flows.pipeline import sync_source
+
+    fake = FakeGitlab(page_size=50)
+    for _ in activated(fake):
+        fake.seed(make_items(12))
+        started = T0 + timedelta(days=30)
+        connector = fake.connector()
+        try:
+            first = sync_source(connector, store, started=started)
+            assert first.items == 12
+            fake.requests.clear()
+            again = sync_source(connector, store, started=started + timedelta(minutes=5),
+                                overlap=timedelta(days=400))  # every issue in the overlap
+            assert (again.items, again.written) == (0, frozenset())
+            assert [c for c in fake.requests if "/issues/" in c.url.path] == []
+            fake.transition("ITEM-3", at=started + timedelta(minutes=7), author="dev2",
+                            to="Done")
+            fake.requests.clear()
+            last = sync_source(connector, store, started=started + timedelta(minutes=10),
+                               overlap=timedelta(days=400))
+        finally:
+            connector.close()
+        key = fake.key_of("ITEM-3")
+        assert (last.items, last.written) == (1, frozenset({key}))
+        assert {c.url.path.split("/issues/")[1].split("/")[0]
+                for c in fake.requests if "/issues/" in c.url.path} == {key.split("#")[-1]}
+        item = next(i for i in store.evidence([connector.name]).items if i.key == key)
+        assert item.status_category is StatusCategory.DONE

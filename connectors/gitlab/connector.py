@@ -202,11 +202,21 @@ class GitlabConnector:
         return with_dues(self._pages(window), lambda: self._milestone_dues(window.until))
 
     def _pages(self, window: Window) -> Iterator[Page]:
+        # An issue of the overlap whose ``updated_at`` (to the millisecond) the store holds
+        # already has not changed since it was read: its events, notes and links are not
+        # asked for again (up to four requests an issue, every run) and it is left out.
+        stored = window.stored if window.since is not None else {}
         for listing in self._issues(window.since):
+            rows = [row for row in listing.rows if stored.get(self.key(row)) is None
+                    or stored[self.key(row)] != parse_moment(str(row["updated_at"]))]
             count = RequestCount(listing.requests)
-            details = fan_out(functools.partial(self._details, count=count), listing.rows,
+            details = fan_out(functools.partial(self._details, count=count), rows,
                               workers=self.concurrency)
-            yield self._page(listing.rows, details, listing, count.value)
+            page = self._page(rows, details, listing, count.value)
+            if len(rows) < len(listing.rows):  # the watermark may pass what was left out
+                top = max(parse_moment(str(row["updated_at"])) for row in listing.rows)
+                page = page.model_copy(update={"cursor": max(page.cursor or top, top)})
+            yield page
 
     def resolve(self, selector: dict[str, object]) -> frozenset[str] | None:
         return None  # milestone, labels and epic are matched on the stored items
