@@ -50,7 +50,8 @@ class SyncResult:
     seconds: float
     changed: bool = True
     """Whether the sync wrote anything the plan is judged from (items and their history,
-    accounts, selections, removals); False for a scheduled run that found nothing new."""
+    accounts, a changed selection or due date, removals); False for a scheduled run that
+    found nothing new."""
     written: frozenset[str] | None = None
     """The keys of the items whose records the sync wrote, when that is all it changed of
     what :meth:`Store.evidence` reads (besides accounts) and they are at most
@@ -105,14 +106,12 @@ def _sync_source(connector: Connector, store: Store, *, started: datetime,
     highest: datetime | None = None
     for page in connector.fetch(window):
         pages += 1
-        if page.has_evidence:
-            changed = True
-            if written is not None:
-                written.update(i.key for i in page.items)
-                for records in (page.changes, page.comments, page.assignments):
-                    written.update(r.item_key for r in records)
-                if len(written) > WRITTEN_KEPT:
-                    written = None
+        if page.has_records and written is not None:
+            written.update(i.key for i in page.items)
+            for records in (page.changes, page.comments, page.assignments):
+                written.update(r.item_key for r in records)
+            if len(written) > WRITTEN_KEPT:
+                written = None
         items += len(page.items)
         requests += page.requests
         cursor = at_most(started, page.cursor)
@@ -123,7 +122,8 @@ def _sync_source(connector: Connector, store: Store, *, started: datetime,
         # its own: SQLite's executemany lets go of the GIL for every row and waits to get it
         # back from the normalizing thread, so a writer thread made a 20,000-issue sync
         # 25-40% slower (measured), not faster.
-        store.write_page(page, watermark=cursor if connector.ordered else None)
+        if store.write_page(page, watermark=cursor if connector.ordered else None):
+            changed = True
         if on_page is not None:
             on_page(page)
     if not connector.ordered and highest is not None:

@@ -143,7 +143,7 @@ class JudgedAhead:
 
     Its work fills the time the syncs wait on their trackers (a quiet Jira answers three
     requests), so such a run takes about as long as the longer of the two, not their sum.
-    The first page that carries evidence stops it before it judges (:meth:`stop`); then
+    The first page that carries records stops it before it judges (:meth:`stop`); then
     :meth:`result` is None, and the run merges what its syncs wrote into the evidence read
     here (:meth:`evidence`) or, past a few thousand items, reads it all again. It judges at
     ``as_of``, set when it starts; the plan's due dates are recorded before it starts
@@ -192,13 +192,13 @@ class JudgedAhead:
 
 
 class _StopAhead:
-    """The run's observer, and the first page that carries evidence stops ``ahead``."""
+    """The run's observer, and the first page that carries records stops ``ahead``."""
 
     def __init__(self, ahead: JudgedAhead, observer: Observer | None) -> None:
         self.ahead, self.observer = ahead, observer
 
     def page(self, source: str, page: Page) -> None:
-        if page.has_evidence:
+        if page.has_records:  # its due dates alone may change nothing: the sync says
             self.ahead.stop()
         if self.observer is not None:
             self.observer.page(source, page)

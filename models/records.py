@@ -204,11 +204,13 @@ class Page(_Record):
     requests: int = 0
 
     @property
-    def has_evidence(self) -> bool:
-        """Whether writing the page changes what the plan is judged from: false for a page
-        that carries only its cursor (and raw payloads, which the judgement never reads)."""
+    def has_records(self) -> bool:
+        """Whether writing the page always changes what the plan is judged from: it carries
+        items, their history, accounts or declarations. Its containers' due dates are
+        written only where they changed (``Store.write_page`` says whether any was); its
+        cursor and raw payloads are never judged from."""
         return bool(self.items or self.changes or self.comments or self.accounts
-                    or self.assignments or self.dues or self.declarations)
+                    or self.assignments or self.declarations)
 
 
 class MeasureValue(_Record):

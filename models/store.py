@@ -716,15 +716,18 @@ class Store:
                 update(SourceState).where(SourceState.source == source).values(**values)
             )
 
-    def write_page(self, page: Page, *, watermark: datetime | None = None) -> None:
-        """Upsert one page; move the watermark forward (never back) in the same transaction."""
+    def write_page(self, page: Page, *, watermark: datetime | None = None) -> bool:
+        """Upsert one page; move the watermark forward (never back) in the same transaction.
+        Whether it wrote anything the plan is judged from (:attr:`Page.has_records`, or a
+        container's due date that changed)."""
         raws = _raw_rows(page.raw)  # compressed before the write lock is taken
         with self.transaction() as connection:
-            self._write(connection, page, raws)
+            wrote = self._write(connection, page, raws)
             if watermark is not None:
                 self._advance(connection, page.source, watermark, len(page.items))
+        return wrote
 
-    def _write(self, connection: Connection, page: Page, raws: list[dict[str, Any]]) -> None:
+    def _write(self, connection: Connection, page: Page, raws: list[dict[str, Any]]) -> bool:
         upsert(connection, ItemRow.__table__, [_item_row(i) for i in page.items],
                 ["source", "key"], newer_only=True)
         # Children of an item come only with a version of it at least as new as the
@@ -738,12 +741,12 @@ class Store:
         upsert(connection, AccountRow.__table__, [a.model_dump() for a in page.accounts],
                 ["source", "account_id"])
         upsert(connection, RawPayloadRow.__table__, raws, ["source", "key"])
-        if page.dues:
-            write_tracker_dues(connection, page.dues)
+        dues = write_tracker_dues(connection, page.dues) if page.dues else []
         if page.declarations:
             upsert(connection, DeclarationRow.__table__,
                    [d.model_dump() for d in page.declarations],
                    ["source", "subject", "declaration_id"])
+        return page.has_records or bool(dues)
 
     def _advance(self, connection: Connection, source: str, watermark: datetime,
                  count: int) -> None:

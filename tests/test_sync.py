@@ -202,6 +202,31 @@ def test_a_sync_says_whether_it_wrote_anything_the_plan_is_judged_from(store: St
     assert sync(T0 + 3 * day + timedelta(hours=1)) is True
 
 
+def test_a_sync_that_sees_the_same_due_dates_changed_nothing(store: Store) -> None:
+    """GitHub and GitLab give their milestones' due dates on every sync: only one that
+    differs from the last the store knows is written, and only that makes the run judge
+    again."""
+    from stratmap.models.records import TrackerDue
+
+    class Dated(ListConnector):
+        due = "2027-03-01"
+
+        def fetch(self, window: Window) -> Iterator[Page]:
+            yield Page(source="t", dues=(TrackerDue(source="t", container="v1.0", at=window.until,
+                                                     origin="seen", to_due=self.due),))
+
+    tracker = Dated([])
+
+    def sync(started: datetime) -> bool:
+        return sync_source(tracker, store, started=started).changed
+
+    assert sync(T0) is True  # the first due date of v1.0
+    assert sync(T0 + timedelta(hours=1)) is False
+    tracker.due = "2027-03-15"
+    assert sync(T0 + timedelta(hours=2)) is True
+    assert sync(T0 + timedelta(hours=3)) is False
+
+
 def test_reconciliation_hides_items_gone_from_the_tracker(store: Store) -> None:
     data = [item(n, updated=T0) for n in range(5)]
 
