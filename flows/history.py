@@ -15,11 +15,17 @@ from datetime import datetime
 from stratmap.flows.measures import plan_evidence
 from stratmap.judgement.evidence import EvidenceIndex
 from stratmap.judgement.history import missing_weeks, reconstruct, sweep
-from stratmap.models.history import Recorded, Snapshot, snapshots_of
+from stratmap.models.history import Recorded, Snapshot, SnapshotPoint, snapshots_of
 from stratmap.models.plan import Plan
 from stratmap.models.records import Evidence
 from stratmap.models.report import Report
-from stratmap.models.store import Store, load_snapshots, save_snapshots, snapshot_moments
+from stratmap.models.store import (
+    Store,
+    load_snapshot_points,
+    load_snapshots,
+    save_snapshots,
+    snapshot_moments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,17 @@ def history(store: Store, plan: Plan, evidence: Evidence, *, until: datetime,
     return sorted([*stored, *extra], key=lambda s: (s.entity, s.as_of))
 
 
+def chart_history(store: Store, plan: Plan, evidence: Evidence, *, until: datetime,
+                  index: EvidenceIndex | None = None) -> list[SnapshotPoint]:
+    """:func:`history`, only what the charts read of each snapshot (:class:`SnapshotPoint`):
+    the stored ones read as that, the reconstructed ones cut down as they are made."""
+    stored = load_snapshot_points(store, plan.name, until=until)
+    extra = reconstruct(plan, evidence, missing_weeks(
+        plan, evidence, until=until, stored=snapshot_moments(store, plan.name), index=index),
+        index=index)
+    return sorted([*stored, *map(SnapshotPoint.of, extra)], key=lambda s: (s.entity, s.as_of))
+
+
 def html_report(plan: Plan, store: Store, report: Report, *,
                 evidence: Evidence | None = None, index: EvidenceIndex | None = None) -> str:
     """The HTML page of ``report``: its history and item links too.
@@ -85,7 +102,7 @@ def html_report(plan: Plan, store: Store, report: Report, *,
     if evidence is None:
         evidence = plan_evidence(store, plan, as_of=report.as_of)
     clock = time.perf_counter()
-    past = history(store, plan, evidence, until=report.as_of, index=index)
+    past = chart_history(store, plan, evidence, until=report.as_of, index=index)
     log.info("read the history: %d snapshots in %.2fs", len(past), time.perf_counter() - clock)
     clock = time.perf_counter()
     page = render(report, history=past, links=item_links(evidence), plan=plan)
@@ -93,4 +110,4 @@ def html_report(plan: Plan, store: Store, report: Report, *,
     return page
 
 
-__all__ = ["history", "html_report", "record_run"]
+__all__ = ["chart_history", "history", "html_report", "record_run"]

@@ -52,7 +52,7 @@ from sqlalchemy.sql.dml import Insert
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
 
-from stratmap.models.history import PLAN, Snapshot
+from stratmap.models.history import PLAN, Snapshot, SnapshotPoint
 from stratmap.models.marks import Mark
 from stratmap.models.records import (
     NO_FIELDS,
@@ -1276,6 +1276,45 @@ def _sqlite_snapshots(store: Store, plan: str, *, until: datetime | None,
                 "origin": shared(r[13], r[13])})
             for r in cursor
         ]
+
+
+def load_snapshot_points(store: Store, plan: str, *,
+                         until: datetime | None = None) -> list[SnapshotPoint]:
+    """:func:`load_snapshots`, only what a chart reads of each (:class:`SnapshotPoint`):
+    the HTML report's history. Read as :func:`_sqlite_snapshots` reads, one object per
+    distinct entity and week."""
+    columns = (SnapshotRow.plan, SnapshotRow.entity, SnapshotRow.as_of, SnapshotRow.progress,
+               SnapshotRow.items_total, SnapshotRow.items_done, SnapshotRow.points_total,
+               SnapshotRow.points_done)
+    query = select(*columns).where(SnapshotRow.plan == plan)
+    if until is not None:
+        query = query.where(SnapshotRow.as_of <= until)
+    query = query.order_by(SnapshotRow.entity, SnapshotRow.as_of)
+    strings: dict[Any, Any] = {}
+    shared = strings.setdefault
+    weeks: dict[Any, datetime] = {}
+    parse = datetime.fromisoformat
+    sqlite = store.engine.dialect.name == "sqlite"
+
+    def week(value: Any) -> datetime:
+        moment = weeks.get(value)
+        if moment is None:  # naive UTC text from SQLite, aware UTC from the others
+            moment = weeks[value] = parse(value + "+00:00") if sqlite else value
+        return moment
+
+    point = SnapshotPoint._make
+    with _bulk(), store.engine.connect() as connection:
+        if sqlite:
+            sql = ("SELECT plan, entity, as_of, progress, items_total, items_done, "
+                   "points_total, points_done FROM snapshots WHERE plan = ?"
+                   + (" AND as_of <= ?" if until is not None else "")
+                   + " ORDER BY entity, as_of")
+            rows: Any = connection.connection.cursor()  # sqlite3's: iterable
+            rows.execute(sql, [plan] if until is None else [plan, _stored_moment(until)])
+        else:
+            rows = connection.execute(query)
+        return [point((shared(r[0], r[0]), shared(r[1], r[1]), week(r[2]), r[3], r[4], r[5],
+                       r[6], r[7])) for r in rows]
 
 
 def snapshot_moments(store: Store, plan: str) -> set[datetime]:

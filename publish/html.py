@@ -39,7 +39,7 @@ from stratmap.publish.charts import Point, burnup_svg, measure_svg, trend_svg, u
 from stratmap.publish.map import LABEL, MapUnavailable, anchors, strategic_map_svg
 
 if TYPE_CHECKING:
-    from stratmap.models.history import Snapshot
+    from stratmap.models.history import Snapshot, SnapshotPoint
     from stratmap.models.plan import Plan
     from stratmap.models.records import Evidence
 
@@ -199,7 +199,7 @@ class Attention:
 class Page:
     """Everything the template shows, computed from the report and its history."""
 
-    def __init__(self, report: Report, *, history: Sequence[Snapshot],
+    def __init__(self, report: Report, *, history: Sequence[Snapshot | SnapshotPoint],
                  links: Mapping[str, str], plan: Plan | None) -> None:
         self.report = report
         self.plan = plan
@@ -441,14 +441,14 @@ class Page:
 class _Series:
     """The history by entity, with the report's own moment as the last point."""
 
-    def __init__(self, report: Report, history: Iterable[Snapshot]) -> None:
+    def __init__(self, report: Report, history: Iterable[Snapshot | SnapshotPoint]) -> None:
         self.as_of = report.as_of
-        self._by_entity: dict[str, dict[datetime, Snapshot]] = defaultdict(dict)
+        self._by_entity: dict[str, dict[datetime, Snapshot | SnapshotPoint]] = defaultdict(dict)
         for snapshot in history:
             if snapshot.plan == report.plan and snapshot.as_of <= report.as_of:
                 self._by_entity[snapshot.entity][snapshot.as_of] = snapshot
 
-    def of(self, entity: str) -> list[Snapshot]:
+    def of(self, entity: str) -> list[Snapshot | SnapshotPoint]:
         return [s for at, s in sorted(self._by_entity.get(entity, {}).items())
                 if at < self.as_of]
 
@@ -500,7 +500,7 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
         return None
 
 
-def render(report: Report, *, history: Sequence[Snapshot] = (),
+def render(report: Report, *, history: Sequence[Snapshot | SnapshotPoint] = (),
            links: Mapping[str, str] | None = None, plan: Plan | None = None) -> str:
     """The HTML page of ``report``, with burn-up charts from ``history``.
 

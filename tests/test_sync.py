@@ -454,8 +454,9 @@ def test_sqlite_reads_snapshots_as_the_generic_path_does(
     same types, as SQLAlchemy's reading, whole and up to a moment (on a week's start and
     between weeks) and for one entity."""
     from stratmap.flows.cli import main
+    from stratmap.models.history import SnapshotPoint
     from stratmap.models.planfile import load_plan
-    from stratmap.models.store import load_snapshots
+    from stratmap.models.store import load_snapshot_points, load_snapshots
     from tests.conftest import EXAMPLES
 
     plan_path = EXAMPLES / "northwind" / "plan.yaml"
@@ -478,9 +479,21 @@ def test_sqlite_reads_snapshots_as_the_generic_path_does(
                 assert list(a.__dict__.items()) == list(b.__dict__.items())
                 assert [type(v) for v in a.__dict__.values()] == [
                     type(v) for v in b.__dict__.values()]
+        # What the charts read of them (the HTML report's history): the same values, in the
+        # same order, through both paths.
+        points = [load_snapshot_points(store, name),
+                  load_snapshot_points(store, name, until=middle.as_of)]
+        monkeypatch.setattr(store.engine.dialect, "name", "sqlite")
+        assert points == [load_snapshot_points(store, name),
+                          load_snapshot_points(store, name, until=middle.as_of)]
+        assert points == [[SnapshotPoint.of(s) for s in fast],
+                          [SnapshotPoint.of(s) for s in fast_cuts[0]]]
+        assert [[type(v) for v in p] for p in points[0]] == [
+            [type(v) for v in SnapshotPoint.of(s)] for s in fast]
     # A week is one moment object and an entity one string, however many rows name them.
     assert len({id(s.as_of) for s in fast}) == len({s.as_of for s in fast})
     assert len({id(s.entity) for s in fast}) == len({s.entity for s in fast})
+    assert len({id(p.as_of) for p in points[0]}) == len({p.as_of for p in points[0]})
 
 
 def test_records_read_from_the_store_share_one_fields_set_per_record_type(
