@@ -97,15 +97,14 @@ PHASES = (("sync", re.compile(r"INFO stratmap\.flows\.run: synced .* ([\d.]+)s \
 """What ``stratmap -v run`` and ``stratmap -v report`` log of each phase's seconds
 (flows/run.py, flows/measures.py, flows/history.py). ``ahead`` is a run's reading and
 judging while its sources sync (``flows.run.JudgedAhead``): beside the sync, not after it."""
-BESIDE = {"ahead"}
-"""Phases that run beside others: not taken from the wall time to find the rest."""
-
-
 def phases(stderr: str, wall: float) -> str:
     """Where a command's time went, from its log: each phase it logged, with its seconds,
-    and the rest (start-up, loading the plan, writing the report)."""
+    and the rest (start-up, loading the plan, writing the report). The judgement ahead runs
+    beside the sync: only what it took past the sync's end is taken from the rest."""
     found = {name: [float(m) for m in pattern.findall(stderr)] for name, pattern in PHASES}
-    rest = wall - sum(sum(times) for name, times in found.items() if name not in BESIDE)
+    ahead, sync = sum(found["ahead"]), sum(found["sync"])
+    rest = wall - sum(sum(times) for name, times in found.items() if name != "ahead") \
+        - max(0.0, ahead - sync)
     return ", ".join([*(f"{name} {sum(times):.1f}s" for name, times in found.items() if times),
                       f"rest {rest:.1f}s"])
 
