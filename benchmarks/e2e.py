@@ -97,6 +97,8 @@ PHASES = (("sync", re.compile(r"INFO stratmap\.flows\.run: synced .* ([\d.]+)s \
 """What ``stratmap -v run`` and ``stratmap -v report`` log of each phase's seconds
 (flows/run.py, flows/measures.py, flows/history.py). ``ahead`` is a run's reading and
 judging while its sources sync (``flows.run.JudgedAhead``): beside the sync, not after it."""
+
+
 def phases(stderr: str, wall: float) -> str:
     """Where a command's time went, from its log: each phase it logged, with its seconds,
     and the rest (start-up, loading the plan, writing the report). The judgement ahead runs

@@ -73,9 +73,7 @@ def history(store: Store, plan: Plan, evidence: Evidence, *, until: datetime,
     from a store that never ran still shows the trend. ``index``: as for :func:`record_run`.
     """
     stored = load_snapshots(store, plan.name, until=until)
-    extra = reconstruct(plan, evidence, missing_weeks(
-        plan, evidence, until=until, stored=snapshot_moments(store, plan.name), index=index),
-        index=index)
+    extra = _unstored_weeks(store, plan, evidence, until=until, index=index)
     return sorted([*stored, *extra], key=lambda s: (s.entity, s.as_of))
 
 
@@ -84,10 +82,16 @@ def chart_history(store: Store, plan: Plan, evidence: Evidence, *, until: dateti
     """:func:`history`, only what the charts read of each snapshot (:class:`SnapshotPoint`):
     the stored ones read as that, the reconstructed ones cut down as they are made."""
     stored = load_snapshot_points(store, plan.name, until=until)
-    extra = reconstruct(plan, evidence, missing_weeks(
+    extra = _unstored_weeks(store, plan, evidence, until=until, index=index)
+    return sorted([*stored, *map(SnapshotPoint.of, extra)], key=lambda s: (s.entity, s.as_of))
+
+
+def _unstored_weeks(store: Store, plan: Plan, evidence: Evidence, *, until: datetime,
+                    index: EvidenceIndex | None) -> list[Snapshot]:
+    """The week-ends up to ``until`` no stored snapshot covers, reconstructed in memory."""
+    return reconstruct(plan, evidence, missing_weeks(
         plan, evidence, until=until, stored=snapshot_moments(store, plan.name), index=index),
         index=index)
-    return sorted([*stored, *map(SnapshotPoint.of, extra)], key=lambda s: (s.entity, s.as_of))
 
 
 def html_report(plan: Plan, store: Store, report: Report, *,

@@ -179,16 +179,20 @@ class JudgedAhead:
 
     def result(self) -> Judged | None:
         """The judgement, once the thread has ended; None if it was stopped or failed."""
-        self._thread.join()
-        judged, self._judged, self._evidence = self._judged, None, None
+        _, judged = self._hand_over()
         return None if self._stopped.is_set() else judged
 
     def evidence(self) -> Evidence | None:
         """The evidence it read, once the thread has ended (stopped or not); None if the
-        read failed. Handed over: not kept here."""
-        self._thread.join()
-        evidence, self._judged, self._evidence = self._evidence, None, None
+        read failed."""
+        evidence, _ = self._hand_over()
         return evidence
+
+    def _hand_over(self) -> tuple[Evidence | None, Judged | None]:
+        """What the thread made, once it has ended; not kept here (a second call: None)."""
+        self._thread.join()
+        made, self._evidence, self._judged = (self._evidence, self._judged), None, None
+        return made
 
 
 class _StopAhead:

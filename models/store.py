@@ -780,7 +780,7 @@ class Store:
         mine = (SelectionRow.source == source, SelectionRow.selector == digest)
         with self.transaction() as connection:
             stored = connection.scalars(select(SelectionRow.key).where(*mine)).all()
-            if len(stored) == len(wanted) and set(stored) == set(wanted):
+            if set(stored) == set(wanted):
                 return False
             connection.execute(delete(SelectionRow).where(*mine))
             rows = [{"source": source, "selector": digest, "key": k} for k in wanted]
@@ -1283,13 +1283,6 @@ def load_snapshot_points(store: Store, plan: str, *,
     """:func:`load_snapshots`, only what a chart reads of each (:class:`SnapshotPoint`):
     the HTML report's history. Read as :func:`_sqlite_snapshots` reads, one object per
     distinct entity and week."""
-    columns = (SnapshotRow.plan, SnapshotRow.entity, SnapshotRow.as_of, SnapshotRow.progress,
-               SnapshotRow.items_total, SnapshotRow.items_done, SnapshotRow.points_total,
-               SnapshotRow.points_done)
-    query = select(*columns).where(SnapshotRow.plan == plan)
-    if until is not None:
-        query = query.where(SnapshotRow.as_of <= until)
-    query = query.order_by(SnapshotRow.entity, SnapshotRow.as_of)
     strings: dict[Any, Any] = {}
     shared = strings.setdefault
     weeks: dict[Any, datetime] = {}
@@ -1312,7 +1305,13 @@ def load_snapshot_points(store: Store, plan: str, *,
             rows: Any = connection.connection.cursor()  # sqlite3's: iterable
             rows.execute(sql, [plan] if until is None else [plan, _stored_moment(until)])
         else:
-            rows = connection.execute(query)
+            query = select(SnapshotRow.plan, SnapshotRow.entity, SnapshotRow.as_of,
+                           SnapshotRow.progress, SnapshotRow.items_total,
+                           SnapshotRow.items_done, SnapshotRow.points_total,
+                           SnapshotRow.points_done).where(SnapshotRow.plan == plan)
+            if until is not None:
+                query = query.where(SnapshotRow.as_of <= until)
+            rows = connection.execute(query.order_by(SnapshotRow.entity, SnapshotRow.as_of))
         return [point((shared(r[0], r[0]), shared(r[1], r[1]), week(r[2]), r[3], r[4], r[5],
                        r[6], r[7])) for r in rows]
 

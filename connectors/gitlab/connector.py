@@ -207,15 +207,15 @@ class GitlabConnector:
         # asked for again (up to four requests an issue, every run) and it is left out.
         stored = window.stored if window.since is not None else {}
         for listing in self._issues(window.since):
-            rows = [row for row in listing.rows if stored.get(self.key(row)) is None
-                    or stored[self.key(row)] != parse_moment(str(row["updated_at"]))]
+            rows = [row for row in listing.rows if not stored
+                    or stored.get(self.key(row)) != parse_moment(str(row["updated_at"]))]
             count = RequestCount(listing.requests)
             details = fan_out(functools.partial(self._details, count=count), rows,
                               workers=self.concurrency)
             page = self._page(rows, details, listing, count.value)
             if len(rows) < len(listing.rows):  # the watermark may pass what was left out
-                top = max(parse_moment(str(row["updated_at"])) for row in listing.rows)
-                page = page.model_copy(update={"cursor": max(page.cursor or top, top)})
+                page = page.model_copy(update={"cursor": max(
+                    parse_moment(str(row["updated_at"])) for row in listing.rows)})
             yield page
 
     def resolve(self, selector: dict[str, object]) -> frozenset[str] | None:
